@@ -1,0 +1,2 @@
+"""Importing this package registers every built-in module family."""
+from . import shared, yolov5  # noqa: F401

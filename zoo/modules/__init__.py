@@ -1,2 +1,8 @@
-"""Importing this package registers every built-in module family."""
-from . import shared, yolov5  # noqa: F401
+"""Importing this package registers every built-in module family (one file per family)."""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+for _info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+    importlib.import_module(f"{__name__}.{_info.name}")

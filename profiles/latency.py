@@ -1,0 +1,146 @@
+"""Latency with the hygiene of timm's benchmark: warm-up by time and count, fixed threads,
+inference mode, CUDA synchronisation, median/p90/CV over repeated timed runs.
+
+On these CPUs the first seconds of a fresh process can be 10-50x slower, so warm-up runs until both
+`warmup_runs` and `warmup_s` are reached. One thread by default: rankings are stable to 1-4% there.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    median_ms: float
+    p90_ms: float
+    mean_ms: float
+    cv: float  # standard deviation / mean of the timed runs
+    runs: int
+    warmup_runs: int
+    threads: int
+    device: str
+    loadavg: tuple[float, float, float] | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"median": round(self.median_ms, 4), "p90": round(self.p90_ms, 4), "cv": round(self.cv, 4)}
+
+
+def summarize(samples_ms: list[float], *, warmup_runs: int, threads: int, device: str) -> LatencyStats:
+    xs = sorted(samples_ms)
+    mean = statistics.fmean(xs)
+    sd = statistics.pstdev(xs) if len(xs) > 1 else 0.0
+    return LatencyStats(median_ms=statistics.median(xs), p90_ms=percentile(xs, 90), mean_ms=mean,
+                        cv=sd / mean if mean > 0 else 0.0, runs=len(xs), warmup_runs=warmup_runs,
+                        threads=threads, device=device, loadavg=loadavg())
+
+
+def percentile(sorted_xs: list[float], q: float) -> float:
+    """Linear-interpolated percentile of an already sorted list."""
+    if not sorted_xs:
+        raise ValueError("no samples")
+    pos = (len(sorted_xs) - 1) * q / 100
+    lo = int(pos)
+    hi = min(lo + 1, len(sorted_xs) - 1)
+    return sorted_xs[lo] + (sorted_xs[hi] - sorted_xs[lo]) * (pos - lo)
+
+
+def loadavg() -> tuple[float, float, float] | None:
+    try:
+        return os.getloadavg()
+    except OSError:
+        return None
+
+
+@contextlib.contextmanager
+def thread_count(threads: int) -> Iterator[None]:
+    """Run with `threads` intra-op threads, restoring the previous setting after."""
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_callable(fn: Callable[[], Any], *, device: torch.device, runs: int = 30, warmup_runs: int = 5,
+                  warmup_s: float = 1.0, max_warmup_s: float = 30.0) -> tuple[list[float], int]:
+    """Warm up (both count and time), then time `runs` calls; returns (samples in ms, warm-up runs)."""
+    start = time.perf_counter()
+    done = 0
+    while done < warmup_runs or (time.perf_counter() - start < warmup_s
+                                 and time.perf_counter() - start < max_warmup_s):
+        fn()
+        _sync(device)
+        done += 1
+    samples = []
+    for _ in range(runs):
+        _sync(device)
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        samples.append((time.perf_counter() - t0) * 1000.0)
+    return samples, done
+
+
+def measure_latency(model: nn.Module, *, imgsz: int = 640, batch: int = 1, device: str = "cpu",
+                    dtype: torch.dtype = torch.float32, threads: int = 1, runs: int = 30,
+                    warmup_runs: int = 5, warmup_s: float = 1.0) -> LatencyStats:
+    """End-to-end latency of `model` (moved to device/dtype, eval mode) on a random image batch."""
+    if runs < 1:
+        raise ValueError(f"runs must be >= 1, got {runs}")
+    dev = torch.device(device)
+    model = model.to(device=dev, dtype=dtype).eval()
+    x = torch.randn(batch, _in_channels(model), imgsz, imgsz, device=dev, dtype=dtype)
+    with thread_count(threads), torch.inference_mode():
+        samples, warm = time_callable(lambda: model(x), device=dev, runs=runs, warmup_runs=warmup_runs,
+                                      warmup_s=warmup_s)
+    return summarize(samples, warmup_runs=warm, threads=threads, device=str(dev))
+
+
+def measure_row_latency(model: nn.Module, *, imgsz: int = 640, batch: int = 1, device: str = "cpu",
+                        dtype: torch.dtype = torch.float32, threads: int = 1, runs: int = 30,
+                        warmup_runs: int = 5, warmup_s: float = 1.0) -> dict[int, LatencyStats]:
+    """Per-row latency of a ZooModel: each row timed around its call inside the same forward passes."""
+    dev = torch.device(device)
+    model = model.to(device=dev, dtype=dtype).eval()
+    x = torch.randn(batch, _in_channels(model), imgsz, imgsz, device=dev, dtype=dtype)
+    samples: dict[int, list[float]] = {}
+    recording = [False]
+
+    def hook(index: int, module: nn.Module, inp: Any) -> Any:
+        if not recording[0]:
+            return module(inp)
+        _sync(dev)
+        t0 = time.perf_counter()
+        out = module(inp)
+        _sync(dev)
+        samples.setdefault(index, []).append((time.perf_counter() - t0) * 1000.0)
+        return out
+
+    with thread_count(threads), torch.inference_mode():
+        _, warm = time_callable(lambda: model.run(x, hook), device=dev, runs=0, warmup_runs=warmup_runs,
+                                warmup_s=warmup_s)
+        recording[0] = True
+        for _ in range(runs):
+            model.run(x, hook)
+    return {i: summarize(s, warmup_runs=warm, threads=threads, device=str(dev)) for i, s in samples.items()}
+
+
+def _in_channels(model: nn.Module) -> int:
+    cfg = getattr(model, "config", None)
+    return int(getattr(cfg, "ch", 3))

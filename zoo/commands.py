@@ -39,12 +39,13 @@ def _validate_args(p: argparse.ArgumentParser) -> None:
 
 
 def _validate_run(args: argparse.Namespace) -> int:
-    from profiles import report
     from .builder import build_model
     from .lint import lint_model
 
-    for cfg in args.configs:
-        model = build_model(cfg, scale=args.scale, nc=args.nc, device="meta")
+    models = [build_model(cfg, scale=args.scale, nc=args.nc, device="meta") for cfg in args.configs]
+    from profiles import report
+
+    for model in models:
         report.print_validated(model, lint_model(model))
     return 0
 

@@ -285,7 +285,7 @@ def _row(item: Any, index: int, section: str, line: int | None, path: str,
     for x in (from_,) if isinstance(from_, int) else from_:
         target = index + x if x < 0 else x
         if x >= 0 and x >= index:
-            raise err(f"'from' {x} points forward (a row can only read earlier rows)", module)
+            raise err(f"'from' {x} points at this row or forward (a row can only read earlier rows)", module)
         if target < -1:
             raise err(f"'from' {x} is out of range (row {index} can read rows 0..{index - 1} "
                       f"or -1 for the previous row)", module)

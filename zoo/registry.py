@@ -11,7 +11,7 @@ import inspect
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from torch import nn
 
@@ -31,6 +31,8 @@ class ModuleSpec:
     rule: Rule
     io: str
     repeat: str  # "inside": the module takes n; "chain": n copies in sequence
+    example: tuple[Any, ...] | None = None  # (from, args) of a row the contract tests build
+
 
     @property
     def signature(self) -> inspect.Signature:
@@ -82,11 +84,14 @@ REGISTRY = Registry()
 
 
 def register_module(name: str | None = None, *, family: str = SHARED, io: str | Rule = "out_arg",
-                    repeat: str = "chain") -> Callable[[type[nn.Module]], type[nn.Module]]:
+                    repeat: str = "chain", example: tuple[Any, ...] | None = None
+                    ) -> Callable[[type[nn.Module]], type[nn.Module]]:
     """Class decorator: `@register_module("C3", family="yolov5", io="out_arg", repeat="inside")`.
 
     `io` is a rule name of `zoo.rules` (out_arg, same, concat, in_arg) or a callable taking a
     RowContext and returning a Resolved; the registration is the only place a block's channel rule lives.
+    `example` is a `(from, args)` row the contract tests build on a small test backbone (rows 2, 3, 4 at
+    strides 8, 16, 32); blocks used by a built-in config are tested there and may omit it.
     """
     if repeat not in ("inside", "chain"):
         raise ValueError(f"repeat must be 'inside' or 'chain', got {repeat!r}")
@@ -98,15 +103,16 @@ def register_module(name: str | None = None, *, family: str = SHARED, io: str | 
         rule, io_name = io, rule_name(io)
 
     def wrap(cls: type[nn.Module]) -> type[nn.Module]:
-        REGISTRY.add(ModuleSpec(name or cls.__name__, family, cls, rule, io_name, repeat))
+        REGISTRY.add(ModuleSpec(name or cls.__name__, family, cls, rule, io_name, repeat, example))
         return cls
 
     return wrap
 
 
-def register_layer(cls: type[nn.Module], name: str, io: str | Rule = "same") -> None:
+def register_layer(cls: type[nn.Module], name: str, io: str | Rule = "same",
+                   example: tuple[Any, ...] | None = None) -> None:
     """Register an existing class (e.g. torch's nn.Upsample) under a config name."""
-    register_module(name, family=SHARED, io=io)(cls)
+    register_module(name, family=SHARED, io=io, example=example)(cls)
 
 
 def load_plugin(path: str | Path) -> None:

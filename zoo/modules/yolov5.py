@@ -45,7 +45,8 @@ def batch_norm(c: int) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(c, eps=BN_EPS, momentum=BN_MOMENTUM)
 
 
-@register_module("Conv", family=FAMILY, io="out_arg")
+@register_module("Conv", family=FAMILY, io="out_arg",
+                 example=(-1, [32, 3, 2]))
 class Conv(nn.Module):
     """Conv2d (no bias) + BatchNorm2d + activation (SiLU unless the config's `activation:`)."""
 
@@ -65,7 +66,8 @@ class Conv(nn.Module):
             self.bn = nn.Identity()
 
 
-@register_module("DWConv", family=FAMILY, io="out_arg")
+@register_module("DWConv", family=FAMILY, io="out_arg",
+                 example=(-1, [64, 5, 1]))
 class DWConv(Conv):
     """Depth-wise Conv: groups = gcd(c1, c2)."""
 
@@ -73,7 +75,8 @@ class DWConv(Conv):
         super().__init__(c1, c2, k, s, g=math.gcd(c1, c2), d=d, act=act)
 
 
-@register_module("Focus", family=FAMILY, io="out_arg")
+@register_module("Focus", family=FAMILY, io="out_arg",
+                 example=(-1, [32, 3]))
 class Focus(nn.Module):
     """Space-to-depth (4 pixel phases on channels) then Conv(4*c1, c2)."""
 
@@ -87,7 +90,8 @@ class Focus(nn.Module):
         return self.conv(torch.cat(phases, 1))
 
 
-@register_module("Bottleneck", family=FAMILY, io="out_arg")
+@register_module("Bottleneck", family=FAMILY, io="out_arg",
+                 example=(-1, [64]))
 class Bottleneck(nn.Module):
     """1x1 then 3x3 Conv, residual when shortcut and c1 == c2."""
 
@@ -103,7 +107,8 @@ class Bottleneck(nn.Module):
         return x + y if self.add else y
 
 
-@register_module("BottleneckCSP", family=FAMILY, io="out_arg", repeat="inside")
+@register_module("BottleneckCSP", family=FAMILY, io="out_arg", repeat="inside",
+                 example=(-1, [64, True]))
 class BottleneckCSP(nn.Module):
     """CSP bottleneck (CSPNet): bare 1x1 convs on both paths, BN + act on the concat."""
 
@@ -125,7 +130,8 @@ class BottleneckCSP(nn.Module):
         return self.cv4(self.act(self.bn(torch.cat((y1, y2), 1))))
 
 
-@register_module("CrossConv", family=FAMILY, io="out_arg")
+@register_module("CrossConv", family=FAMILY, io="out_arg",
+                 example=(-1, [64, 3, 1, 1, 1.0, True]))
 class CrossConv(nn.Module):
     """(1,k) then (k,1) Conv, residual when shortcut and c1 == c2."""
 
@@ -142,7 +148,8 @@ class CrossConv(nn.Module):
         return x + y if self.add else y
 
 
-@register_module("C3", family=FAMILY, io="out_arg", repeat="inside")
+@register_module("C3", family=FAMILY, io="out_arg", repeat="inside",
+                 example=(-1, [64]))
 class C3(nn.Module):
     """CSP with 3 convs: n bottlenecks on cv1's path, concatenated with cv2's, fused by cv3."""
 
@@ -162,7 +169,8 @@ class C3(nn.Module):
         return self.cv3(torch.cat((self.m(self.cv1(x)), self.cv2(x)), 1))
 
 
-@register_module("C3x", family=FAMILY, io="out_arg", repeat="inside")
+@register_module("C3x", family=FAMILY, io="out_arg", repeat="inside",
+                 example=(-1, [64]))
 class C3x(C3):
     """C3 with cross convolutions."""
 
@@ -205,7 +213,8 @@ class TransformerBlock(nn.Module):
         return self.tr(p + self.linear(p)).permute(1, 2, 0).reshape(b, self.c2, h, w)
 
 
-@register_module("C3TR", family=FAMILY, io="out_arg", repeat="inside")
+@register_module("C3TR", family=FAMILY, io="out_arg", repeat="inside",
+                 example=(-1, [64]))
 class C3TR(C3):
     """C3 whose inner path is a 4-head TransformerBlock of n layers."""
 
@@ -213,7 +222,8 @@ class C3TR(C3):
         return TransformerBlock(c_, c_, 4, n)
 
 
-@register_module("SPP", family=FAMILY, io="out_arg")
+@register_module("SPP", family=FAMILY, io="out_arg",
+                 example=(-1, [64, [5, 9, 13]]))
 class SPP(nn.Module):
     """Spatial pyramid pooling: parallel same-size max-pools, concatenated."""
 
@@ -229,7 +239,8 @@ class SPP(nn.Module):
         return self.cv2(torch.cat([x] + [m(x) for m in self.m], 1))
 
 
-@register_module("SPPF", family=FAMILY, io="out_arg")
+@register_module("SPPF", family=FAMILY, io="out_arg",
+                 example=(-1, [64, 5]))
 class SPPF(nn.Module):
     """SPP-Fast: one max-pool applied three times in sequence (same output as SPP(5, 9, 13))."""
 
@@ -247,7 +258,8 @@ class SPPF(nn.Module):
         return self.cv2(torch.cat((x, y1, y2, self.m(y2)), 1))
 
 
-@register_module("C3SPP", family=FAMILY, io="out_arg")
+@register_module("C3SPP", family=FAMILY, io="out_arg",
+                 example=(-1, [64, [5, 9, 13]]))
 class C3SPP(C3):
     """C3 whose inner path is an SPP (YOLOv5 does not insert n for it)."""
 
@@ -260,7 +272,8 @@ class C3SPP(C3):
         return SPP(c_, c_, self._k)
 
 
-@register_module("GhostConv", family=FAMILY, io="out_arg")
+@register_module("GhostConv", family=FAMILY, io="out_arg",
+                 example=(-1, [64, 3, 2]))
 class GhostConv(nn.Module):
     """Ghost convolution (GhostNet): half the outputs from a conv, half from a cheap 5x5 depthwise."""
 
@@ -275,7 +288,8 @@ class GhostConv(nn.Module):
         return torch.cat((y, self.cv2(y)), 1)
 
 
-@register_module("GhostBottleneck", family=FAMILY, io="out_arg")
+@register_module("GhostBottleneck", family=FAMILY, io="out_arg",
+                 example=(-1, [64, 3, 2]))
 class GhostBottleneck(nn.Module):
     """GhostConv -> (depthwise s2) -> GhostConv, with a conv shortcut when strided."""
 
@@ -293,7 +307,8 @@ class GhostBottleneck(nn.Module):
         return self.conv(x) + self.shortcut(x)
 
 
-@register_module("C3Ghost", family=FAMILY, io="out_arg", repeat="inside")
+@register_module("C3Ghost", family=FAMILY, io="out_arg", repeat="inside",
+                 example=(-1, [64]))
 class C3Ghost(C3):
     """C3 with GhostBottlenecks."""
 
@@ -317,7 +332,8 @@ def _gain_rule(grow: bool):
     return rule
 
 
-@register_module("Contract", family=FAMILY, io=_gain_rule(True))
+@register_module("Contract", family=FAMILY, io=_gain_rule(True),
+                 example=(-1, [2]))
 class Contract(nn.Module):
     """Space to depth: (b, c, h, w) -> (b, c*g*g, h/g, w/g)."""
 
@@ -332,7 +348,8 @@ class Contract(nn.Module):
         return x.view(b, c * s * s, h // s, w // s)
 
 
-@register_module("Expand", family=FAMILY, io=_gain_rule(False))
+@register_module("Expand", family=FAMILY, io=_gain_rule(False),
+                 example=(-1, [2]))
 class Expand(nn.Module):
     """Depth to space: (b, c, h, w) -> (b, c/g/g, h*g, w*g)."""
 
@@ -347,7 +364,8 @@ class Expand(nn.Module):
         return x.view(b, c // s ** 2, h * s, w * s)
 
 
-@register_module("Concat", family=FAMILY, io="concat")
+@register_module("Concat", family=FAMILY, io="concat",
+                 example=([-1, 4], [1]))
 class Concat(nn.Module):
     """Concatenate a list of tensors along a dimension (channels by default)."""
 
@@ -385,7 +403,8 @@ def detect_rule(ctx: RowContext) -> Resolved:
 detect_rule.__name__ = "multi_in"
 
 
-@register_module("Detect", family=FAMILY, io=detect_rule)
+@register_module("Detect", family=FAMILY, io=detect_rule,
+                 example=([2, 3, 4], ["nc", "anchors"]))
 class Detect(nn.Module):
     """YOLOv5 anchor-based head: one 1x1 conv per level, boxes decoded in eval mode."""
 
@@ -483,7 +502,8 @@ class Proto(nn.Module):
         return self.cv3(self.cv2(self.upsample(self.cv1(x))))
 
 
-@register_module("Segment", family=FAMILY, io=segment_rule)
+@register_module("Segment", family=FAMILY, io=segment_rule,
+                 example=([2, 3, 4], ["nc", "anchors", 32, 64]))
 class Segment(Detect):
     """Detect plus nm mask coefficients per anchor and a Proto branch on the first level."""
 

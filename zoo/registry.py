@@ -115,11 +115,16 @@ def register_layer(cls: type[nn.Module], name: str, io: str | Rule = "same",
     register_module(name, family=SHARED, io=io, example=example)(cls)
 
 
+_LOADED_PLUGINS: set[Path] = set()
+
+
 def load_plugin(path: str | Path) -> None:
-    """Import a user file whose decorated classes register themselves (`--plugin FILE`)."""
+    """Import a user file whose decorated classes register themselves (`--plugin FILE`); once per file."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(str(p), "plugin file not found")
+    if p.resolve() in _LOADED_PLUGINS:
+        return
     spec = importlib.util.spec_from_file_location(f"zoo_plugin_{p.stem}", p)
     if spec is None or spec.loader is None:
         raise ConfigError(str(p), "cannot import plugin (not a Python file?)")
@@ -130,6 +135,9 @@ def load_plugin(path: str | Path) -> None:
         raise ConfigError(str(p), str(e)) from None
     except SyntaxError as e:
         raise ConfigError(str(p), f"syntax error: {e.msg}", line=e.lineno) from None
+    except ImportError as e:
+        raise ConfigError(str(p), f"plugin import failed: {e}") from None
+    _LOADED_PLUGINS.add(p.resolve())
 
 
 _ENTRY_POINTS_LOADED = False

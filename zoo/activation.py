@@ -56,17 +56,22 @@ def parse_activation(text: object) -> Activation:
 
 
 DEFAULT = Activation()
-_current: contextvars.ContextVar[Activation] = contextvars.ContextVar("zoo_activation", default=DEFAULT)
+_current: contextvars.ContextVar[nn.Module | None] = contextvars.ContextVar("zoo_activation", default=None)
 
 
 def default_activation() -> nn.Module:
-    """A fresh instance of the activation in force for the model being built."""
-    return _current.get().make()
+    """The activation in force for the model being built.
+
+    Inside a build it is one stateless instance shared by every Conv, as in YOLOv5 (so its summary's
+    layer count, which counts distinct modules, is the same); outside a build a fresh SiLU.
+    """
+    shared = _current.get()
+    return shared if shared is not None else DEFAULT.make()
 
 
 @contextlib.contextmanager
 def activation_scope(act: Activation | None) -> Iterator[None]:
-    token = _current.set(act or DEFAULT)
+    token = _current.set((act or DEFAULT).make())
     try:
         yield
     finally:

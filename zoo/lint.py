@@ -1,17 +1,138 @@
-"""Shape lint: warnings for configs that silently do something other than they seem to."""
+"""Shape lint: warnings (never errors) for configs that silently do something other than they seem to.
+
+Checks are data-driven, not per-module branches:
+- shortcut: a row asks for a residual shortcut (its constructor's `shortcut` argument is true, given or
+  by default) and a block inside it dropped the add because its input and output widths differ. Blocks
+  say whether they add through a boolean `add` attribute (YOLOv5's and Ultralytics' convention, which our
+  blocks follow); widths are read from one forward pass of that row alone on its probe-size input.
+- anchor strides: an anchor-based head (a module holding an `anchors` table per level) reads levels at
+  strides other than the ones the anchors are written for; YOLOv5 writes anchor level i for stride
+  8 * 2**i (P3/8 first), which `ANCHOR_BASE_STRIDE` states once.
+"""
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
+from typing import Any
 
-from .graph import ZooModel
+import torch
+from torch import nn
+
+from .graph import LayerInfo, ZooModel
+
+ANCHOR_BASE_STRIDE = 8  # the stride YOLOv5's first anchor level is written for (P3/8)
+SHORTCUT_ARG = "shortcut"
+ADD_FLAG = "add"
 
 
 @dataclass(frozen=True)
 class LintWarning:
     row: int | None
     text: str
+    code: str = ""  # "shortcut-disabled", "anchor-strides"
 
 
 def lint_model(model: ZooModel) -> tuple[LintWarning, ...]:
-    """Checks that need the built graph (filled in by the module-family work)."""
-    return ()
+    """All lint warnings of a built model, in row order."""
+    warnings: list[LintWarning] = []
+    for info, module in zip(model.layers, model.model):
+        warnings.extend(_shortcut_warnings(model, info, module))
+        warnings.extend(_anchor_warnings(model, info, module))
+    return tuple(warnings)
+
+
+# -- residual shortcuts ------------------------------------------------------------------------------
+
+def _asks_for_shortcut(module: nn.Module, info: LayerInfo) -> bool:
+    """True when the row's constructor call has a true `shortcut` argument (written or by default)."""
+    block = module[0] if isinstance(module, nn.Sequential) and len(module) and info.repeats > 1 else module
+    try:
+        bound = inspect.signature(type(block)).bind(*info.args)
+    except TypeError:
+        return False
+    bound.apply_defaults()
+    return bool(bound.arguments.get(SHORTCUT_ARG, False))
+
+
+def _shortcut_warnings(model: ZooModel, info: LayerInfo, module: nn.Module) -> list[LintWarning]:
+    flagged = [(name, m) for name, m in module.named_modules() if getattr(m, ADD_FLAG, None) is False]
+    if not flagged or not _asks_for_shortcut(module, info):
+        return []
+    widths = _block_widths(model, info, module, [m for _, m in flagged])
+    out = []
+    for name, m in flagged:
+        c_in, c_out = widths.get(id(m), (None, None))
+        if c_in is None or c_in == c_out:
+            continue
+        where = f" in {type(m).__name__} {name}" if name else ""
+        out.append(LintWarning(info.index, f"{info.module}: residual shortcut disabled{where}: "
+                               f"input has {c_in} channels, output {c_out} (shortcut=True has no effect)",
+                               "shortcut-disabled"))
+    return out
+
+
+def _row_input(model: ZooModel, info: LayerInfo, device: torch.device, dtype: torch.dtype) -> Any:
+    """Zeros shaped like the row's inputs at the builder's probe size."""
+    def one(s: int) -> torch.Tensor:
+        if s < 0:
+            side = int(model.layers[0].out_shape[-1] * (model.layers[0].stride or 1)) \
+                if model.layers[0].out_shape else 256
+            return torch.zeros(1, model.config.ch, side, side, device=device, dtype=dtype)
+        shape = model.layers[s].out_shape
+        if shape is None:
+            raise ValueError("reads a head")
+        return torch.zeros(1, *shape[1:], device=device, dtype=dtype)
+
+    feed = [one(s) for s in info.sources]
+    return feed if info.multi_input else feed[0]
+
+
+def _block_widths(model: ZooModel, info: LayerInfo, module: nn.Module,
+                  blocks: list[nn.Module]) -> dict[int, tuple[int, int]]:
+    """Input/output channels of each block, from one forward pass of this row alone."""
+    param = next(module.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
+    widths: dict[int, tuple[int, int]] = {}
+
+    def hook(m: nn.Module, args: tuple[Any, ...], out: Any) -> None:
+        x = args[0] if args else None
+        if isinstance(x, torch.Tensor) and isinstance(out, torch.Tensor) and x.dim() == out.dim() == 4:
+            widths[id(m)] = (int(x.shape[1]), int(out.shape[1]))
+
+    handles = [b.register_forward_hook(hook) for b in blocks]
+    was_training = module.training
+    try:
+        module.eval()
+        with torch.no_grad():
+            module(_row_input(model, info, device, dtype))
+    except Exception:  # noqa: BLE001  lint never fails a build; no widths means no warning
+        return {}
+    finally:
+        module.train(was_training)
+        for h in handles:
+            h.remove()
+    return widths
+
+
+# -- anchor strides ----------------------------------------------------------------------------------
+
+def _anchor_warnings(model: ZooModel, info: LayerInfo, module: nn.Module) -> list[LintWarning]:
+    anchors = getattr(module, "anchors", None)
+    if info.out_channels is not None or not isinstance(anchors, torch.Tensor) or anchors.dim() != 3:
+        return []
+    if not isinstance(model.config.anchors, list):  # an int: anchors are evolved for the data, any stride
+        return []
+    strides = [model.layers[s].stride for s in info.sources if s >= 0]
+    if len(strides) != len(model.config.anchors) or any(s is None for s in strides):
+        return []
+    written = [ANCHOR_BASE_STRIDE * 2 ** i for i in range(len(strides))]
+    if [float(s) for s in strides] == [float(w) for w in written]:
+        return []
+    return [LintWarning(info.index, f"{info.module} reads levels at strides {_strides(strides)} but its "
+                        f"anchors are written for strides {_strides(written)} (P3/8 first): objects are "
+                        f"assigned to coarser levels than the anchors assume", "anchor-strides")]
+
+
+def _strides(values: list[Any]) -> str:
+    return "/".join(str(int(v)) if float(v).is_integer() else f"{float(v):g}" for v in values)

@@ -1,0 +1,215 @@
+"""Config surgery: insert, replace or delete a row of a YAML config and keep every `from` pointing at
+the same layer.
+
+Works on the plain YAML data (the mapping `yaml.safe_load` gives) and returns new data; the input is
+never changed. Rows are numbered globally, backbone then head, as the model summary numbers them.
+Renumbering rules:
+- insert after I: the new row goes into I's section at I+1 and reads I through its own `from`; the row
+  that read I through `-1` (the old row I+1) now reads the new row (the chain). Every other reference
+  keeps its layer: absolute indices above I grow by one, relative ones that span the insertion grow too.
+- delete I: references above I shrink by one. A `-1` that pointed at I points at I's input when I had
+  exactly one; any other reference to I is an error that names the reading row.
+- replace I: numbering is unchanged; the new row's `from` is read relative to I.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import yaml
+
+from .errors import ConfigError
+
+SECTIONS = ("backbone", "head")
+IMAGE = -1  # a resolved source of -1 is the input image
+
+
+@dataclass(frozen=True)
+class _Slot:
+    section: str
+    row: list[Any]
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    """Read a config file with yaml.safe_load (a built-in name is resolved to its file)."""
+    p = Path(path)
+    if not p.is_file():
+        from .config import builtin_names
+
+        names = builtin_names()
+        if str(path) not in names:
+            raise ConfigError(str(path), "no such config file or built-in config")
+        p = names[str(path)][0]
+    try:
+        data = yaml.safe_load(p.read_text())
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(str(path), f"cannot read: {e}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(str(path), f"YAML syntax error: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("backbone"), list):
+        raise ConfigError(str(path), "a config must be a mapping with a 'backbone' list of rows")
+    return data
+
+
+def parse_row(text: str, *, file: str | None = None) -> list[Any]:
+    """A `--row` text such as "[-1, 2, GhostModuleV3, [512, 3]]", read with yaml.safe_load only."""
+    try:
+        row = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(file or "--row", f"not a YAML row: {str(e).splitlines()[0]}") from None
+    return _check_row(row, file or "--row", None)
+
+
+def dumps(data: Mapping[str, Any], *, header: str | None = None) -> str:
+    """Readable YAML: top-level keys in order, one flow-style row per line with its global index."""
+    out: list[str] = [f"# {line}".rstrip() for line in (header or "").splitlines()]
+    index = 0
+    for key, value in data.items():
+        if key in SECTIONS and isinstance(value, list):
+            out.append(f"{key}:")
+            rows = [_flow(row) for row in value]
+            width = max((len(r) for r in rows), default=0)
+            for text in rows:
+                out.append(f"  - {text.ljust(width)}  # {index}")
+                index += 1
+        else:
+            leaf = not isinstance(value, (list, dict))  # flow style only inside collections
+            out.append(yaml.safe_dump({key: value}, sort_keys=False, default_flow_style=False if leaf else None,
+                                       width=float("inf")).rstrip())
+    return "\n".join(out) + "\n"
+
+
+def save(data: Mapping[str, Any], path: str | Path, *, header: str | None = None) -> None:
+    Path(path).write_text(dumps(data, header=header))
+
+
+def insert_after(data: Mapping[str, Any], index: int, row: list[Any], *,
+                 file: str | None = None) -> dict[str, Any]:
+    """New data with `row` at index+1, in row `index`'s section, chained after it."""
+    slots = _slots(data, file)
+    _check_index(index, slots, file)
+    new_pos = index + 1
+    row = _check_row(copy.deepcopy(row), file, new_pos)
+
+    def move(pos: int, f: int) -> int:
+        old = pos + f if f < 0 else f
+        if pos == index + 1 and f == -1:  # the chain: the old next row now reads the inserted one
+            return -1
+        new_target = old + 1 if old > index else old
+        return new_target - (pos + 1) if f < 0 else new_target
+
+    out = [_Slot(s.section, _renumber(s.row, lambda f, p=pos: move(p, f))) if pos > index else s
+           for pos, s in enumerate(slots)]
+    out.insert(new_pos, _Slot(slots[index].section, row))
+    return _assemble(data, out)
+
+
+def replace(data: Mapping[str, Any], index: int, row: list[Any], *, file: str | None = None) -> dict[str, Any]:
+    """New data with row `index` replaced; nothing else changes."""
+    slots = _slots(data, file)
+    _check_index(index, slots, file)
+    slots[index] = _Slot(slots[index].section, _check_row(copy.deepcopy(row), file, index))
+    return _assemble(data, slots)
+
+
+def delete(data: Mapping[str, Any], index: int, *, file: str | None = None) -> dict[str, Any]:
+    """New data without row `index`; its readers are re-pointed or named in a ConfigError."""
+    slots = _slots(data, file)
+    _check_index(index, slots, file)
+    gone = slots[index]
+    froms = _froms(gone.row[0])
+    single = (index + froms[0] if froms[0] < 0 else froms[0]) if len(froms) == 1 else None
+    section_rows = sum(s.section == gone.section for s in slots)
+    if section_rows == 1:
+        raise ConfigError(file, f"deleting it would leave the {gone.section} empty", row=index,
+                          module=str(gone.row[2]))
+
+    def move(pos: int, f: int) -> int:
+        old = pos + f if f < 0 else f
+        new_pos = pos - 1
+        if old == index:
+            if f == -1 and single is not None:
+                return single - new_pos
+            reason = ("it has several inputs" if f == -1 else
+                      "only a -1 can follow a deleted row to its input")
+            raise ConfigError(file, f"row {pos} ({slots[pos].row[2]}) reads this row through from {f}; "
+                              f"{reason}: point row {pos} elsewhere first", row=index, module=str(gone.row[2]))
+        new_target = old - 1 if old > index else old
+        return new_target - new_pos if f < 0 else new_target
+
+    out = [_Slot(s.section, _renumber(s.row, lambda f, p=pos: move(p, f))) if pos > index else s
+           for pos, s in enumerate(slots) if pos != index]
+    return _assemble(data, out)
+
+
+# -- helpers -----------------------------------------------------------------------------------------
+
+def _flow(row: Any) -> str:
+    return yaml.safe_dump(row, default_flow_style=True, width=float("inf")).strip()
+
+
+def _froms(f: Any) -> list[int]:
+    return [f] if isinstance(f, int) else list(f)
+
+
+def _renumber(row: list[Any], move: Callable[[int], int]) -> list[Any]:
+    f = row[0]
+    new_from: Any = move(f) if isinstance(f, int) else [move(x) for x in f]
+    return [new_from, *copy.deepcopy(row[1:])]
+
+
+def _slots(data: Mapping[str, Any], file: str | None) -> list[_Slot]:
+    if not isinstance(data, Mapping) or not isinstance(data.get("backbone"), list):
+        raise ConfigError(file, "a config must be a mapping with a 'backbone' list of rows")
+    slots: list[_Slot] = []
+    for section in SECTIONS:
+        rows = data.get(section)
+        if rows is None:
+            continue
+        if not isinstance(rows, list):
+            raise ConfigError(file, f"{section} must be a list of [from, repeats, module, args] rows")
+        for row in rows:
+            slots.append(_Slot(section, _check_row(copy.deepcopy(row), file, len(slots))))
+    return slots
+
+
+def _check_index(index: Any, slots: list[_Slot], file: str | None) -> None:
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(slots):
+        raise ConfigError(file, f"row {index!r} does not exist (the config has rows 0..{len(slots) - 1})")
+
+
+def _check_row(row: Any, file: str | None, index: int | None) -> list[Any]:
+    """A row is [from, repeats, module, args]; `from` may not point forward or before the image."""
+    def err(text: str) -> ConfigError:
+        return ConfigError(file, text, row=index)
+
+    if not isinstance(row, list) or len(row) != 4:
+        raise err(f"a row must be [from, repeats, module, args], got {row!r}")
+    f, n, module, args = row
+    if isinstance(f, bool) or not (isinstance(f, int) or (isinstance(f, list) and f and all(
+            isinstance(x, int) and not isinstance(x, bool) for x in f))):
+        raise err(f"'from' must be an int or a non-empty list of ints, got {f!r}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise err(f"repeats must be an integer >= 1, got {n!r}")
+    if not isinstance(module, str) or not module:
+        raise err(f"module must be a name, got {module!r}")
+    if args is not None and not isinstance(args, list):
+        raise err(f"args must be a list, got {args!r}")
+    if index is not None:
+        for x in _froms(f):
+            target = index + x if x < 0 else x
+            if x >= 0 and x >= index:
+                raise err(f"'from' {x} points forward (row {index} can read rows 0..{index - 1})")
+            if target < IMAGE:
+                raise err(f"'from' {x} is out of range for row {index}")
+    return row
+
+
+def _assemble(data: Mapping[str, Any], slots: list[_Slot]) -> dict[str, Any]:
+    out = {k: copy.deepcopy(v) for k, v in data.items()}
+    for section in SECTIONS:
+        if section in out:
+            out[section] = [s.row for s in slots if s.section == section]
+    return out

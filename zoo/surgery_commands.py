@@ -1,0 +1,61 @@
+"""`zoo edit`: config surgery from the command line (the API is zoo.surgery)."""
+from __future__ import annotations
+
+import argparse
+
+from .command import Command
+
+
+def _edit_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", metavar="CFG", help="YAML file or built-in name")
+    op = p.add_mutually_exclusive_group(required=True)
+    op.add_argument("--insert-after", type=int, metavar="I", help="insert --row after row I (chained)")
+    op.add_argument("--replace", type=int, metavar="I", help="replace row I with --row")
+    op.add_argument("--delete", type=int, metavar="I", help="delete row I")
+    p.add_argument("--row", help='the new row as YAML, e.g. "[-1, 2, GhostModuleV3, [512, 3]]"')
+    p.add_argument("-o", "--out", required=True, metavar="OUT", help="where to write the edited YAML")
+    p.add_argument("--no-check", action="store_true",
+                   help="do not build the result (on the meta device) before writing it")
+
+
+def _edit_run(args: argparse.Namespace) -> int:
+    from . import surgery
+    from .errors import ConfigError
+
+    data = surgery.load(args.config)
+    if args.delete is not None:
+        if args.row is not None:
+            raise ConfigError(args.config, "--delete takes no --row")
+        edited = surgery.delete(data, args.delete, file=args.config)
+        what = f"row {args.delete} deleted"
+    else:
+        if args.row is None:
+            raise ConfigError(args.config, "--insert-after and --replace need --row")
+        row = surgery.parse_row(args.row)
+        if args.insert_after is not None:
+            edited = surgery.insert_after(data, args.insert_after, row, file=args.config)
+            what = f"row inserted after row {args.insert_after}"
+        else:
+            edited = surgery.replace(data, args.replace, row, file=args.config)
+            what = f"row {args.replace} replaced"
+    if not args.no_check:
+        from .builder import build_model
+
+        try:
+            build_model(edited, device="meta")
+        except ConfigError as e:
+            raise ConfigError(args.out, f"the edited config does not build: {e.text}", row=e.row,
+                              module=e.module) from None
+    surgery.save(edited, args.out, header=f"edited by `zoo edit` from {args.config}: {what}\n"
+                                          f"rows are renumbered; comments of the source are not kept")
+    return 0
+
+
+COMMANDS = [
+    Command("edit", "Insert, replace or delete a config row; every `from` keeps pointing at its layer.",
+            _edit_args, _edit_run,
+            "examples:\n"
+            "  zoo edit yolov5l-gfpn --insert-after 4 --row \"[-1, 1, Conv, [256, 3, 1]]\" -o out.yaml\n"
+            "  zoo edit my.yaml --replace 8 --row \"[-1, 3, C3_GhostDynamicConv, [1024]]\" -o out.yaml\n"
+            "  zoo edit my.yaml --delete 5 -o out.yaml"),
+]

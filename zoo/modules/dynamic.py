@@ -102,7 +102,7 @@ class DynamicConvSingle(nn.Module):
         return self.cond_conv(x, weights)
 
 
-@register_module("DynamicConv", family=FAMILY, io="out_arg")
+@register_module("DynamicConv", family=FAMILY, io="out_arg", example=(-1, [32, 3, 2]))
 class DynamicConv(nn.Module):
     """YOLOv5 Conv with a dynamic (CondConv, 4 experts) kernel: routing + CondConv2d -> BN -> SiLU."""
 
@@ -123,7 +123,7 @@ class DynamicConv(nn.Module):
             self.bn = nn.Identity()
 
 
-@register_module("GhostModule", family=FAMILY, io="out_arg")
+@register_module("GhostModule", family=FAMILY, io="out_arg", example=(-1, [64, 1]))
 class GhostModule(nn.Module):
     """Ghost module with dynamic convs: a primary conv to ceil(oup/ratio), a cheap depthwise one for the rest."""
 
@@ -168,7 +168,8 @@ class Bottleneck_DynamicConv(nn.Module):
         return x + y if self.add else y
 
 
-@register_module("C3_DynamicConv", family=FAMILY, io="out_arg", repeat="inside")
+@register_module("C3_DynamicConv", family=FAMILY, io="out_arg", repeat="inside",
+                 example=(-1, [64]))
 class C3_DynamicConv(C3):
     """C3 whose bottlenecks use a DynamicConv as their 3x3 conv."""
 

@@ -51,7 +51,7 @@ class stem(nn.Module):  # noqa: N801  (the published config names it in lower ca
             self.bn = nn.Identity()
 
 
-@register_module("SqueezeExcite", family=FAMILY, io="out_arg")
+@register_module("SqueezeExcite", family=FAMILY, io="out_arg", example=(-1, [64, 0.25]))
 class SqueezeExcite(nn.Module):
     """Channel gate: pooled -> 1x1 reduce -> ReLU -> 1x1 expand -> sigmoid, times the input."""
 

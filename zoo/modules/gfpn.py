@@ -42,7 +42,7 @@ def conv_bn(c1: int, c2: int, k: int, s: int = 1, p: int | None = None, g: int =
     return seq
 
 
-@register_module("ConvBNAct", family=FAMILY, io="out_arg")
+@register_module("ConvBNAct", family=FAMILY, io="out_arg", example=(-1, [32, 3, 2, 1, "relu"]))
 class ConvBNAct(nn.Module):
     """Conv2d (no bias, padding (k-1)//2) + BN + a DAMO-named activation."""
 
@@ -61,7 +61,7 @@ class ConvBNAct(nn.Module):
             self.bn = nn.Identity()
 
 
-@register_module("RepConv", family=FAMILY, io="out_arg")
+@register_module("RepConv", family=FAMILY, io="out_arg", example=(-1, [64, 3, 1]))
 class RepConv(nn.Module):
     """RepVGG-style 3x3 + 1x1 branches (no identity branch) that fold into one 3x3 conv for inference."""
 
@@ -107,7 +107,8 @@ def basic_block_rule(ctx: RowContext) -> Resolved:
 basic_block_rule.__name__ = "out_arg (ch_in, ratio, ch_out)"
 
 
-@register_module("BasicBlock_3x3_Reverse", family=FAMILY, io=basic_block_rule)
+@register_module("BasicBlock_3x3_Reverse", family=FAMILY, io=basic_block_rule,
+                 example=(-1, [64, 0.75]))
 class BasicBlock_3x3_Reverse(nn.Module):
     """RepConv to the hidden width, then a 3x3 ConvBNAct back; residual add (no act after it)."""
 
@@ -126,7 +127,8 @@ class BasicBlock_3x3_Reverse(nn.Module):
         return x + y if self.add else y
 
 
-@register_module("CSPStage", family=FAMILY, io="out_arg", repeat="inside")
+@register_module("CSPStage", family=FAMILY, io="out_arg", repeat="inside",
+                 example=(-1, [64]))
 class CSPStage(nn.Module):
     """RepGFPN fusion stage: two 1x1 splits, n reversed basic blocks whose every output is kept, 1x1 fuse."""
 

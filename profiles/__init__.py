@@ -1,2 +1,9 @@
 """Costs of a built model: params, MACs/FLOPs, latency, memory; `report` is the only printer."""
 from __future__ import annotations
+
+from .crosscheck import CrossCheck, cross_check
+from .flops import FlopCount, count_flops
+from .profile import LayerProfile, ModelProfile, profile_model
+
+__all__ = ["CrossCheck", "FlopCount", "LayerProfile", "ModelProfile", "count_flops", "cross_check",
+           "profile_model"]

@@ -1,0 +1,187 @@
+"""`profile_model`: everything SPEC §4 reports about one model, per YAML row and in total.
+
+Counting happens in float32 on the chosen device at the real input size; memory and latency in the
+chosen dtype. The model is profiled in eval mode; `deploy=True` profiles `zoo.deploy` of a copy.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import nn
+
+from zoo.config import Config
+from zoo.errors import ConfigError
+from zoo.graph import ZooModel
+
+from .crosscheck import CrossCheck, cross_check
+from .flops import count_flops, flops_of
+from .latency import LatencyStats, loadavg, measure_latency, measure_row_latency
+from .memory import MemoryEstimate, estimate_memory, walk_rows
+
+Stage = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class LayerProfile:
+    """One YAML row as built: what it is, what it costs."""
+
+    index: int
+    from_: int | tuple[int, ...]
+    repeats: int
+    module: str
+    args: tuple[Any, ...]
+    params: int
+    macs: int
+    out_shape: tuple[int, ...] | None
+    stride: float | None
+    latency: LatencyStats | None
+    share: float | None  # of the summed per-row latency medians; None without latency
+    macs_share: float
+    uncounted: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def gmacs(self) -> float:
+        return self.macs / 1e9
+
+    @property
+    def gflops(self) -> float:
+        return flops_of(self.macs) / 1e9
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    name: str
+    scale: str | None
+    source: str
+    imgsz: int
+    batch: int
+    device: str
+    dtype: str
+    deploy: bool
+    params: int
+    macs: int
+    n_modules: int  # what YOLOv5's summary calls "layers": len(list(model.modules()))
+    latency: LatencyStats | None
+    threads: int
+    loadavg: tuple[float, float, float] | None
+    memory: MemoryEstimate
+    uncounted_ops: dict[str, int]
+    by_operator: dict[str, int]
+    cross_check: CrossCheck | None
+    layers: tuple[LayerProfile, ...]
+
+    @property
+    def gmacs(self) -> float:
+        return self.macs / 1e9
+
+    @property
+    def gflops(self) -> float:
+        return flops_of(self.macs) / 1e9
+
+    @property
+    def label(self) -> str:
+        return self.name + (" (deploy)" if self.deploy else "")
+
+
+def profile_model(model_or_cfg: ZooModel | Config | str | Path | Mapping[str, Any], *, imgsz: int = 640,
+                  batch: int = 1, device: str = "cpu", dtype: torch.dtype = torch.float32,
+                  deploy: bool = False, latency: bool = True, threads: int = 1, scale: str | None = None,
+                  nc: int | None = None, runs: int = 30, warmup_s: float = 1.0, check: bool = True,
+                  on_stage: Stage | None = None) -> ModelProfile:
+    """Profile a built model or build one from a config (name, path, mapping, Config) first."""
+    stage = on_stage or (lambda _s: None)
+    model = _model_of(model_or_cfg, scale, nc)
+    source = model.config.path
+    _check_options(model, source, imgsz=imgsz, batch=batch, device=device, threads=threads, runs=runs)
+    net = copy.deepcopy(model) if (deploy or isinstance(model_or_cfg, nn.Module)) else model
+    if deploy:
+        from zoo.deploy import deploy as to_deploy
+        to_deploy(net)
+    net = net.to(device=torch.device(device), dtype=torch.float32).eval()
+
+    stage("counting MACs (fvcore)")
+    fc = count_flops(net, imgsz=imgsz, batch=batch)
+    cc = None
+    if check:
+        stage("cross-checking (thop, torch.utils.flop_counter)")
+        cc = cross_check(net, imgsz, batch, fvcore_by_operator=fc.by_operator, fvcore_macs=fc.macs)
+
+    net = net.to(dtype=dtype)
+    x = torch.randn(batch, model.config.ch, imgsz, imgsz, device=torch.device(device), dtype=dtype)
+    stage("walking rows (shapes, memory)")
+    walk = walk_rows(net, x)
+    memory = estimate_memory(net, x, walk)
+
+    total_lat = None
+    row_lat: dict[int, LatencyStats] = {}
+    if latency:
+        stage(f"timing end to end ({runs} runs, {threads} thread{'s' if threads > 1 else ''})")
+        total_lat = measure_latency(net, imgsz=imgsz, batch=batch, device=device, dtype=dtype,
+                                    threads=threads, runs=runs, warmup_s=warmup_s)
+        stage(f"timing each row ({runs} runs)")
+        row_lat = measure_row_latency(net, imgsz=imgsz, batch=batch, device=device, dtype=dtype,
+                                      threads=threads, runs=runs, warmup_s=warmup_s)
+    row_sum = sum(s.median_ms for s in row_lat.values())
+
+    layers = []
+    for info, module in zip(net.layers, net.model):
+        macs = fc.by_row.get(info.index, 0)
+        shape = walk.out_shapes.get(info.index)
+        lat = row_lat.get(info.index)
+        layers.append(LayerProfile(
+            index=info.index, from_=info.from_, repeats=info.repeats, module=info.module, args=info.args,
+            params=sum(p.numel() for p in module.parameters()), macs=macs, out_shape=shape,
+            stride=imgsz / shape[2] if shape is not None and len(shape) == 4 and shape[2] else None,
+            latency=lat, share=(lat.median_ms / row_sum if lat is not None and row_sum > 0 else None),
+            macs_share=macs / fc.macs if fc.macs else 0.0, uncounted=fc.uncounted_by_row.get(info.index, {})))
+    cfg = net.config
+    return ModelProfile(
+        name=cfg.name, scale=cfg.scale.name, source=source, imgsz=imgsz, batch=batch, device=str(device),
+        dtype=str(dtype).replace("torch.", ""), deploy=deploy, params=sum(p.numel() for p in net.parameters()),
+        macs=fc.macs, n_modules=len(list(net.modules())), latency=total_lat, threads=threads,
+        loadavg=total_lat.loadavg if total_lat is not None else loadavg(), memory=memory,
+        uncounted_ops=fc.uncounted, by_operator=fc.by_operator, cross_check=cc, layers=tuple(layers))
+
+
+def _model_of(source: Any, scale: str | None, nc: int | None) -> ZooModel:
+    if isinstance(source, ZooModel):
+        if scale is not None or nc is not None:
+            raise ConfigError(source.config.path, "scale/nc apply to configs, not to an already built model")
+        return source
+    if isinstance(source, nn.Module):
+        raise ConfigError(None, f"can only profile a ZooModel or a config, got {type(source).__name__}")
+    from zoo.builder import build_model
+    return build_model(source, scale=scale, nc=nc)
+
+
+def max_stride(model: ZooModel) -> int:
+    strides = [float(s) for s in model.stride.flatten().tolist() if s]
+    strides += [float(i.stride) for i in model.layers if i.stride]
+    return int(round(max(strides))) if strides else 1
+
+
+def _check_options(model: ZooModel, source: str, *, imgsz: int, batch: int, device: str, threads: int,
+                   runs: int) -> None:
+    s = max_stride(model)
+    if imgsz < 1 or imgsz % s:
+        up = max(s, -(-imgsz // s) * s)
+        raise ConfigError(source, f"--imgsz {imgsz} is not a positive multiple of the model's max stride {s} "
+                                  f"(try {up})")
+    if batch < 1:
+        raise ConfigError(source, f"--batch must be >= 1, got {batch}")
+    if threads < 1:
+        raise ConfigError(source, f"--threads must be >= 1, got {threads}")
+    if runs < 1:
+        raise ConfigError(source, f"--runs must be >= 1, got {runs}")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        raise ConfigError(source, f"bad --device {device!r}: {e}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(source, f"--device {device}: CUDA is not available on this machine")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(source, f"--device {device}: only cpu and cuda are supported")

@@ -1,0 +1,110 @@
+"""MAC counting: hand-computed counts, per-row sums, uncounted ops, the cross-check counters."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from profiles.crosscheck import cross_check
+from profiles.flops import DATA_MOVEMENT_OPS, count_flops, op_family
+from profiles.memory import param_bytes, walk_rows
+from zoo import build_model
+
+ONE_CONV = {"nc": 1, "backbone": [[-1, 1, "Conv", [8, 3, 2]]]}
+RELU_NET = {"nc": 1, "activation": "nn.ReLU()", "backbone": [
+    [-1, 1, "Conv", [8, 3, 2]], [-1, 1, "nn.ZeroPad2d", [1]], [-1, 1, "nn.MaxPool2d", [3, 1, 0]],
+    [-1, 1, "C3", [8]], [[-1, 0], 1, "Concat", [1]]]}
+
+
+@pytest.fixture(scope="module")
+def yolov5n():
+    return build_model("yolov5n")
+
+
+def test_conv_row_macs_by_hand() -> None:
+    fc = count_flops(build_model(ONE_CONV), imgsz=64)
+    conv = 3 * 3 * 3 * 8 * 32 * 32  # k*k*cin*cout*H*W
+    bn = 2 * 8 * 32 * 32  # fvcore: 2 per element in eval mode with affine
+    assert fc.by_operator == {"conv": conv, "batch_norm": bn}
+    assert fc.macs == conv + bn == fc.by_row[0]
+    assert fc.gflops == pytest.approx(2 * fc.macs / 1e9)
+    assert fc.gmacs == pytest.approx(fc.macs / 1e9)
+    assert fc.uncounted == {"aten::silu": 1}
+
+
+def test_rows_sum_to_total_and_uncounted_listed(yolov5n) -> None:
+    fc = count_flops(yolov5n, imgsz=128)
+    assert sum(fc.by_row.values()) == fc.macs
+    assert set(fc.by_row) == set(range(len(yolov5n.layers)))
+    n_conv = sum(type(m).__name__ == "Conv" for m in yolov5n.modules())
+    assert fc.uncounted["aten::silu"] == n_conv == 57
+    assert fc.uncounted["aten::add"] == 10  # 7 shortcut adds + 3 box decodes
+    assert fc.uncounted["aten::max_pool2d"] == 3  # SPPF
+    assert fc.uncounted["aten::sigmoid"] == 3  # Detect
+    assert not set(fc.uncounted) & DATA_MOVEMENT_OPS
+    for op in ("aten::cat", "aten::view", "aten::reshape", "aten::slice", "aten::permute"):
+        assert op not in fc.uncounted
+    # per-row uncounted add up to the totals
+    summed: dict[str, int] = {}
+    for ops in fc.uncounted_by_row.values():
+        for op, n in ops.items():
+            summed[op] = summed.get(op, 0) + n
+    assert summed == fc.uncounted
+    assert fc.uncounted_by_row[9] == {"aten::silu": 2, "aten::max_pool2d": 3}
+
+
+def test_costly_ops_fvcore_ignores_are_recorded_per_row() -> None:
+    fc = count_flops(build_model(RELU_NET), imgsz=64)
+    assert fc.uncounted_by_row[0] == {"aten::relu": 1}
+    assert fc.uncounted_by_row[2] == {"aten::max_pool2d": 1}
+    assert set(fc.uncounted_by_row[1]) <= {"aten::pad", "aten::constant_pad_nd"}
+    assert fc.uncounted_by_row[3] == {"aten::relu": 5, "aten::add": 1}
+    assert 4 not in fc.uncounted_by_row  # Concat: data movement only
+    assert fc.by_row[1] == fc.by_row[2] == fc.by_row[4] == 0
+
+
+def test_yolov5n_gflops_at_640(yolov5n) -> None:
+    gflops = count_flops(yolov5n, imgsz=640).gflops
+    assert gflops == pytest.approx(4.56, rel=0.02)
+    assert gflops == pytest.approx(4.52, abs=0.005)  # SPEC §4: fvcore's own figure
+
+
+def test_counting_leaves_model_untouched(yolov5n) -> None:
+    keys = list(yolov5n.state_dict())
+    yolov5n.train()
+    count_flops(yolov5n, imgsz=64)
+    cross_check(yolov5n, 64)
+    assert yolov5n.training
+    yolov5n.eval()
+    assert list(yolov5n.state_dict()) == keys
+
+
+def test_cross_check_counters_agree_on_conv(yolov5n) -> None:
+    cc = cross_check(yolov5n, 64)
+    fam = {f.family: f for f in cc.families}
+    assert fam["conv"].fvcore == fam["conv"].thop == fam["conv"].torch > 0
+    bn_elements = fam["batch_norm"].fvcore // 2
+    assert fam["batch_norm"].thop == 4 * bn_elements
+    assert fam["batch_norm"].torch == 0
+    assert fam["upsample"].fvcore == fam["upsample"].thop > 0
+    assert cc.fvcore_macs == count_flops(yolov5n, imgsz=64).macs
+    assert cc.thop_macs == sum(f.thop for f in cc.families)
+    assert cc.torch_macs == fam["conv"].torch
+    assert fam["conv"].agree and not fam["batch_norm"].agree and fam["batch_norm"].why
+
+
+def test_op_family_names_match_across_counters() -> None:
+    assert {op_family(o) for o in ("aten::_convolution", "aten.convolution", "Conv2d")} == {"conv"}
+    assert {op_family(o) for o in ("aten::batch_norm", "BatchNorm2d")} == {"batch_norm"}
+    assert {op_family(o) for o in ("aten::layer_norm", "LayerNorm")} == {"layer_norm"}
+    assert {op_family(o) for o in ("aten::linear", "Linear", "aten.addmm", "aten.bmm")} == {"matmul"}
+    assert {op_family(o) for o in ("aten::upsample_nearest2d", "Upsample")} == {"upsample"}
+
+
+def test_memory_walk_by_hand() -> None:
+    model = build_model(ONE_CONV)
+    x = torch.zeros(1, 3, 64, 64)
+    walk = walk_rows(model, x)
+    assert walk.out_shapes == {0: (1, 8, 32, 32)}
+    image, out = 3 * 64 * 64 * 4, 8 * 32 * 32 * 4
+    assert walk.peak_activation_bytes == image + image + out  # the caller's image + the row's in and out
+    assert param_bytes(model) == (3 * 3 * 3 * 8 + 2 * 8) * 4

@@ -1,0 +1,395 @@
+"""The Ultralytics (8.4) blocks of YOLOv8 and YOLO11, with Ultralytics' attribute names so checkpoints load.
+
+Structure and closed-form widths follow shared/MODULES-ultralytics.md. What Ultralytics' parse_model decides
+by scale or by earlier rows (C3k2's c3k flag at m/l/x, SPPF's activation on legacy rows, Detect's legacy
+class branch) is decided here, in each block's registration rule. RT-DETR's blocks live in rtdetr.py.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..fuse import fuse_conv_bn
+from ..registry import register_module
+from ..rules import Resolved, RowContext, RuleError, out_arg_rule
+from .yolov5 import C3, Concat, Conv, DWConv, batch_norm, make_act
+
+FAMILY = "ultralytics"
+
+# Ultralytics' Conv and DWConv are the same blocks as YOLOv5's (same args, attributes and BN settings);
+# registering them here keeps `ultralytics` configs unambiguous if another family adds a `Conv`.
+register_module("Conv", family=FAMILY, io="out_arg")(Conv)
+register_module("DWConv", family=FAMILY, io="out_arg")(DWConv)
+register_module("Concat", family=FAMILY, io="concat")(Concat)
+
+# Rows after which parse_model's local `legacy` flag is False (Detect then builds depthwise class branches).
+NON_LEGACY_ROWS = frozenset({"C3k2", "A2C2f", "C2fCIB"})
+LARGE_SCALES = frozenset({"m", "l", "x"})  # scales at which parse_model forces C3k2's c3k flag
+
+
+def _kernel_and_bias(conv: Conv) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (weight, bias) of a Conv with its BN folded in (eval statistics)."""
+    fused = fuse_conv_bn(conv.conv, conv.bn) if isinstance(conv.bn, nn.BatchNorm2d) else conv.conv
+    bias = fused.bias if fused.bias is not None else torch.zeros(fused.out_channels, device=fused.weight.device)
+    return fused.weight, bias
+
+
+@register_module("RepConv", family=FAMILY, io="out_arg")
+class RepConv(nn.Module):
+    """RepVGG block: act(3x3 ConvBN + 1x1 ConvBN [+ BN identity]); folds to one biased 3x3 conv."""
+
+    def __init__(self, c1: int, c2: int, k: int = 3, s: int = 1, p: int = 1, g: int = 1, d: int = 1,
+                 act: Any = True, bn: bool = False, deploy: bool = False) -> None:
+        super().__init__()
+        if k != 3 or p != 1:
+            raise ValueError(f"RepConv needs k=3 and p=1, got k={k}, p={p}")
+        self.g, self.c1, self.c2 = g, c1, c2
+        self.act = make_act(act)
+        self.bn = batch_norm(c1) if bn and c2 == c1 and s == 1 else None
+        self.conv1 = Conv(c1, c2, k, s, p=p, g=g, act=False)
+        self.conv2 = Conv(c1, c2, 1, s, p=p - k // 2, g=g, act=False)
+        if deploy:
+            self.reparameterize()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if hasattr(self, "conv"):  # deploy form
+            return self.act(self.conv(x))
+        y = self.conv1(x) + self.conv2(x)
+        if self.bn is not None:
+            y = y + self.bn(x)
+        return self.act(y)
+
+    @torch.no_grad()
+    def reparameterize(self) -> None:
+        """Sum the three branches into the 3x3 kernel (1x1 and identity padded to the centre)."""
+        if hasattr(self, "conv"):
+            return
+        w3, b3 = _kernel_and_bias(self.conv1)
+        w1, b1 = _kernel_and_bias(self.conv2)
+        weight, bias = w3 + F.pad(w1, [1, 1, 1, 1]), b3 + b1
+        if self.bn is not None:
+            per_group = self.c1 // self.g
+            ident = torch.zeros_like(w3)
+            for i in range(self.c1):
+                ident[i, i % per_group, 1, 1] = 1.0
+            std = (self.bn.running_var + self.bn.eps).sqrt()
+            weight = weight + ident * (self.bn.weight / std).reshape(-1, 1, 1, 1)
+            bias = bias + self.bn.bias - self.bn.running_mean * self.bn.weight / std
+        src = self.conv1.conv
+        self.conv = nn.Conv2d(src.in_channels, src.out_channels, 3, src.stride, src.padding, src.dilation,
+                              src.groups, bias=True, device=weight.device, dtype=weight.dtype)
+        self.conv.weight.copy_(weight)
+        self.conv.bias.copy_(bias)
+        del self.conv1, self.conv2
+        self.bn = None
+
+
+@register_module("LightConv", family=FAMILY, io="out_arg")
+class LightConv(nn.Module):
+    """1x1 Conv (no activation) then a k x k depthwise Conv: HGNetV2's cheap block."""
+
+    def __init__(self, c1: int, c2: int, k: int = 1, act: Any = None) -> None:
+        super().__init__()
+        self.conv1 = Conv(c1, c2, 1, act=False)
+        self.conv2 = DWConv(c2, c2, k, act=nn.ReLU() if act is None else act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2(self.conv1(x))
+
+
+@register_module("Bottleneck", family=FAMILY, io="out_arg")
+class Bottleneck(nn.Module):
+    """Two Convs with kernels k[0], k[1]; residual when shortcut and c1 == c2."""
+
+    def __init__(self, c1: int, c2: int, shortcut: bool = True, g: int = 1, k: Sequence[Any] = (3, 3),
+                 e: float = 0.5) -> None:
+        super().__init__()
+        c_ = int(c2 * e)
+        self.cv1 = Conv(c1, c_, k[0], 1)
+        self.cv2 = Conv(c_, c2, k[1], 1, g=g)
+        self.add = bool(shortcut) and c1 == c2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.cv2(self.cv1(x))
+        return x + y if self.add else y
+
+
+@register_module("C2f", family=FAMILY, io="out_arg", repeat="inside")
+class C2f(nn.Module):
+    """CSP with 2 convs: cv1's output split in halves, each bottleneck feeds the next, all 2+n concatenated."""
+
+    def __init__(self, c1: int, c2: int, n: int = 1, shortcut: bool = False, g: int = 1, e: float = 0.5) -> None:
+        super().__init__()
+        self.c = int(c2 * e)
+        self.cv1 = Conv(c1, 2 * self.c, 1, 1)
+        self.cv2 = Conv((2 + n) * self.c, c2, 1)
+        self.m = nn.ModuleList(self.inner(n, shortcut, g))
+
+    def inner(self, n: int, shortcut: bool, g: int) -> list[nn.Module]:
+        return [Bottleneck(self.c, self.c, shortcut, g, k=((3, 3), (3, 3)), e=1.0) for _ in range(n)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = list(self.cv1(x).chunk(2, 1))
+        for m in self.m:
+            y.append(m(y[-1]))
+        return self.cv2(torch.cat(y, 1))
+
+
+@register_module("C3k", family=FAMILY, io="out_arg", repeat="inside")
+class C3k(C3):
+    """C3 whose bottlenecks use a k x k kernel for both convs."""
+
+    def __init__(self, c1: int, c2: int, n: int = 1, shortcut: bool = True, g: int = 1, e: float = 0.5,
+                 k: int = 3) -> None:
+        self._k = k
+        super().__init__(c1, c2, n, shortcut, g, e)
+
+    def inner(self, c_: int, n: int, shortcut: bool, g: int) -> nn.Module:
+        return nn.Sequential(*(Bottleneck(c_, c_, shortcut, g, k=(self._k, self._k), e=1.0) for _ in range(n)))
+
+
+def c3k2_rule(ctx: RowContext) -> Resolved:
+    """out_arg with n at 2; at scales m/l/x parse_model forces the 4th constructor arg (c3k) to True."""
+    resolved = out_arg_rule(n_at=2)(ctx)
+    args = list(resolved.args)
+    if ctx.scale.name in LARGE_SCALES:
+        if len(args) > 3:
+            args[3] = True
+        else:
+            args.append(True)
+    return Resolved(tuple(args), resolved.out_channels)
+
+
+c3k2_rule.__name__ = "out_arg, c3k at m/l/x"
+
+
+@register_module("C3k2", family=FAMILY, io=c3k2_rule, repeat="inside")
+class C3k2(C2f):
+    """C2f whose inner blocks are C3k (c3k=True) or plain Bottlenecks; residual by default."""
+
+    def __init__(self, c1: int, c2: int, n: int = 1, c3k: bool = False, e: float = 0.5, attn: bool = False,
+                 g: int = 1, shortcut: bool = True) -> None:
+        self._c3k, self._attn = bool(c3k), bool(attn)
+        super().__init__(c1, c2, n, shortcut, g, e)
+
+    def inner(self, n: int, shortcut: bool, g: int) -> list[nn.Module]:
+        c = self.c
+        if self._c3k:
+            return [C3k(c, c, 2, shortcut, g) for _ in range(n)]
+        if self._attn:
+            return [nn.Sequential(Bottleneck(c, c, shortcut, g), PSABlock(c, 0.5, max(c // 64, 1)))
+                    for _ in range(n)]
+        return [Bottleneck(c, c, shortcut, g) for _ in range(n)]
+
+
+def sppf_rule(ctx: RowContext) -> Resolved:
+    """out_arg; rows with at most [c2, k] are legacy rows whose cv1 keeps the default activation."""
+    resolved = out_arg_rule()(ctx)
+    return Resolved(resolved.args, resolved.out_channels, {"cv1_act": len(resolved.args) <= 3})
+
+
+sppf_rule.__name__ = "out_arg, legacy act"
+
+
+@register_module("SPPF", family=FAMILY, io=sppf_rule)
+class SPPF(nn.Module):
+    """SPP-Fast: one max-pool applied n times in series, all stages concatenated, optional residual."""
+
+    def __init__(self, c1: int, c2: int, k: int = 5, n: int = 3, shortcut: bool = False, *,
+                 cv1_act: bool = False) -> None:
+        super().__init__()
+        c_ = c1 // 2
+        self.cv1 = Conv(c1, c_, 1, 1, act=cv1_act)
+        self.cv2 = Conv(c_ * (n + 1), c2, 1, 1)
+        self.m = nn.MaxPool2d(kernel_size=k, stride=1, padding=k // 2)
+        self.n = n
+        self.add = bool(shortcut) and c1 == c2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = [self.cv1(x)]
+        for _ in range(self.n):
+            y.append(self.m(y[-1]))
+        out = self.cv2(torch.cat(y, 1))
+        return out + x if self.add else out
+
+
+def _width_first(ctx: RowContext) -> Resolved:
+    """Blocks that keep their width: args = [c1, *yaml args], out = c1."""
+    return Resolved((ctx.c1, *ctx.args), ctx.c1)
+
+
+_width_first.__name__ = "same (c1 first)"
+
+
+@register_module("Attention", family=FAMILY, io=_width_first)
+class Attention(nn.Module):
+    """Multi-head self-attention on a feature map with 1x1 qkv/proj convs and a depthwise position conv."""
+
+    def __init__(self, dim: int, num_heads: int = 8, attn_ratio: float = 0.5) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.key_dim = int(self.head_dim * attn_ratio)
+        self.scale = self.key_dim ** -0.5
+        hq = dim + 2 * self.key_dim * num_heads
+        self.qkv = Conv(dim, hq, 1, act=False)
+        self.proj = Conv(dim, dim, 1, act=False)
+        self.pe = Conv(dim, dim, 3, 1, g=dim, act=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        n = h * w
+        q, k, v = self.qkv(x).view(b, self.num_heads, 2 * self.key_dim + self.head_dim, n).split(
+            [self.key_dim, self.key_dim, self.head_dim], dim=2)
+        attn = ((q.transpose(-2, -1) @ k) * self.scale).softmax(dim=-1)  # plain matmuls: fvcore counts them
+        y = (v @ attn.transpose(-2, -1)).view(b, c, h, w) + self.pe(v.reshape(b, c, h, w))
+        return self.proj(y)
+
+
+@register_module("PSABlock", family=FAMILY, io=_width_first)
+class PSABlock(nn.Module):
+    """Attention then a 2x-expanding conv FFN, each with a residual."""
+
+    def __init__(self, c: int, attn_ratio: float = 0.5, num_heads: int = 4, shortcut: bool = True) -> None:
+        super().__init__()
+        self.attn = Attention(c, num_heads=num_heads, attn_ratio=attn_ratio)
+        self.ffn = nn.Sequential(Conv(c, c * 2, 1), Conv(c * 2, c, 1, act=False))
+        self.add = bool(shortcut)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(x) if self.add else self.attn(x)
+        return x + self.ffn(x) if self.add else self.ffn(x)
+
+
+def c2psa_rule(ctx: RowContext) -> Resolved:
+    resolved = out_arg_rule(n_at=2)(ctx)
+    if resolved.args[0] != resolved.args[1]:
+        raise RuleError(f"C2PSA keeps its width: input {resolved.args[0]} != output {resolved.args[1]} "
+                        f"after scaling")
+    return resolved
+
+
+c2psa_rule.__name__ = "out_arg (c1 == c2)"
+
+
+@register_module("C2PSA", family=FAMILY, io=c2psa_rule, repeat="inside")
+class C2PSA(nn.Module):
+    """Half the channels through n PSABlocks, the other half passed by, fused by a 1x1 Conv."""
+
+    def __init__(self, c1: int, c2: int, n: int = 1, e: float = 0.5) -> None:
+        super().__init__()
+        if c1 != c2:
+            raise ValueError(f"C2PSA needs c1 == c2, got {c1} and {c2}")
+        self.c = int(c1 * e)
+        self.cv1 = Conv(c1, 2 * self.c, 1, 1)
+        self.cv2 = Conv(2 * self.c, c1, 1)
+        self.m = nn.Sequential(*(PSABlock(self.c, attn_ratio=0.5, num_heads=max(self.c // 64, 1))
+                                 for _ in range(n)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = self.cv1(x).split((self.c, self.c), dim=1)
+        return self.cv2(torch.cat((a, self.m(b)), 1))
+
+
+class DFL(nn.Module):
+    """Distribution focal loss integral: the expectation of a softmax over reg_max bins (a fixed conv)."""
+
+    def __init__(self, c1: int = 16) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(c1, 1, 1, bias=False).requires_grad_(False)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.arange(c1, dtype=torch.float).view(1, c1, 1, 1))
+        self.c1 = c1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, a = x.shape
+        return self.conv(x.view(b, 4, self.c1, a).transpose(2, 1).softmax(1)).view(b, 4, a)
+
+
+def detect_rule(ctx: RowContext) -> Resolved:
+    """[nc(, reg_max(, end2end))] -> Detect(nc, reg_max, end2end, ch); legacy unless a C3k2-era row came before."""
+    if not 1 <= len(ctx.args) <= 3:
+        raise RuleError(f"Detect takes [nc(, reg_max(, end2end))], got {len(ctx.args)} arguments")
+    nc, reg_max, end2end = (*ctx.args, 16, False)[:3]
+    if end2end:
+        raise RuleError("end-to-end (one-to-one) Detect heads are not supported")
+    if any(s.channels is None for s in ctx.inputs):
+        raise RuleError("a detection head cannot read another head")
+    ch = [s.channels for s in ctx.inputs]
+    legacy = not any(b.module in NON_LEGACY_ROWS for b in ctx.built)
+    return Resolved((nc, reg_max, False, ch), None,
+                    {"legacy": legacy, "strides": [s.stride for s in ctx.inputs]})
+
+
+detect_rule.__name__ = "multi_in, legacy by rows"
+
+
+@register_module("Detect", family=FAMILY, io=detect_rule)
+class Detect(nn.Module):
+    """Anchor-free decoupled head with DFL boxes; eval returns (B, 4 + nc, anchors) boxes in xywh pixels."""
+
+    def __init__(self, nc: int = 80, reg_max: int = 16, end2end: bool = False, ch: Sequence[int] = (), *,
+                 legacy: bool = False, strides: Sequence[float] | None = None) -> None:
+        super().__init__()
+        if isinstance(nc, bool) or not isinstance(nc, int) or nc < 1:
+            raise ValueError(f"nc must be a positive integer, got {nc!r}")
+        if end2end:
+            raise ValueError("end-to-end Detect heads are not supported")
+        self.nc, self.nl, self.reg_max, self.legacy = nc, len(ch), reg_max, legacy
+        self.no = nc + 4 * reg_max
+        self.strides = [float(s) for s in strides] if strides else [8.0 * 2 ** i for i in range(self.nl)]
+        self.stride = torch.tensor(self.strides, device="cpu")  # plain attribute, as Ultralytics'
+        c2 = max(16, ch[0] // 4, 4 * reg_max)
+        c3 = max(ch[0], min(nc, 100))
+        self.cv2 = nn.ModuleList(
+            nn.Sequential(Conv(x, c2, 3), Conv(c2, c2, 3), nn.Conv2d(c2, 4 * reg_max, 1)) for x in ch)
+        if legacy:
+            self.cv3 = nn.ModuleList(
+                nn.Sequential(Conv(x, c3, 3), Conv(c3, c3, 3), nn.Conv2d(c3, nc, 1)) for x in ch)
+        else:
+            self.cv3 = nn.ModuleList(
+                nn.Sequential(nn.Sequential(DWConv(x, x, 3), Conv(x, c3, 1)),
+                              nn.Sequential(DWConv(c3, c3, 3), Conv(c3, c3, 1)),
+                              nn.Conv2d(c3, nc, 1)) for x in ch)
+        self.dfl = DFL(reg_max) if reg_max > 1 else nn.Identity()
+        self._anchor_cache: dict[tuple[Any, ...], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._init_biases()
+
+    @torch.no_grad()
+    def _init_biases(self) -> None:
+        """Ultralytics' prior: box logits 1.0; about 5 objects per 640 image over nc classes."""
+        for box, cls, s in zip(self.cv2, self.cv3, self.strides):
+            box[-1].bias.fill_(1.0)
+            cls[-1].bias.fill_(math.log(5 / self.nc / (640 / s) ** 2))
+
+    def _anchors(self, feats: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cell centres (2, A) and per-anchor strides (1, A), cached per input shape."""
+        key = (tuple(f.shape[2:] for f in feats), feats[0].device, feats[0].dtype)
+        if key not in self._anchor_cache:
+            points, strides = [], []
+            for f, s in zip(feats, self.strides):
+                h, w = f.shape[2:]
+                ys = torch.arange(h, device=f.device, dtype=f.dtype) + 0.5
+                xs = torch.arange(w, device=f.device, dtype=f.dtype) + 0.5
+                gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+                points.append(torch.stack((gx, gy), -1).view(-1, 2))
+                strides.append(torch.full((h * w, 1), s, device=f.device, dtype=f.dtype))
+            self._anchor_cache = {key: (torch.cat(points).transpose(0, 1), torch.cat(strides).transpose(0, 1))}
+        return self._anchor_cache[key]
+
+    def forward(self, x: list[torch.Tensor]) -> Any:
+        bs = x[0].shape[0]
+        boxes = torch.cat([self.cv2[i](x[i]).view(bs, 4 * self.reg_max, -1) for i in range(self.nl)], 2)
+        scores = torch.cat([self.cv3[i](x[i]).view(bs, self.nc, -1) for i in range(self.nl)], 2)
+        raw = {"boxes": boxes, "scores": scores, "feats": list(x)}
+        if self.training:
+            return raw
+        anchors, strides = self._anchors(x)
+        lt, rb = self.dfl(boxes).chunk(2, 1)
+        x1y1, x2y2 = anchors.unsqueeze(0) - lt, anchors.unsqueeze(0) + rb
+        xywh = torch.cat(((x1y1 + x2y2) / 2, x2y2 - x1y1), 1) * strides
+        return torch.cat((xywh, scores.sigmoid()), 1), raw

@@ -38,7 +38,7 @@ def _kernel_and_bias(conv: Conv) -> tuple[torch.Tensor, torch.Tensor]:
     return fused.weight, bias
 
 
-@register_module("RepConv", family=FAMILY, io="out_arg")
+@register_module("RepConv", family=FAMILY, io="out_arg", example=(-1, [64, 3, 1]))
 class RepConv(nn.Module):
     """RepVGG block: act(3x3 ConvBN + 1x1 ConvBN [+ BN identity]); folds to one biased 3x3 conv."""
 
@@ -88,7 +88,7 @@ class RepConv(nn.Module):
         self.bn = None
 
 
-@register_module("LightConv", family=FAMILY, io="out_arg")
+@register_module("LightConv", family=FAMILY, io="out_arg", example=(-1, [64, 3]))
 class LightConv(nn.Module):
     """1x1 Conv (no activation) then a k x k depthwise Conv: HGNetV2's cheap block."""
 
@@ -101,7 +101,7 @@ class LightConv(nn.Module):
         return self.conv2(self.conv1(x))
 
 
-@register_module("Bottleneck", family=FAMILY, io="out_arg")
+@register_module("Bottleneck", family=FAMILY, io="out_arg", example=(-1, [64, True, 1, [3, 3], 0.5]))
 class Bottleneck(nn.Module):
     """Two Convs with kernels k[0], k[1]; residual when shortcut and c1 == c2."""
 
@@ -139,7 +139,7 @@ class C2f(nn.Module):
         return self.cv2(torch.cat(y, 1))
 
 
-@register_module("C3k", family=FAMILY, io="out_arg", repeat="inside")
+@register_module("C3k", family=FAMILY, io="out_arg", repeat="inside", example=(-1, [64]))
 class C3k(C3):
     """C3 whose bottlenecks use a k x k kernel for both convs."""
 
@@ -225,7 +225,7 @@ def _width_first(ctx: RowContext) -> Resolved:
 _width_first.__name__ = "same (c1 first)"
 
 
-@register_module("Attention", family=FAMILY, io=_width_first)
+@register_module("Attention", family=FAMILY, io=_width_first, example=(-1, [4, 0.5]))
 class Attention(nn.Module):
     """Multi-head self-attention on a feature map with 1x1 qkv/proj convs and a depthwise position conv."""
 
@@ -250,7 +250,7 @@ class Attention(nn.Module):
         return self.proj(y)
 
 
-@register_module("PSABlock", family=FAMILY, io=_width_first)
+@register_module("PSABlock", family=FAMILY, io=_width_first, example=(-1, [0.5, 4]))
 class PSABlock(nn.Module):
     """Attention then a 2x-expanding conv FFN, each with a residual."""
 

@@ -9,6 +9,23 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 
 
+def load_test_module(relpath: str):
+    """Import a helper file of tests/ by path (tests/ is not a package and must not shadow `search`)."""
+    import importlib.util
+
+    path = Path(__file__).parent / relpath
+    spec = importlib.util.spec_from_file_location(f"zoo_tests_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def test_module():
+    """`test_module("search/test_study.py")` imports a file of tests/ to reuse its fixtures-as-data."""
+    return load_test_module
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     if not SHARED.is_dir():
@@ -19,10 +36,8 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def postgres_url():
     """URL of a fresh PostgreSQL database on loopback (skips when PostgreSQL is not installed)."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    from pg_server import find_pg_bin, postgres_server
+    pg = load_test_module("pg_server.py")
+    find_pg_bin, postgres_server = pg.find_pg_bin, pg.postgres_server
 
     if find_pg_bin() is None:
         pytest.skip("PostgreSQL is not installed (apt-get install postgresql; .ci/run does it)")

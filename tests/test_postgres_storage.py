@@ -23,3 +23,22 @@ def test_two_processes_share_one_study(postgres_url) -> None:
     numbers = sorted(t.number for t in study.trials)
     assert numbers == list(range(10))
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+
+
+def test_zoo_search_two_workers_on_postgres(postgres_url, tmp_path, test_module) -> None:
+    """`zoo search --storage postgresql://... --workers 2`: one study, no lost or duplicated trials."""
+    import yaml
+
+    study_tests = test_module("search/test_study.py")  # the tiny config and fast flags
+    CLI_FAST, TINY, _zoo = study_tests.CLI_FAST, study_tests.TINY, study_tests._zoo
+
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump(TINY))
+    p = _zoo("search", str(cfg), "--budget-ms", "1000", "--trials", "6", "--workers", "2", "--storage",
+             postgres_url, "--study-name", "pg2", "-o", str(tmp_path / "o"), *CLI_FAST)
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    study = optuna.load_study(study_name="pg2", storage=postgres_url)
+    assert sorted(t.number for t in study.trials) == list(range(6))
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    assert (tmp_path / "o" / "best.yaml").exists()

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .activation import activation_scope
-from .config import Config, Row, load_config
+from .config import MAX_REPEATS, Config, Row, load_config
 from .errors import ConfigError
 from .graph import LayerInfo, ZooModel
 from .registry import REGISTRY, ModuleSpec, ensure_builtin_modules
@@ -59,6 +59,8 @@ def _build_row(cfg: Config, row: Row, image: torch.Tensor, image_shape: ShapeSpe
         raise err(e.args[0]) from None
     inputs = tuple(image_shape if s < 0 else built[s].out for s in row.sources)
     n = scale_repeats(row.repeats, cfg.scale.depth)
+    if n > MAX_REPEATS:
+        raise err(f"{row.repeats} repeats x depth {cfg.scale.depth} = {n} exceeds {MAX_REPEATS}")
     ctx = RowContext(row=row, inputs=inputs, scale=cfg.scale, nc=cfg.nc, family=cfg.family,
                      anchors=cfg.anchors, n=n, built=tuple(built))
     try:

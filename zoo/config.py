@@ -4,6 +4,7 @@ Only `yaml.safe_load`/`yaml.compose` read the file; argument strings go through 
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -129,6 +130,8 @@ def _parse_yaml(text: str, path: str) -> tuple[dict[str, Any], dict[str, Any]]:
     try:
         data = yaml.safe_load(text)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise ConfigError(path, "YAML nesting is too deep") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -150,10 +153,14 @@ def _key_error(path: str, lines: Mapping[str, Any], key: str, text: str) -> Conf
     return ConfigError(path, f"{key}: {text}", line=lines.get(key))
 
 
+MAX_REPEATS = 1000  # a row repeated more often is a typo, and would take minutes to build
+MAX_MULTIPLE = 16.0  # depth/width multiples beyond this are typos (YOLOv5x uses 1.33/1.25)
+
+
 def _positive(value: Any, *, integer: bool) -> bool:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False
-    return value > 0 and (not integer or isinstance(value, int))
+    return math.isfinite(value) and value > 0 and (not integer or isinstance(value, int))
 
 
 def _pick_scale(data: Mapping[str, Any], path: str, stem: str, scale: str | None,
@@ -165,8 +172,8 @@ def _pick_scale(data: Mapping[str, Any], path: str, stem: str, scale: str | None
         mult = {}
         for key in ("depth_multiple", "width_multiple"):
             value = data.get(key, 1.0)
-            if not _positive(value, integer=False):
-                raise _key_error(path, lines, key, f"must be a positive number, got {value!r}")
+            if not _positive(value, integer=False) or value > MAX_MULTIPLE:
+                raise _key_error(path, lines, key, f"must be a number in (0, {MAX_MULTIPLE}], got {value!r}")
             mult[key] = float(value)
         return Scale(None, mult["depth_multiple"], mult["width_multiple"]), None
     if not isinstance(scales, dict) or not scales:
@@ -176,7 +183,8 @@ def _pick_scale(data: Mapping[str, Any], path: str, stem: str, scale: str | None
     table: dict[str, tuple[float, ...]] = {}
     for key, value in scales.items():
         if (not isinstance(value, list) or len(value) not in (2, 3)
-                or not all(_positive(v, integer=False) for v in value)):
+                or not all(_positive(v, integer=False) for v in value)
+                or any(v > MAX_MULTIPLE for v in value[:2])):
             raise _key_error(path, lines, "scales", f"scale {key!r} must be [depth, width(, max_channels)] "
                              f"of positive numbers, got {value!r}")
         table[str(key)] = tuple(value)
@@ -289,8 +297,8 @@ def _row(item: Any, index: int, section: str, line: int | None, path: str,
         if target < -1:
             raise err(f"'from' {x} is out of range (row {index} can read rows 0..{index - 1} "
                       f"or -1 for the previous row)", module)
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise err(f"repeats must be an integer >= 1, got {n!r}", module)
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_REPEATS:
+        raise err(f"repeats must be an integer from 1 to {MAX_REPEATS}, got {n!r}", module)
     if args is None:
         args = []
     if not isinstance(args, list):
@@ -299,6 +307,8 @@ def _row(item: Any, index: int, section: str, line: int | None, path: str,
         resolved = tuple(resolve_arg(a, names) for a in args)
     except ValueError as e:
         raise err(str(e), module) from None
+    except RecursionError:
+        raise err("arguments are nested too deeply", module) from None
     return Row(index=index, from_=from_, repeats=n, module=module, args=resolved, raw_args=tuple(args),
                section=section, line=line)
 

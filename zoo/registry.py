@@ -46,6 +46,8 @@ class ModuleSpec:
 class Registry:
     def __init__(self) -> None:
         self._specs: dict[str, dict[str, ModuleSpec]] = {}
+        self.loaded_plugins: set[Path] = set()  # plugin files already imported into this registry
+        self.entry_points_loaded = False
 
     def add(self, spec: ModuleSpec) -> None:
         by_family = self._specs.setdefault(spec.name, {})
@@ -115,15 +117,12 @@ def register_layer(cls: type[nn.Module], name: str, io: str | Rule = "same",
     register_module(name, family=SHARED, io=io, example=example)(cls)
 
 
-_LOADED_PLUGINS: set[Path] = set()
-
-
 def load_plugin(path: str | Path) -> None:
     """Import a user file whose decorated classes register themselves (`--plugin FILE`); once per file."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(str(p), "plugin file not found")
-    if p.resolve() in _LOADED_PLUGINS:
+    if p.resolve() in REGISTRY.loaded_plugins:
         return
     spec = importlib.util.spec_from_file_location(f"zoo_plugin_{p.stem}", p)
     if spec is None or spec.loader is None:
@@ -137,18 +136,14 @@ def load_plugin(path: str | Path) -> None:
         raise ConfigError(str(p), f"syntax error: {e.msg}", line=e.lineno) from None
     except ImportError as e:
         raise ConfigError(str(p), f"plugin import failed: {e}") from None
-    _LOADED_PLUGINS.add(p.resolve())
-
-
-_ENTRY_POINTS_LOADED = False
+    REGISTRY.loaded_plugins.add(p.resolve())
 
 
 def load_entry_points() -> None:
     """Import packages that register modules through the `zoo.modules` entry-point group (once)."""
-    global _ENTRY_POINTS_LOADED
-    if _ENTRY_POINTS_LOADED:
+    if REGISTRY.entry_points_loaded:
         return
-    _ENTRY_POINTS_LOADED = True
+    REGISTRY.entry_points_loaded = True
     for ep in entry_points(group="zoo.modules"):
         ep.load()
 

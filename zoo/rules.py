@@ -62,12 +62,14 @@ class RowContext:
 
     @property
     def unscaled_outputs(self) -> frozenset[int]:
-        """Channel counts that are a head's output size and so never width-scaled (YOLOv5's `no`)."""
-        outs = {self.nc}
-        na = anchors_per_level(self.anchors)
-        if na:
-            outs.add(na * (self.nc + 5))
-        return frozenset(outs)
+        """Channel counts never width-scaled: a head's output size, as each reference builder decides.
+
+        YOLOv5 leaves `no = na * (nc + 5)` alone, Ultralytics (and DAMO configs) leave `nc` alone.
+        """
+        if self.family == "yolov5":
+            na = anchors_per_level(self.anchors)
+            return frozenset({na * (self.nc + 5)}) if na else frozenset()
+        return frozenset({self.nc})
 
     def channels(self, c: Any) -> int:
         """Scale a channel argument: make_divisible(min(c, max_channels) * width, 8)."""

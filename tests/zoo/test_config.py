@@ -65,11 +65,20 @@ def test_nc_and_anchors_names_resolve() -> None:
     assert cfg.head[0].args == (7, 3)
 
 
-def test_nc_override_changes_head_only() -> None:
+@pytest.mark.parametrize("nc", [3, 128, 256])
+def test_nc_override_changes_head_only(nc: int) -> None:
+    """Only the head changes, even when nc equals a layer width (YOLOv5 exempts `no`, not `nc`)."""
     a = zoo.build_model("yolov5n", device="meta")
-    b = zoo.build_model("yolov5n", nc=3, device="meta")
+    b = zoo.build_model("yolov5n", nc=nc, device="meta")
     ch = [64, 128, 256]  # P3-P5 widths of yolov5n
-    assert n_params(a) - n_params(b) == sum(c * 3 * (80 - 3) + 3 * (80 - 3) for c in ch)
+    assert n_params(b) - n_params(a) == sum(c * 3 * (nc - 80) + 3 * (nc - 80) for c in ch)
+    assert [i.out_channels for i in a.layers] == [i.out_channels for i in b.layers]
+
+
+def test_ultralytics_exempts_nc_from_width_scaling() -> None:
+    cfg = {"nc": 64, "scales": {"n": [1.0, 0.5, 1024]},
+           "backbone": [[-1, 1, "Conv", [64, 3, 2]], [-1, 1, "Conv", [128, 3, 2]]]}
+    assert [i.out_channels for i in zoo.build_model(cfg).layers] == [64, 64]
 
 
 def test_backbone_only_config() -> None:

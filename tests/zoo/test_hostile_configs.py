@@ -36,9 +36,11 @@ def body(*rows: str, header: str = HEADER) -> str:
 MARKER = "/tmp/zoo_hostile_marker"
 CASES: list[tuple[str, str, str]] = [
     # (id, yaml text, text the error must contain besides the file name)
-    ("yaml-unclosed", HEADER + "backbone: [[-1, 1, Conv, [16, 3, 2]]\n", ":"),
-    ("yaml-bad-indent", HEADER + "backbone:\n  - [-1, 1, Conv, [16]]\n   - [-1, 1, Conv, [16]]\n", ":"),
-    ("yaml-python-tag", HEADER + f"backbone: !!python/object/apply:os.system ['touch {MARKER}']\n", ":"),
+    ("yaml-unclosed", HEADER + "backbone: [[-1, 1, Conv, [16, 3, 2]]\n", ".yaml:9: YAML syntax error"),
+    ("yaml-bad-indent", HEADER + "backbone:\n  - [-1, 1, Conv, [16]]\n   - [-1, 1, Conv, [16]]\n",
+     ".yaml:10: YAML syntax error"),
+    ("yaml-python-tag", HEADER + f"backbone: !!python/object/apply:os.system ['touch {MARKER}']\n",
+     ".yaml:8: YAML syntax error"),
     ("not-a-mapping", "- [-1, 1, Conv, [16]]\n", ":1"),
     ("no-backbone", HEADER + "head:\n  - [-1, 1, Conv, [16]]\n", "backbone"),
     ("empty-backbone", HEADER + "backbone: []\n", "empty"),
@@ -91,6 +93,16 @@ CASES: list[tuple[str, str, str]] = [
     ("detect-single-input", body("[-1, 1, Detect, [nc, anchors]]"), "row 5 (Detect)"),
     ("segment-bad-nm", body("[[2, 3, 4], 1, Segment, [nc, anchors, -32, 256]]"), "row 5 (Segment)"),
     ("bad-gain", body("[-1, 1, Contract, [0]]"), "row 5 (Contract)"),
+    ("depth-inf", HEADER.replace("depth_multiple: 0.33", "depth_multiple: .inf") + GOOD_BACKBONE,
+     "depth_multiple"),
+    ("width-inf", HEADER.replace("width_multiple: 0.25", "width_multiple: .inf") + GOOD_BACKBONE,
+     "width_multiple"),
+    ("width-huge", HEADER.replace("width_multiple: 0.25", "width_multiple: 1e9") + GOOD_BACKBONE,
+     "width_multiple"),
+    ("deep-nesting", body("[-1, 1, Conv, " + "[" * 3000 + "]" * 3000 + "]"), "nest"),
+    ("repeats-huge", body("[-1, 100000000, C3, [64]]"), "row 5 (C3)"),
+    ("repeats-times-depth", HEADER.replace("depth_multiple: 0.33", "depth_multiple: 16") + GOOD_BACKBONE
+     + "head:\n  - [-1, 900, Bottleneck, [128]]\n", "row 5 (Bottleneck)"),
 ]
 
 

@@ -9,7 +9,8 @@ import torch
 
 import zoo
 from zoo.config import builtin_names
-from zoo.registry import REGISTRY, ensure_builtin_modules
+from zoo.registry import REGISTRY, ModuleSpec, Registry, ensure_builtin_modules
+from zoo.rules import RULES
 
 ensure_builtin_modules()
 STEM = {"damo": "ConvBNAct"}  # a plain conv row each family can name
@@ -76,12 +77,21 @@ def test_unknown_rule_name_is_an_error() -> None:
         zoo.register_module("Whatever", family="yolov5", io="sideways")
 
 
-def test_ambiguous_name_asks_for_family() -> None:
+def test_family_resolution_rules() -> None:
+    """Own family first; else the only other family; else shared; several others: ask for `family:`."""
     class A(torch.nn.Module):
         pass
 
-    zoo.register_module("ZooTestAmbiguous", family="ultralytics")(A)
-    zoo.register_module("ZooTestAmbiguous", family="damo")(A)
+    reg = Registry()  # a private registry: the global one stays as the built-ins made it
+    spec = lambda name, fam: ModuleSpec(name, fam, A, RULES["same"], "same", "chain")  # noqa: E731
+    reg.add(spec("Both", "ultralytics"))
+    reg.add(spec("Both", "damo"))
+    reg.add(spec("Only", "damo"))
+    reg.add(spec("Shared", "shared"))
     with pytest.raises(KeyError, match="family:"):
-        REGISTRY.lookup("ZooTestAmbiguous", "yolov5")
-    assert REGISTRY.lookup("ZooTestAmbiguous", "damo").family == "damo"
+        reg.lookup("Both", "yolov5")
+    assert reg.lookup("Both", "damo").family == "damo"
+    assert reg.lookup("Only", "yolov5").family == "damo"
+    assert reg.lookup("Shared", "ultralytics").family == "shared"
+    with pytest.raises(KeyError, match="did you mean Both"):
+        reg.lookup("Bth", "yolov5")

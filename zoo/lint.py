@@ -8,6 +8,8 @@ Checks are data-driven, not per-module branches:
 - anchor strides: an anchor-based head (a module holding an `anchors` table per level) reads levels at
   strides other than the ones the anchors are written for; YOLOv5 writes anchor level i for stride
   8 * 2**i (P3/8 first), which `ANCHOR_BASE_STRIDE` states once.
+A row the shortcut check cannot examine (its arguments do not fit its constructor, or its probe forward
+fails) gets a "not checked" warning with the reason instead of passing in silence.
 """
 from __future__ import annotations
 
@@ -23,13 +25,17 @@ from .graph import LayerInfo, ZooModel
 ANCHOR_BASE_STRIDE = 8  # the stride YOLOv5's first anchor level is written for (P3/8)
 SHORTCUT_ARG = "shortcut"
 ADD_FLAG = "add"
+# what a probe forward of one row can raise for a row lint cannot read: torch's shape and device errors
+# (RuntimeError, NotImplementedError on meta), bad argument values (ValueError) or a forward that does not
+# take the row's input (TypeError). Anything else is a bug in lint and propagates.
+PROBE_ERRORS = (RuntimeError, ValueError, TypeError)
 
 
 @dataclass(frozen=True)
 class LintWarning:
     row: int | None
     text: str
-    code: str = ""  # "shortcut-disabled", "anchor-strides"
+    code: str = ""  # "shortcut-disabled", "anchor-strides", "not-checked"
 
 
 def lint_model(model: ZooModel) -> tuple[LintWarning, ...]:
@@ -44,21 +50,28 @@ def lint_model(model: ZooModel) -> tuple[LintWarning, ...]:
 # -- residual shortcuts ------------------------------------------------------------------------------
 
 def _asks_for_shortcut(module: nn.Module, info: LayerInfo) -> bool:
-    """True when the row's constructor call has a true `shortcut` argument (written or by default)."""
+    """True when the row's constructor call has a true `shortcut` argument (written or by default).
+
+    Raises TypeError when the row's arguments do not bind to the constructor's signature."""
     block = module[0] if isinstance(module, nn.Sequential) and len(module) and info.repeats > 1 else module
-    try:
-        bound = inspect.signature(type(block)).bind(*info.args)
-    except TypeError:
-        return False
+    bound = inspect.signature(type(block)).bind(*info.args)
     bound.apply_defaults()
     return bool(bound.arguments.get(SHORTCUT_ARG, False))
 
 
 def _shortcut_warnings(model: ZooModel, info: LayerInfo, module: nn.Module) -> list[LintWarning]:
     flagged = [(name, m) for name, m in module.named_modules() if getattr(m, ADD_FLAG, None) is False]
-    if not flagged or not _asks_for_shortcut(module, info):
+    if not flagged:
         return []
-    widths = _block_widths(model, info, module, [m for _, m in flagged])
+    try:
+        if not _asks_for_shortcut(module, info):
+            return []
+    except TypeError as e:
+        return [_not_checked(info, f"its arguments do not fit {type(module).__name__}'s signature", e)]
+    try:
+        widths = _block_widths(model, info, module, [m for _, m in flagged])
+    except PROBE_ERRORS as e:
+        return [_not_checked(info, "its probe forward failed", e)]
     out = []
     for name, m in flagged:
         c_in, c_out = widths.get(id(m), (None, None))
@@ -71,6 +84,12 @@ def _shortcut_warnings(model: ZooModel, info: LayerInfo, module: nn.Module) -> l
     return out
 
 
+def _not_checked(info: LayerInfo, why: str, error: BaseException) -> LintWarning:
+    detail = (str(error).splitlines() or [""])[0]
+    return LintWarning(info.index, f"row {info.index} not checked: {info.module} has a block without its "
+                       f"residual add and {why} ({type(error).__name__}: {detail})", "not-checked")
+
+
 def _row_input(model: ZooModel, info: LayerInfo, device: torch.device, dtype: torch.dtype) -> Any:
     """Zeros shaped like the row's inputs at the builder's probe size."""
     def one(s: int) -> torch.Tensor:
@@ -80,7 +99,7 @@ def _row_input(model: ZooModel, info: LayerInfo, device: torch.device, dtype: to
             return torch.zeros(1, model.config.ch, side, side, device=device, dtype=dtype)
         shape = model.layers[s].out_shape
         if shape is None:
-            raise ValueError("reads a head")
+            raise ValueError(f"it reads row {s}, whose output (a head's) has no shape")
         return torch.zeros(1, *shape[1:], device=device, dtype=dtype)
 
     feed = [one(s) for s in info.sources]
@@ -89,7 +108,7 @@ def _row_input(model: ZooModel, info: LayerInfo, device: torch.device, dtype: to
 
 def _block_widths(model: ZooModel, info: LayerInfo, module: nn.Module,
                   blocks: list[nn.Module]) -> dict[int, tuple[int, int]]:
-    """Input/output channels of each block, from one forward pass of this row alone."""
+    """Input/output channels of each block, from one forward pass of this row alone (raises PROBE_ERRORS)."""
     param = next(module.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
@@ -106,8 +125,6 @@ def _block_widths(model: ZooModel, info: LayerInfo, module: nn.Module,
         module.eval()
         with torch.no_grad():
             module(_row_input(model, info, device, dtype))
-    except Exception:  # noqa: BLE001  lint never fails a build; no widths means no warning
-        return {}
     finally:
         module.train(was_training)
         for h in handles:

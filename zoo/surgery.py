@@ -10,6 +10,8 @@ Renumbering rules:
 - delete I: references above I shrink by one. A `-1` that pointed at I points at I's input when I had
   exactly one; any other reference to I is an error that names the reading row.
 - replace I: numbering is unchanged; the new row's `from` is read relative to I.
+A `scales` file edited at one scale (a built-in name such as yolov5l-gfpn, or an explicit choice) has
+that scale written out by `pin_scale`, so the edited file builds the same model whatever it is named.
 """
 from __future__ import annotations
 
@@ -51,6 +53,51 @@ def load(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict) or not isinstance(data.get("backbone"), list):
         raise ConfigError(str(path), "a config must be a mapping with a 'backbone' list of rows")
     return data
+
+
+def builtin_scale(source: str | Path) -> str | None:
+    """The scale a built-in name stands for (yolov5l-gfpn -> "l"); None for a file or a one-scale name."""
+    if Path(source).is_file():
+        return None
+    from .config import builtin_names
+
+    entry = builtin_names().get(str(source))
+    return entry[1] if entry is not None else None
+
+
+def pin_scale(data: Mapping[str, Any], scale: str | None, *, file: str | None = None) -> dict[str, Any]:
+    """New data whose only scale is `scale`, written where `scales` was.
+
+    A YOLOv5-schema [depth, width] scale becomes depth_multiple/width_multiple; an Ultralytics-schema
+    file, or a scale with max_channels (which has no top-level key), keeps `scales` with that key alone.
+    Either way the loader has one choice left, so the file's name no longer picks the scale.
+    With `scale` None the data is returned unchanged (a copy).
+    """
+    out = {k: copy.deepcopy(v) for k, v in data.items()}
+    if scale is None:
+        return out
+    scales = data.get("scales")
+    if scales is None:
+        raise ConfigError(file, f"scale {scale!r} chosen but the config has no 'scales'")
+    if not isinstance(scales, Mapping) or not scales:
+        raise ConfigError(file, "scales: must map scale names to [depth, width(, max_channels)]")
+    key = next((k for k in scales if str(k) == str(scale)), None)
+    if key is None:
+        raise ConfigError(file, f"scale {scale!r} is not in the config's scales "
+                                f"({', '.join(str(k) for k in scales)})")
+    value = copy.deepcopy(scales[key])
+    # with `scales` present and no family, the loader infers ultralytics unless anchors are given
+    family = data.get("family") or ("yolov5" if "anchors" in data else "ultralytics")
+    as_multiples = family != "ultralytics" and isinstance(value, list) and len(value) == 2
+    pinned: dict[str, Any] = {}
+    for k, v in out.items():
+        if k != "scales":
+            pinned[k] = v
+        elif as_multiples:
+            pinned["depth_multiple"], pinned["width_multiple"] = value
+        else:
+            pinned["scales"] = {key: value}
+    return pinned
 
 
 def parse_row(text: str, *, file: str | None = None) -> list[Any]:

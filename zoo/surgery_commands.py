@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from .command import Command
 
@@ -13,6 +14,8 @@ def _edit_args(p: argparse.ArgumentParser) -> None:
     op.add_argument("--replace", type=int, metavar="I", help="replace row I with --row")
     op.add_argument("--delete", type=int, metavar="I", help="delete row I")
     p.add_argument("--row", help='the new row as YAML, e.g. "[-1, 2, GhostModuleV3, [512, 3]]"')
+    p.add_argument("--scale", help="edit at this scale of a `scales` config and write it out in OUT "
+                                   "(default: the scale a built-in name stands for, e.g. l of yolov5l-gfpn)")
     p.add_argument("-o", "--out", required=True, metavar="OUT", help="where to write the edited YAML")
     p.add_argument("--no-check", action="store_true",
                    help="do not build the result (on the meta device) before writing it")
@@ -22,7 +25,8 @@ def _edit_run(args: argparse.Namespace) -> int:
     from . import surgery
     from .errors import ConfigError
 
-    data = surgery.load(args.config)
+    scale = args.scale or surgery.builtin_scale(args.config)
+    data = surgery.pin_scale(surgery.load(args.config), scale, file=args.config)
     if args.delete is not None:
         if args.row is not None:
             raise ConfigError(args.config, "--delete takes no --row")
@@ -39,22 +43,33 @@ def _edit_run(args: argparse.Namespace) -> int:
             edited = surgery.replace(data, args.replace, row, file=args.config)
             what = f"row {args.replace} replaced"
     if not args.no_check:
-        from .builder import build_model
-
-        try:
-            build_model(edited, device="meta")
-        except ConfigError as e:
-            raise ConfigError(args.out, f"the edited config does not build: {e.text}", row=e.row,
-                              module=e.module) from None
-    surgery.save(edited, args.out, header=f"edited by `zoo edit` from {args.config}: {what}\n"
+        _check_builds(edited, args.out)
+    pinned = f"; scale {scale} written out" if scale is not None else ""
+    surgery.save(edited, args.out, header=f"edited by `zoo edit` from {args.config}: {what}{pinned}\n"
                                           f"rows are renumbered; comments of the source are not kept")
     return 0
+
+
+def _check_builds(data: dict[str, Any], out: str) -> None:
+    """Build the result on the meta device at every scale it still holds (one after pin_scale)."""
+    from .builder import build_model
+    from .errors import ConfigError
+
+    scales = data.get("scales")
+    for scale in (list(scales) if isinstance(scales, dict) and scales else [None]):
+        try:
+            build_model(data, scale=None if scale is None else str(scale), device="meta")
+        except ConfigError as e:
+            at = f" at scale {scale}" if scale is not None and len(scales) > 1 else ""
+            raise ConfigError(out, f"the edited config does not build{at}: {e.text}", row=e.row,
+                              module=e.module) from None
 
 
 COMMANDS = [
     Command("edit", "Insert, replace or delete a config row; every `from` keeps pointing at its layer.",
             _edit_args, _edit_run,
             "examples:\n"
+            "  zoo edit my-scales.yaml --scale m --delete 5 -o out.yaml\n"
             "  zoo edit yolov5l-gfpn --insert-after 4 --row \"[-1, 1, Conv, [256, 3, 1]]\" -o out.yaml\n"
             "  zoo edit my.yaml --replace 8 --row \"[-1, 3, C3_GhostDynamicConv, [1024]]\" -o out.yaml\n"
             "  zoo edit my.yaml --delete 5 -o out.yaml"),

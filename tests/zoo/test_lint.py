@@ -7,6 +7,8 @@ import pytest
 
 import zoo
 from zoo.lint import LintWarning, lint_model
+from torch import nn
+
 from zoo.registry import REGISTRY
 
 
@@ -67,3 +69,46 @@ def test_warning_is_frozen() -> None:
     w = LintWarning(1, "x", "anchor-strides")
     with pytest.raises(dataclasses.FrozenInstanceError):
         w.row = 2  # type: ignore[misc]
+
+
+class _Raises(nn.Module):
+    """Stands in for a conv whose forward fails, as a row that lint cannot probe would."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+
+    def forward(self, x):  # noqa: ANN001, ANN201
+        raise self.error
+
+
+SHORTCUT_ROWS = {"nc": 3, "backbone": [[-1, 1, "Conv", [32, 3, 2]], [-1, 1, "Bottleneck", [64]]]}
+
+
+@pytest.mark.parametrize("error", [RuntimeError("mat1 and mat2 shapes cannot be multiplied"),
+                                   NotImplementedError("no meta kernel"), ValueError("bad value")])
+def test_a_row_whose_probe_raises_is_reported_not_hidden(error: Exception) -> None:
+    model = zoo.build_model(SHORTCUT_ROWS, device="meta")
+    model.model[1].cv1 = _Raises(error)
+    warnings = lint_model(model)
+    assert [(w.row, w.code) for w in warnings] == [(1, "not-checked")]
+    assert warnings[0].text.startswith("row 1 not checked: Bottleneck")
+    assert f"{type(error).__name__}: {error}" in warnings[0].text
+
+
+def test_a_bug_in_a_probe_is_not_swallowed() -> None:
+    model = zoo.build_model(SHORTCUT_ROWS, device="meta")
+    model.model[1].cv1 = _Raises(KeyError("bug"))
+    with pytest.raises(KeyError):
+        lint_model(model)
+
+
+def test_arguments_that_do_not_bind_are_reported() -> None:
+    model = zoo.build_model(SHORTCUT_ROWS, device="meta")
+    info = model.layers[1]
+    layers = list(model.layers)
+    layers[1] = dataclasses.replace(info, args=(*info.args, "extra", "args", "too", "many"))
+    model.layers = tuple(layers)
+    warnings = lint_model(model)
+    assert [(w.row, w.code) for w in warnings] == [(1, "not-checked")]
+    assert "do not fit Bottleneck's signature" in warnings[0].text

@@ -133,8 +133,77 @@ def test_edit_command(tmp_path: Path) -> None:
     assert yaml.safe_load(out.read_text())["head"][1][0] == 7
     back = tmp_path / "back.yaml"
     assert main(["edit", str(out), "--delete", "5", "-o", str(back)]) == 0
-    assert yaml.safe_load(back.read_text()) == surgery.load("yolov5s-gfpn")
+    assert yaml.safe_load(back.read_text()) == surgery.pin_scale(surgery.load("yolov5s-gfpn"), "s")
     # deleting a stride-2 conv breaks a Concat: the result is built before it is written
     assert main(["edit", str(out), "--delete", "6", "-o", str(tmp_path / "bad.yaml")]) == 1
     assert not (tmp_path / "bad.yaml").exists()
     assert main(["edit", str(out), "--replace", "5", "-o", str(back)]) == 1  # --row missing
+
+
+def _conv_params(c: int) -> int:
+    return c * c * 9 + 2 * c  # Conv(c, c, 3): bias-free conv + BN weight and bias
+
+
+@pytest.mark.parametrize(("name", "scale", "c"), [("yolov5s-gfpn", None, 128), ("yolov5l-gfpn", None, 256),
+                                                  ("yolov5l-gfpn", "s", 128)])
+def test_edit_writes_the_scale_out(tmp_path: Path, name: str, scale: str | None, c: int) -> None:
+    from cli import main
+
+    # the output's name says another scale (x / s): the written-out multiples must win over it
+    out = tmp_path / ("yolov5x-gfpn.yaml" if c == 128 else "yolov5s-gfpn.yaml")
+    argv = ["edit", name, "--insert-after", "4", "--row", "[-1, 1, Conv, [256, 3, 1]]", "-o", str(out)]
+    assert main(argv + (["--scale", scale] if scale else [])) == 0
+    data = yaml.safe_load(out.read_text())
+    assert "scales" not in data and data["family"] == "yolov5"
+    reference = zoo.build_model(name, scale=scale, device="meta")
+    assert count(zoo.build_model(out, device="meta")) == count(reference) + _conv_params(c)
+    assert ("scale " + (scale or name[6]) + " written out") in out.read_text().splitlines()[0]
+
+
+def test_edit_keeps_an_ultralytics_scale(tmp_path: Path) -> None:
+    from cli import main
+
+    out = tmp_path / "yolov8n.yaml"  # the name says n; the file must still build m
+    assert main(["edit", "yolov8m", "--insert-after", "4", "--row", "[-1, 1, Conv, [256, 3, 1]]",
+                 "-o", str(out)]) == 0
+    data = yaml.safe_load(out.read_text())
+    assert data["scales"] == {"m": [0.67, 0.75, 768]} and "depth_multiple" not in data
+    assert data["head"][-1][0] == [16, 19, 22]  # Detect([15, 18, 21]) renumbered
+    after = zoo.build_model(out, device="meta")
+    assert count(after) == count(zoo.build_model("yolov8m", device="meta")) + _conv_params(192)
+    assert after.layers[5].out_channels == 192  # min(256, 768) * 0.75
+
+
+def test_pin_scale_api_and_errors() -> None:
+    data = surgery.load("yolov5s-gfpn")
+    assert surgery.builtin_scale("yolov5l-gfpn") == "l" and surgery.builtin_scale("damo-yolo-s") is None
+    pinned = surgery.pin_scale(data, "l")
+    assert (pinned["depth_multiple"], pinned["width_multiple"]) == (1.0, 1.0) and "scales" not in pinned
+    assert list(pinned)[:4] == ["nc", "family", "depth_multiple", "width_multiple"]  # where `scales` was
+    assert "scales" in data and surgery.pin_scale(data, None) == data
+    # no family and no anchors: the loader infers ultralytics from `scales`, so `scales` stays
+    bare = {"scales": {"a": [0.5, 0.5], "b": [1.0, 1.0]}, "backbone": SMALL["backbone"]}
+    assert surgery.pin_scale(bare, "b")["scales"] == {"b": [1.0, 1.0]}
+    with pytest.raises(ConfigError, match=r"scale 'x' is not in the config's scales \(s, l\)"):
+        surgery.pin_scale(data, "x")
+    with pytest.raises(ConfigError, match="no 'scales'"):
+        surgery.pin_scale(SMALL, "s")
+
+
+def test_edit_without_a_scale_checks_every_scale(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from cli import main
+
+    src = tmp_path / "two.yaml"
+    surgery.save(surgery.load("yolov5s-gfpn"), src)
+    out = tmp_path / "out.yaml"
+    ok = ["--insert-after", "4", "--row", "[-1, 1, Conv, [256, 3, 1]]", "-o", str(out)]
+    assert main(["edit", str(src), *ok]) == 0
+    assert set(yaml.safe_load(out.read_text())["scales"]) == {"s", "l"}  # no scale chosen: all kept
+    # 256 groups divide 256 channels (l) but not 128 (s): only checking every scale catches it
+    grouped = ["--insert-after", "4", "--row", "[-1, 1, Conv, [256, 3, 1, 1, 256]]", "-o", str(out)]
+    assert main(["edit", str(src), "--scale", "l", *grouped]) == 0
+    out.unlink()
+    capsys.readouterr()
+    assert main(["edit", str(src), *grouped]) == 1 and not out.exists()
+    assert "does not build at scale s" in capsys.readouterr().err
+    assert main(["edit", str(src), "--scale", "z", *ok]) == 1

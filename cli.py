@@ -53,10 +53,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             load_plugin(path)
         return int(args._run(args))
     except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
+        from profiles.report import print_error
+
+        print_error(str(e))
         return 1
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        from profiles.report import print_error
+
+        print_error("interrupted")
         return 130
 
 

@@ -1,9 +1,11 @@
 """Counting benchmark: zoo's totals against fvcore, thop and torch.utils.flop_counter run by hand, and
 the wall time of `profile_model(latency=False)` against running the three counters directly.
 
-    .venv/bin/python bench/counting.py [--imgsz 640] [--only yolov5n yolov5s ...]
+    .venv/bin/python bench/counting.py [--imgsz 640] [--only yolov5n,yolov5s ...]
 
-Writes bench/results/counting.json and bench/results/counting.md; prints the markdown table.
+Writes bench/results/counting.json and bench/results/counting.md; prints the markdown table. With
+`--only`, the new records are merged into the existing results (same config replaced, others kept), so
+one new family can be measured without re-running the whole table; the merged run is noted in the table.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import platform
 import sys
 import time
 import warnings
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -111,13 +114,54 @@ def markdown(records: list[dict[str, Any]], imgsz: int) -> str:
     return "\n".join(lines)
 
 
+def only_names(values: list[str] | None) -> list[str]:
+    """`--only a,b c` -> [a, b, c], first occurrence kept."""
+    names = [n.strip() for v in values or [] for n in v.split(",") if n.strip()]
+    return list(dict.fromkeys(names))
+
+
+def merge(old: dict[str, Any], records: list[dict[str, Any]], run: dict[str, Any]) -> dict[str, Any]:
+    """`records` into an earlier result: a config measured again replaces its record, the others stay;
+    records follow the built-in order so the table reads the same however it was assembled."""
+    by_config = {r["config"]: r for r in old.get("records", [])}
+    by_config.update({r["config"]: r for r in records})
+    order = {n: i for i, n in enumerate(zoo.builtin_names())}
+    merged = sorted(by_config.values(), key=lambda r: (order.get(r["config"], len(order)), r["config"]))
+    meta = dict(old["meta"])
+    meta["merged_runs"] = [*meta.get("merged_runs", []), run]
+    return {"meta": meta, "records": merged}
+
+
+def note(meta: dict[str, Any]) -> str:
+    text = (f"Counting at {meta['imgsz']} px, batch 1, eval mode, CPU (torch {meta['torch']}, {meta['cpu_count']} "
+            f"cores, load average at the end {', '.join(f'{x:.1f}' for x in meta['loadavg_end'])}).\n"
+            "zoo GFLOPs = 2 x fvcore MACs (BN included). thop counts BN at 4/element (fvcore 2) and the torch "
+            "counter counts neither BN nor upsample; 'same as direct': zoo's three totals equal the counters run "
+            "by hand. 'zoo profile s' is profile_model(latency=False): fvcore + thop + torch counter + one "
+            "shape/memory pass; '3 counters s' runs the three counters by hand. 'YOLOv5 prints' is thop on a "
+            "32 px image x400.\n")
+    for run in meta.get("merged_runs", []):
+        text += (f"Measured later with `--only` and merged ({run['date']}, torch {run['torch']}, load average "
+                 f"at the end {', '.join(f'{x:.1f}' for x in run['loadavg_end'])}): "
+                 f"{', '.join(run['configs'])}.\n")
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--imgsz", type=int, default=640)
-    ap.add_argument("--only", nargs="*", help="configs to run (default: every built-in)")
+    ap.add_argument("--only", nargs="*", metavar="CFG[,CFG]",
+                    help="configs to run, merged into the existing results (default: every built-in, replacing them)")
     ap.add_argument("--out-dir", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
-    names = args.only or list(zoo.builtin_names())
+    only = only_names(args.only)
+    names = only or list(zoo.builtin_names())
+    old_path = args.out_dir / "counting.json"
+    old = json.loads(old_path.read_text()) if only and old_path.exists() else None
+    if old is not None and old["meta"]["imgsz"] != args.imgsz:
+        print(f"error: {old_path} was measured at {old['meta']['imgsz']} px, not {args.imgsz}: "
+              "re-run every config or use another --out-dir", file=sys.stderr)
+        return 2
     records = []
     warm = zoo.build_model("yolov5n")  # one-time costs (imports, first trace) out of the timings
     by_hand(warm, 64)
@@ -133,18 +177,17 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"imgsz": args.imgsz, "torch": torch.__version__, "python": platform.python_version(),
             "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "loadavg_end": list(os.getloadavg()), "wall_s": round(time.perf_counter() - t0, 1)}
+    if old is not None:
+        run = {"configs": names, "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+               "torch": meta["torch"], "loadavg_end": meta["loadavg_end"], "wall_s": meta["wall_s"]}
+        result = merge(old, records, run)
+    else:
+        result = {"meta": meta, "records": records}
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / "counting.json").write_text(json.dumps({"meta": meta, "records": records}, indent=2) + "\n")
-    table = markdown(records, args.imgsz)
-    note = (f"Counting at {args.imgsz} px, batch 1, eval mode, CPU (torch {meta['torch']}, {meta['cpu_count']} cores, "
-            f"load average at the end {', '.join(f'{x:.1f}' for x in meta['loadavg_end'])}).\n"
-            "zoo GFLOPs = 2 x fvcore MACs (BN included). thop counts BN at 4/element (fvcore 2) and the torch "
-            "counter counts neither BN nor upsample; 'same as direct': zoo's three totals equal the counters run "
-            "by hand. 'zoo profile s' is profile_model(latency=False): fvcore + thop + torch counter + one "
-            "shape/memory pass; '3 counters s' runs the three counters by hand. 'YOLOv5 prints' is thop on a "
-            "32 px image x400.\n")
-    (args.out_dir / "counting.md").write_text("# Counting benchmark\n\n" + note + "\n" + table + "\n")
-    print(table)
+    (args.out_dir / "counting.json").write_text(json.dumps(result, indent=2) + "\n")
+    table = markdown(result["records"], args.imgsz)
+    (args.out_dir / "counting.md").write_text("# Counting benchmark\n\n" + note(result["meta"]) + "\n" + table + "\n")
+    print(markdown(records, args.imgsz) if old is not None else table)
     return 0
 
 

@@ -16,6 +16,7 @@ from torch import nn
 from zoo.config import Config
 from zoo.errors import ConfigError
 from zoo.graph import ZooModel
+from zoo.lint import LintWarning, lint_model
 
 from .crosscheck import CrossCheck, cross_check
 from .flops import count_flops, flops_of
@@ -73,6 +74,7 @@ class ModelProfile:
     by_operator: dict[str, int]
     cross_check: CrossCheck | None
     layers: tuple[LayerProfile, ...]
+    lint: tuple[LintWarning, ...] = ()  # shape lint of the config as built (as `zoo validate` reports it)
 
     @property
     def gmacs(self) -> float:
@@ -97,6 +99,8 @@ def profile_model(model_or_cfg: ZooModel | Config | str | Path | Mapping[str, An
     model = _model_of(model_or_cfg, scale, nc)
     source = model.config.path
     _check_options(model, source, imgsz=imgsz, batch=batch, device=device, threads=threads, runs=runs)
+    stage("shape lint")
+    lint = lint_model(model)  # on the config as built: deploy folds blocks but keeps what the config meant
     net = copy.deepcopy(model) if (deploy or isinstance(model_or_cfg, nn.Module)) else model
     if deploy:
         from zoo.deploy import deploy as to_deploy
@@ -144,7 +148,8 @@ def profile_model(model_or_cfg: ZooModel | Config | str | Path | Mapping[str, An
         dtype=str(dtype).replace("torch.", ""), deploy=deploy, params=sum(p.numel() for p in net.parameters()),
         macs=fc.macs, n_modules=len(list(net.modules())), latency=total_lat, threads=threads,
         loadavg=total_lat.loadavg if total_lat is not None else loadavg(), memory=memory,
-        uncounted_ops=fc.uncounted, by_operator=fc.by_operator, cross_check=cc, layers=tuple(layers))
+        uncounted_ops=fc.uncounted, by_operator=fc.by_operator, cross_check=cc, layers=tuple(layers),
+        lint=lint)
 
 
 def _model_of(source: Any, scale: str | None, nc: int | None) -> ZooModel:

@@ -43,6 +43,7 @@ def layer_dict(layer: LayerProfile) -> dict[str, Any]:
         "latency_ms": None if lat is None else {"median": round(lat.median_ms, 4), "p90": round(lat.p90_ms, 4)},
         "share": None if layer.share is None else round(layer.share, 4),
         "macs_share": round(layer.macs_share, 4), "uncounted_ops": dict(layer.uncounted),
+        "uncounted": uncounted_text(layer.uncounted),
     }
 
 
@@ -58,6 +59,7 @@ def profile_dict(p: ModelProfile) -> dict[str, Any]:
         "memory": {**p.memory.as_dict(), "method": p.memory.method},
         "uncounted_ops": dict(p.uncounted_ops), "macs_by_operator": dict(p.by_operator),
         "cross_check": None if p.cross_check is None else cross_check_dict(p.cross_check),
+        "lint": [{"row": w.row, "code": w.code, "text": w.text} for w in p.lint],
         "layers": [layer_dict(lay) for lay in p.layers],
     }
 
@@ -75,7 +77,7 @@ def to_json(profiles: Sequence[ModelProfile]) -> str:
 
 
 CSV_FIELDS = ("model", "index", "from", "repeats", "module", "args", "params", "macs", "gmacs", "gflops",
-              "out_shape", "stride", "latency_median_ms", "latency_p90_ms", "share")
+              "out_shape", "stride", "latency_median_ms", "latency_p90_ms", "share", "uncounted")
 
 
 def to_csv(profiles: Sequence[ModelProfile]) -> str:
@@ -90,11 +92,11 @@ def to_csv(profiles: Sequence[ModelProfile]) -> str:
                         lay.params, lay.macs, f"{lay.gmacs:.6f}", f"{lay.gflops:.6f}",
                         "x".join(map(str, lay.out_shape)) if lay.out_shape else "", lay.stride or "",
                         f"{lat.median_ms:.4f}" if lat else "", f"{lat.p90_ms:.4f}" if lat else "",
-                        f"{lay.share:.4f}" if lay.share is not None else ""])
+                        f"{lay.share:.4f}" if lay.share is not None else "", uncounted_text(lay.uncounted)])
         lat = p.latency
         w.writerow([p.label, "total", "", "", "", "", p.params, p.macs, f"{p.gmacs:.6f}", f"{p.gflops:.6f}",
                     "", "", f"{lat.median_ms:.4f}" if lat else "", f"{lat.p90_ms:.4f}" if lat else "",
-                    "1.0" if lat else ""])
+                    "1.0" if lat else "", uncounted_text(p.uncounted_ops)])
     return buf.getvalue()
 
 
@@ -105,6 +107,8 @@ def to_markdown(profiles: Sequence[ModelProfile]) -> str:
     for p in profiles:
         parts += [f"## {p.label}", "", f"`{summary_line(p)}`", "", _md_bullets(p), "",
                   _md_table(*layer_rows(p)), ""]
+        if p.lint:
+            parts += ["Shape lint warnings:", ""] + [f"- {lint_text(p.source, w)}" for w in p.lint] + [""]
         if p.uncounted_ops:
             parts += ["Uncounted ops (cost time, counted by no counter): "
                       + ", ".join(f"`{op}` x{n}" for op, n in p.uncounted_ops.items()), ""]
@@ -119,6 +123,7 @@ def layer_rows(p: ModelProfile) -> tuple[list[str], list[list[str]]]:
     timed = p.latency is not None
     head = ["#", "from", "n", "params", "module", "args", "out shape", "stride", "GMACs", "GFLOPs"]
     head += ["ms", "p90 ms", "share"] if timed else ["share (MACs)"]
+    head += ["uncounted"]
     rows = []
     for lay in p.layers:
         row = [str(lay.index), _compact(lay.from_), str(lay.repeats), f"{lay.params:,}", lay.module,
@@ -130,8 +135,20 @@ def layer_rows(p: ModelProfile) -> tuple[list[str], list[list[str]]]:
                     f"{lay.share:.1%}" if lay.share is not None else "-"]
         else:
             row += [f"{lay.macs_share:.1%}"]
+        row += [uncounted_text(lay.uncounted) or "-"]
         rows.append(row)
     return head, rows
+
+
+def uncounted_text(ops: dict[str, int]) -> str:
+    """{'aten::silu': 2, 'aten::max_pool2d': 3} -> 'silu×2, max_pool2d×3' (the ops a row leaves uncounted)."""
+    return ", ".join(f"{op.split('::')[-1]}×{n}" for op, n in ops.items())
+
+
+def lint_text(source: str, w: Any) -> str:
+    """One lint warning as `zoo validate` words it: where, then what."""
+    where = f"{source}: row {w.row}" if getattr(w, "row", None) is not None else source
+    return f"{where}: {w.text}"
 
 
 def cross_check_rows(cc: CrossCheck) -> tuple[list[str], list[list[str]]]:
@@ -193,8 +210,8 @@ def render_table(profiles: Sequence[ModelProfile], console: Console) -> None:
         head, rows = layer_rows(p)
         t = Table(title=f"{p.label}  ({p.source}, {p.imgsz}px, batch {p.batch})", box=box.SIMPLE_HEAD)
         for i, h in enumerate(head):
-            t.add_column(h, justify="left" if h in ("from", "module", "args", "out shape") else "right",
-                         no_wrap=h != "args")
+            left = h in ("from", "module", "args", "out shape", "uncounted")
+            t.add_column(h, justify="left" if left else "right", no_wrap=h not in ("args", "uncounted"))
         for r in rows:
             t.add_row(*r)
         console.print(t)
@@ -215,6 +232,7 @@ def render(profiles: Sequence[ModelProfile], fmt: str, out: str | Path | None = 
     """Write `profiles` in `fmt` to `out` (a file) or stdout."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}")
+    print_lint(profiles)  # stderr only: stdout stays pure JSON/CSV; JSON and markdown also carry them
     if fmt == "table":
         if out is None:
             render_table(profiles, _stdout_console())
@@ -230,6 +248,20 @@ def render(profiles: Sequence[ModelProfile], fmt: str, out: str | Path | None = 
         sys.stdout.flush()
     else:
         Path(out).write_text(text, encoding="utf-8")
+
+
+def print_lint(profiles: Sequence[ModelProfile]) -> None:
+    """Each profile's shape lint warnings on stderr, one line each, as `zoo validate` prints them."""
+    for p in profiles:
+        for w in p.lint:
+            print(f"warning: {lint_text(p.source, w)}", file=sys.stderr, flush=True)
+
+
+def print_error(text: str) -> None:
+    """`error: {text}` as one line on stderr (the CLI's way to report a ConfigError without a traceback)."""
+    line = " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+    sys.stderr.write(f"error: {line}\n")
+    sys.stderr.flush()
 
 
 def wrote(path: str | Path) -> None:
@@ -297,8 +329,7 @@ def print_validated(model: Any, lint_warnings: Sequence[Any] = ()) -> None:
     strides = "/".join(f"{float(s):g}" for s in model.stride.flatten().tolist())
     print(f"{cfg.path}: ok, {len(model.layers)} rows, {params:,} params, strides {strides}", flush=True)
     for w in lint_warnings:
-        where = f"{cfg.path}: row {w.row}" if getattr(w, "row", None) is not None else cfg.path
-        print(f"warning: {where}: {w.text}", file=sys.stderr, flush=True)
+        print(f"warning: {lint_text(cfg.path, w)}", file=sys.stderr, flush=True)
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -62,10 +62,36 @@ def test_costly_ops_fvcore_ignores_are_recorded_per_row() -> None:
     assert fc.by_row[1] == fc.by_row[2] == fc.by_row[4] == 0
 
 
-def test_yolov5n_gflops_at_640(yolov5n) -> None:
-    gflops = count_flops(yolov5n, imgsz=640).gflops
+@pytest.fixture(scope="module")
+def yolov5n_640(yolov5n):
+    return count_flops(yolov5n, imgsz=640)
+
+
+def test_yolov5n_gflops_at_640(yolov5n_640) -> None:
+    gflops = yolov5n_640.gflops
     assert gflops == pytest.approx(4.56, rel=0.02)
     assert gflops == pytest.approx(4.52, abs=0.005)  # SPEC §4: fvcore's own figure
+
+
+# YOLOv5 v7.0's printed GFLOPs at 640 (thop at 32 px x 400), issue 2's reference figures.
+YOLOV5_GFLOPS_640 = {"yolov5s": 16.62, "yolov5m": 49.23, "yolov5l": 109.58, "yolov5x": 206.31}
+
+
+def test_yolov5_counts_scale_exactly_with_area(yolov5n, yolov5n_640) -> None:
+    """Every YOLOv5 scale has n's topology (same kernels, strides, paddings; only widths and depths
+    differ), and at sizes that are multiples of 32 every map scales with the image side, so each
+    counted op scales with the image area. Checked here exactly, per row, so the next test may count
+    at 128 px and multiply by (640/128)**2 = 25."""
+    big, small = yolov5n_640, count_flops(yolov5n, imgsz=128)
+    assert big.macs == 25 * small.macs
+    assert big.by_row == {i: 25 * m for i, m in small.by_row.items()}
+    assert big.by_operator == {op: 25 * m for op, m in small.by_operator.items()}
+
+
+@pytest.mark.parametrize("name", sorted(YOLOV5_GFLOPS_640))
+def test_yolov5_gflops_at_640_match_reference(name: str) -> None:
+    gflops_640 = 25 * count_flops(build_model(name), imgsz=128).gflops  # exact: see the test above
+    assert gflops_640 == pytest.approx(YOLOV5_GFLOPS_640[name], rel=0.02)
 
 
 def test_counting_leaves_model_untouched(yolov5n) -> None:

@@ -10,12 +10,17 @@ import pytest
 import cli
 from profiles import profile_model
 from profiles.latency import percentile, summarize
-from profiles.report import to_csv, to_json, to_markdown
+from profiles import report
+from profiles.report import layer_rows, to_csv, to_json, to_markdown
 from zoo import ConfigError, build_model
 
-MODEL_KEYS = {"params", "gmacs", "gflops", "latency_ms", "threads", "loadavg", "memory", "uncounted_ops", "layers"}
+MODEL_KEYS = {"params", "gmacs", "gflops", "latency_ms", "threads", "loadavg", "memory", "uncounted_ops", "layers",
+              "lint"}
 LAYER_KEYS = {"index", "from", "repeats", "module", "args", "params", "gmacs", "gflops", "out_shape", "stride",
-              "latency_ms", "share"}
+              "latency_ms", "share", "uncounted"}
+# A Bottleneck asked for its shortcut (the default) but reading 16 channels into 32: the add is dropped.
+NO_SHORTCUT = {"nc": 1, "backbone": [[-1, 1, "Conv", [16, 3, 2]], [-1, 1, "Bottleneck", [32]]]}
+SPPF_UNCOUNTED = "max_pool2d×3, silu×2"  # yolov5n row 9: three pools, cv1 and cv2 activations
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +97,7 @@ def test_cli_json_stdout_only(capsys) -> None:
     out = capsys.readouterr().out
     data = json.loads(out)
     assert data["params"] == 1_872_157 and data["imgsz"] == 320 and data["latency_ms"] is None
+    assert data["lint"] == []
 
 
 def test_cli_out_file_and_side_by_side(tmp_path, capsys) -> None:
@@ -123,3 +129,55 @@ def test_listings(capsys) -> None:
     assert mods["C3"]["family"] == "yolov5" and "c1" in mods["C3"]["signature"]
     assert cli.main(["validate", "yolov5s"]) == 0
     assert "25 rows, 7,235,389 params, strides 8/16/32" in capsys.readouterr().out
+
+
+def test_uncounted_ops_per_row_in_every_table(n64, tmp_path) -> None:
+    head, rows = layer_rows(n64)
+    col = head.index("uncounted")
+    assert rows[9][col] == SPPF_UNCOUNTED
+    assert rows[0][col] == "silu×1" and rows[12][col] == "-"  # Concat moves data only
+    md = to_markdown([n64])
+    assert f"| {SPPF_UNCOUNTED} |" in md and "| uncounted |" in md
+    csv_rows = list(csv.DictReader(io.StringIO(to_csv([n64]))))
+    assert csv_rows[9]["uncounted"] == SPPF_UNCOUNTED and csv_rows[12]["uncounted"] == ""
+    assert csv_rows[-1]["uncounted"].startswith("silu×57")
+    assert json.loads(to_json([n64]))["layers"][9]["uncounted"] == SPPF_UNCOUNTED
+    out = tmp_path / "table.txt"
+    report.render([n64], "table", out)
+    line9 = next(ln for ln in out.read_text(encoding="utf-8").splitlines() if ln.strip().startswith("9 "))
+    assert "SPPF" in line9 and SPPF_UNCOUNTED in line9
+
+
+def test_lint_kept_in_profile_and_printed_to_stderr_in_table_mode(capsys) -> None:
+    p = profile_model(NO_SHORTCUT, imgsz=64, latency=False, check=False)
+    assert [(w.row, w.code) for w in p.lint] == [(1, "shortcut-disabled")]
+    report.render([p], "table")
+    cap = capsys.readouterr()
+    assert "residual shortcut disabled" not in cap.out and "Bottleneck" in cap.out
+    warning = [ln for ln in cap.err.splitlines() if ln.startswith("warning:")]
+    assert len(warning) == 1 and "row 1: Bottleneck: residual shortcut disabled" in warning[0]
+    assert "shortcut disabled" in to_markdown([p])
+
+
+def test_lint_in_cli_json(capsys) -> None:
+    """The EfficientNetV2 config halves six times: its Detect reads strides 16/32/64, not 8/16/32."""
+    assert cli.main(["profile", "yolov5s-effnetv2", "--no-latency", "--imgsz", "320", "--format", "json"]) == 0
+    cap = capsys.readouterr()
+    data = json.loads(cap.out)  # stdout is only the JSON
+    assert [(w["row"], w["code"]) for w in data["lint"]] == [(27, "anchor-strides")]
+    assert "strides 16/32/64" in data["lint"][0]["text"] and "8/16/32" in data["lint"][0]["text"]
+    assert "warning: yolov5s-effnetv2: row 27: Detect reads levels at strides 16/32/64" in cap.err
+
+
+def test_no_lint_for_yolov5n(n64, capsys) -> None:
+    assert n64.lint == ()
+    assert json.loads(to_json([n64]))["lint"] == []
+    report.render([n64], "json")
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_print_error_one_line_on_stderr(capsys) -> None:
+    report.print_error("bad.yaml: row 3: unknown module 'Foo'\n  (see `zoo modules`)")
+    cap = capsys.readouterr()
+    assert cap.out == ""
+    assert cap.err == "error: bad.yaml: row 3: unknown module 'Foo' (see `zoo modules`)\n"

@@ -14,10 +14,6 @@ from zoo.modules.gfpn import RepConv as GfpnRepConv
 from zoo.modules.tinynas import _RepConv as TinyRepConv
 
 
-def params(m: nn.Module) -> int:
-    return sum(p.numel() for p in m.parameters())
-
-
 def cbn(c1: int, c2: int, k: int = 1) -> int:
     """Conv2d without bias + BN."""
     return c1 * c2 * k * k + 2 * c2
@@ -94,33 +90,28 @@ def fold_repconvs_only(model: nn.Module) -> nn.Module:
 
 
 @pytest.mark.parametrize("name", list(MODELS))
-def test_params_train_and_published(name: str) -> None:
+def test_params_train_and_published(helpers, name: str) -> None:
     train, published, rows, widths = MODELS[name]
     m = build_model(name, device="meta")
-    assert params(m) == train
-    assert round(params(fold_repconvs_only(m)) / 1e6, 1) == published
+    assert helpers.params(m) == train
+    assert round(helpers.params(fold_repconvs_only(m)) / 1e6, 1) == published
     assert tuple(m.layers[i].out_channels for i in rows) == widths
     assert tuple(m.layers[i].stride for i in rows) == (8.0, 16.0, 32.0)
     assert m.layers[-1].sources == ((14, 17, 21) if name == "damo-yolo-m" else (16, 19, 23))
 
 
 @pytest.mark.parametrize("name", list(MODELS))
-def test_deploy_keeps_outputs(name: str) -> None:
-    m = build_model(name, probe_size=64).eval()
-    g = torch.Generator().manual_seed(0)
-    for b in m.modules():
-        if isinstance(b, nn.BatchNorm2d):
-            b.running_mean.copy_(torch.rand(b.num_features, generator=g) - 0.5)
-            b.running_var.copy_(torch.rand(b.num_features, generator=g) + 0.5)
-    x = torch.rand(1, 3, 96, 96, generator=g)
+def test_deploy_keeps_outputs(helpers, name: str) -> None:
+    m = helpers.randomise_bn(build_model(name, probe_size=64).eval())
+    x = torch.rand(1, 3, 96, 96, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         y, _ = m(x)
         d = deploy(copy.deepcopy(m))
         y2, _ = d(x)
     assert y.shape == (1, 12 * 12 + 6 * 6 + 3 * 3, 84)
     assert not any(isinstance(b, nn.BatchNorm2d) for b in d.modules())
-    assert float((y - y2).abs().max() / y.abs().max()) <= 1e-4
-    assert params(d) < params(fold_repconvs_only(copy.deepcopy(m)))
+    assert helpers.rel_diff(y, y2) <= 1e-4
+    assert helpers.params(d) < helpers.params(fold_repconvs_only(copy.deepcopy(m)))
 
 
 def test_search_blocks() -> None:
@@ -133,25 +124,25 @@ def test_search_blocks() -> None:
 
 
 @pytest.mark.parametrize("c1,c2", [(384, 384), (64, 96)])
-def test_spp_bottleneck(c1: int, c2: int) -> None:
+def test_spp_bottleneck(helpers, c1: int, c2: int) -> None:
     m = SPPBottleneck(c1, c2)
-    assert params(m) == cbn(c1, c1 // 2) + cbn(2 * c1, c2)
+    assert helpers.params(m) == cbn(c1, c1 // 2) + cbn(2 * c1, c2)
     assert isinstance(m.conv1.act, nn.SiLU)
     assert m(torch.zeros(1, c1, 8, 8)).shape == (1, c2, 8, 8)
 
 
 @pytest.mark.parametrize("cin,out,btn,n,with_spp", [(32, 128, 64, 1, False), (64, 96, 40, 2, True)])
-def test_csp_wrapper(cin: int, out: int, btn: int, n: int, with_spp: bool) -> None:
+def test_csp_wrapper(helpers, cin: int, out: int, btn: int, n: int, with_spp: bool) -> None:
     m = CSPWrapper(cin, out, btn, 3, n, with_spp)
-    assert params(m) == wrapper(cin, out, btn, n, with_spp)
+    assert helpers.params(m) == wrapper(cin, out, btn, n, with_spp)
     assert isinstance(m.downsampler.act, nn.ReLU)
     assert m(torch.zeros(1, cin, 16, 16)).shape == (1, out, 8, 8)
 
 
 @pytest.mark.parametrize("ch,nc", [([64, 128, 256], 80), ([32, 48], 3)])
-def test_zero_head(ch: list[int], nc: int) -> None:
+def test_zero_head(helpers, ch: list[int], nc: int) -> None:
     m = ZeroHead(nc, ch, strides=[8.0 * 2 ** i for i in range(len(ch))])
-    assert params(m) == zero_head(ch, nc)
+    assert helpers.params(m) == zero_head(ch, nc)
     m.eval()
     feats = [torch.randn(1, c, 8 // 2 ** i, 8 // 2 ** i) for i, c in enumerate(ch)]
     with torch.no_grad():

@@ -15,26 +15,6 @@ from zoo.modules.dynamic import (C3_DynamicConv, C3_GhostDynamicConv, CondConv2d
 E = 4  # experts
 
 
-def count(m: nn.Module) -> int:
-    return sum(p.numel() for p in m.parameters())
-
-
-def randomise_bn(model: nn.Module, seed: int = 0) -> None:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                n = m.num_features
-                m.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
-                m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.5)
-                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.copy_(torch.rand(n, generator=g) - 0.5)
-
-
-def rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).abs().max() / a.abs().max())
-
-
 # MODULES.md formulas
 def conv(c1: int, c2: int, k: int) -> int:
     return c1 * c2 * k * k + 2 * c2
@@ -61,30 +41,30 @@ def c3_dynamic(c1: int, c2: int, n: int) -> int:
 
 
 @pytest.mark.parametrize("c1,c2,k,g", [(16, 32, 1, 1), (24, 48, 3, 8)])
-def test_dynamic_conv_params(c1: int, c2: int, k: int, g: int) -> None:
-    assert count(DynamicConv(c1, c2, k, g=g)) == dynamic_conv(c1, c2, k, g)
+def test_dynamic_conv_params(helpers, c1: int, c2: int, k: int, g: int) -> None:
+    assert helpers.params(DynamicConv(c1, c2, k, g=g)) == dynamic_conv(c1, c2, k, g)
 
 
 @pytest.mark.parametrize("inp,oup,k,ratio", [(32, 32, 1, 2), (24, 45, 3, 3)])
-def test_ghost_module_params(inp: int, oup: int, k: int, ratio: int) -> None:
+def test_ghost_module_params(helpers, inp: int, oup: int, k: int, ratio: int) -> None:
     m = GhostModule(inp, oup, k, ratio)
-    assert count(m) == ghost_module(inp, oup, k, ratio)
+    assert helpers.params(m) == ghost_module(inp, oup, k, ratio)
     assert m.eval()(torch.randn(1, inp, 8, 8)).shape[1] == oup
 
 
 @pytest.mark.parametrize("c1,c2,n", [(64, 64, 1), (96, 128, 3)])
-def test_c3_variants_params(c1: int, c2: int, n: int) -> None:
-    assert count(C3_GhostDynamicConv(c1, c2, n)) == c3_ghost_dynamic(c1, c2, n)
-    assert count(C3_DynamicConv(c1, c2, n)) == c3_dynamic(c1, c2, n)
+def test_c3_variants_params(helpers, c1: int, c2: int, n: int) -> None:
+    assert helpers.params(C3_GhostDynamicConv(c1, c2, n)) == c3_ghost_dynamic(c1, c2, n)
+    assert helpers.params(C3_DynamicConv(c1, c2, n)) == c3_dynamic(c1, c2, n)
 
 
-def test_published_figures(shared_dir) -> None:
+def test_published_figures(helpers, shared_dir) -> None:
     """The authors' published totals: 38,750,125 params, backbone row 8 3,714,072."""
     model = zoo.build_model(shared_dir / "configs" / "yolov5_C3_GhostDynamicConv.yaml", device="meta")
-    assert count(model) == 38_750_125
-    assert count(model.model[8]) == 3_714_072 == c3_ghost_dynamic(1024, 1024, 3)
-    assert count(model.model[13]) == c3_ghost_dynamic(1024, 512, 3)
-    assert count(zoo.build_model("yolov5l-ghostdynamic", device="meta")) == 38_750_125
+    assert helpers.params(model) == 38_750_125
+    assert helpers.params(model.model[8]) == 3_714_072 == c3_ghost_dynamic(1024, 1024, 3)
+    assert helpers.params(model.model[13]) == c3_ghost_dynamic(1024, 512, 3)
+    assert helpers.params(zoo.build_model("yolov5l-ghostdynamic", device="meta")) == 38_750_125
 
 
 @pytest.mark.parametrize("name", ["yolov5_C3_GhostDynamicConv.yaml", "yolov5_C3_GhostDynamicConv-seg.yaml"])
@@ -115,37 +95,37 @@ def test_condconv_is_a_per_sample_mixture_of_experts() -> None:
     (C3_GhostDynamicConv(16, 32, 2), (2, 16, 8, 8)),
     (C3_DynamicConv(16, 32, 2), (2, 16, 8, 8)),
 ])
-def test_deploy_folds_bn_into_every_expert(module: nn.Module, shape: tuple[int, ...]) -> None:
-    randomise_bn(module)
+def test_deploy_folds_bn_into_every_expert(helpers, module: nn.Module, shape: tuple[int, ...]) -> None:
+    helpers.randomise_bn(module)
     module.eval()
     x = torch.randn(*shape)
     with torch.no_grad():
         y = module(x)
         zoo.deploy(module)
         y2 = module(x)
-    assert rel_diff(y, y2) <= 1e-4
+    assert helpers.rel_diff(y, y2) <= 1e-4
     assert not any(isinstance(m, nn.BatchNorm2d) for m in module.modules())
 
 
-def test_deployed_dynamic_conv_params() -> None:
+def test_deployed_dynamic_conv_params(helpers) -> None:
     m = DynamicConv(16, 32, 3)
     zoo.deploy(m)
-    assert count(m) == dynamic_conv(16, 32, 3) - 2 * 32 + 32  # BN gone, one shift per channel
+    assert helpers.params(m) == dynamic_conv(16, 32, 3) - 2 * 32 + 32  # BN gone, one shift per channel
 
 
 @pytest.mark.parametrize("name", ["yolov5l-ghostdynamic", "yolov5l-ghostdynamic-seg"])
-def test_builtin_configs_deploy_exactly(name: str) -> None:
+def test_builtin_configs_deploy_exactly(helpers, name: str) -> None:
     model = zoo.build_model(name, probe_size=128)
-    randomise_bn(model)
+    helpers.randomise_bn(model)
     model.eval()
     x = torch.rand(2, 3, 64, 64)
     with torch.no_grad():
         before = model(x)
         zoo.deploy(model)
         after = model(x)
-    assert rel_diff(before[0], after[0]) <= 1e-4
+    assert helpers.rel_diff(before[0], after[0]) <= 1e-4
     for a, b in zip(before[-1], after[-1]):  # raw level outputs
-        assert rel_diff(a, b) <= 1e-4
+        assert helpers.rel_diff(a, b) <= 1e-4
 
 
 def test_fvcore_counts_mixing_and_grouped_conv() -> None:

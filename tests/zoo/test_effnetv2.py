@@ -9,26 +9,6 @@ import zoo
 from zoo.modules.effnetv2 import DropPath, FusedMBConv, MBConv, SqueezeExcite, stem
 
 
-def count(m: nn.Module) -> int:
-    return sum(p.numel() for p in m.parameters())
-
-
-def randomise_bn(model: nn.Module, seed: int = 0) -> None:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                n = m.num_features
-                m.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
-                m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.5)
-                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.copy_(torch.rand(n, generator=g) - 0.5)
-
-
-def rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).abs().max() / a.abs().max())
-
-
 # MODULES.md formulas
 def stem_p(c1: int, c2: int, k: int, g: int = 1) -> int:
     return c2 * (c1 // g) * k * k + 2 * c2
@@ -52,28 +32,28 @@ def mb_p(c1: int, c2: int, k: int, expansion: int, se: float) -> int:
 
 
 @pytest.mark.parametrize("c1,c2,k,g", [(3, 16, 3, 1), (32, 32, 5, 32)])
-def test_stem_params(c1: int, c2: int, k: int, g: int) -> None:
+def test_stem_params(helpers, c1: int, c2: int, k: int, g: int) -> None:
     m = stem(c1, c2, k, 1, g)
-    assert count(m) == stem_p(c1, c2, k, g)
+    assert helpers.params(m) == stem_p(c1, c2, k, g)
     assert (m.bn.eps, m.bn.momentum) == (1e-3, 0.1)
 
 
 @pytest.mark.parametrize("c,ratio", [(64, 0.25), (96, 0.1)])
-def test_squeeze_excite_params(c: int, ratio: float) -> None:
-    assert count(SqueezeExcite(c, c, ratio)) == se_p(c, c, ratio)
+def test_squeeze_excite_params(helpers, c: int, ratio: float) -> None:
+    assert helpers.params(SqueezeExcite(c, c, ratio)) == se_p(c, c, ratio)
 
 
 @pytest.mark.parametrize("c1,c2,k,s,expansion", [(16, 16, 3, 1, 1), (16, 24, 3, 2, 4)])
-def test_fused_mbconv_params(c1: int, c2: int, k: int, s: int, expansion: int) -> None:
+def test_fused_mbconv_params(helpers, c1: int, c2: int, k: int, s: int, expansion: int) -> None:
     m = FusedMBConv(c1, c2, k, s, expansion, 0)
-    assert count(m) == fused_p(c1, c2, k, expansion)
+    assert helpers.params(m) == fused_p(c1, c2, k, expansion)
     assert m.has_shortcut == (s == 1 and c1 == c2)
 
 
 @pytest.mark.parametrize("c1,c2,k,s,expansion,se", [(32, 64, 3, 2, 4, 0.25), (80, 80, 3, 1, 6, 0.25),
                                                     (24, 24, 5, 1, 2, 0)])
-def test_mbconv_params(c1: int, c2: int, k: int, s: int, expansion: int, se: float) -> None:
-    assert count(MBConv(c1, c2, k, s, expansion, se)) == mb_p(c1, c2, k, expansion, se)
+def test_mbconv_params(helpers, c1: int, c2: int, k: int, s: int, expansion: int, se: float) -> None:
+    assert helpers.params(MBConv(c1, c2, k, s, expansion, se)) == mb_p(c1, c2, k, expansion, se)
 
 
 def test_drop_path_only_in_training() -> None:
@@ -95,24 +75,24 @@ def test_drop_path_only_in_training() -> None:
     assert DropPath(0.3).eval()(x) is x
 
 
-def test_published_config_and_builtin(shared_dir) -> None:
+def test_published_config_and_builtin(helpers, shared_dir) -> None:
     published = zoo.build_model(shared_dir / "configs" / "yolov5s_EfficientNetv2.yaml", probe_size=128).eval()
     builtin = zoo.build_model("yolov5s-effnetv2", device="meta")
-    assert count(published) == count(builtin)
+    assert helpers.params(published) == helpers.params(builtin)
     # six stride-2 stages: the head reads 16/32/64
     assert [published.layers[i].stride for i in (20, 23, 26)] == [16.0, 32.0, 64.0]
     assert published.stride.tolist() == [16.0, 32.0, 64.0]
     # row 9: 8 chained MBConv(80, 80, 3, 1, 6, 0.25) at width 0.5 (160 -> 80), depth 0.33 (8 -> 3)
-    assert count(published.model[9]) == 3 * mb_p(80, 80, 3, 6, 0.25)
-    assert count(published.model[1]) == fused_p(16, 16, 3, 1)  # 2 * 0.33 -> 1 copy of 24 -> 16
+    assert helpers.params(published.model[9]) == 3 * mb_p(80, 80, 3, 6, 0.25)
+    assert helpers.params(published.model[1]) == fused_p(16, 16, 3, 1)  # 2 * 0.33 -> 1 copy of 24 -> 16
     with torch.no_grad():
         out, levels = published(torch.rand(1, 3, 128, 128))
     assert [lv.shape[2:4] for lv in levels] == [(8, 8), (4, 4), (2, 2)]
 
 
-def test_builtin_deploys_exactly() -> None:
+def test_builtin_deploys_exactly(helpers) -> None:
     model = zoo.build_model("yolov5s-effnetv2", probe_size=128)
-    randomise_bn(model)
+    helpers.randomise_bn(model)
     model.eval()
     x = torch.rand(1, 3, 128, 128)
     with torch.no_grad():
@@ -120,7 +100,7 @@ def test_builtin_deploys_exactly() -> None:
         zoo.deploy(model)
         _, after = model(x)
     for a, b in zip(before, after):
-        assert rel_diff(a, b) <= 1e-4
+        assert helpers.rel_diff(a, b) <= 1e-4
     assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
 
 

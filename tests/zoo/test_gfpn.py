@@ -11,26 +11,6 @@ from zoo.modules.gfpn import BasicBlock_3x3_Reverse, ConvBNAct, CSPStage, RepCon
 from zoo.registry import REGISTRY
 
 
-def count(m: nn.Module) -> int:
-    return sum(p.numel() for p in m.parameters())
-
-
-def randomise_bn(model: nn.Module, seed: int = 0) -> None:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                n = m.num_features
-                m.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
-                m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.5)
-                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.copy_(torch.rand(n, generator=g) - 0.5)
-
-
-def rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).abs().max() / a.abs().max())
-
-
 # hand formulas (MODULES.md): ConvBN(c1, c2, k) = c1*c2*k*k + 2*c2
 def convbn(c1: int, c2: int, k: int) -> int:
     return c1 * c2 * k * k + 2 * c2
@@ -53,23 +33,23 @@ def csp_stage(ci: int, co: int, n: int, ratio: float = 1.0) -> int:
 
 
 @pytest.mark.parametrize("c1,c2,k", [(16, 24, 1), (64, 128, 3)])
-def test_convbnact_params(c1: int, c2: int, k: int) -> None:
-    assert count(ConvBNAct(c1, c2, k)) == convbn(c1, c2, k)
+def test_convbnact_params(helpers, c1: int, c2: int, k: int) -> None:
+    assert helpers.params(ConvBNAct(c1, c2, k)) == convbn(c1, c2, k)
 
 
 @pytest.mark.parametrize("c1,c2", [(16, 24), (128, 64)])
-def test_repconv_params(c1: int, c2: int) -> None:
-    assert count(RepConv(c1, c2, 3)) == repconv(c1, c2)
+def test_repconv_params(helpers, c1: int, c2: int) -> None:
+    assert helpers.params(RepConv(c1, c2, 3)) == repconv(c1, c2)
 
 
 @pytest.mark.parametrize("ci,ratio,co", [(32, 1.0, 32), (48, 0.5, 48)])
-def test_basic_block_params(ci: int, ratio: float, co: int) -> None:
-    assert count(BasicBlock_3x3_Reverse(ci, ratio, co)) == basic_block(ci, ratio, co)
+def test_basic_block_params(helpers, ci: int, ratio: float, co: int) -> None:
+    assert helpers.params(BasicBlock_3x3_Reverse(ci, ratio, co)) == basic_block(ci, ratio, co)
 
 
 @pytest.mark.parametrize("ci,co,n,ratio", [(64, 131, 1, 1.0), (96, 128, 3, 0.5)])
-def test_csp_stage_params(ci: int, co: int, n: int, ratio: float) -> None:
-    assert count(CSPStage(ci, co, n, ratio)) == csp_stage(ci, co, n, ratio)
+def test_csp_stage_params(helpers, ci: int, co: int, n: int, ratio: float) -> None:
+    assert helpers.params(CSPStage(ci, co, n, ratio)) == csp_stage(ci, co, n, ratio)
 
 
 def test_csp_stage_keeps_every_block_output() -> None:
@@ -84,24 +64,24 @@ def test_csp_stage_keeps_every_block_output() -> None:
     # s: widths halved, n = round(3 * 0.33) = 1
     ("yolov5s-gfpn", (0.33, 0.5), {27: (512, 512, 1), 13: (512, 256, 1), 20: (256 + 128, 128, 1)}),
 ])
-def test_gfpn_config_rows_follow_formula(name: str, scale: tuple[float, float],
+def test_gfpn_config_rows_follow_formula(helpers, name: str, scale: tuple[float, float],
                                          rows: dict[int, tuple[int, int, int]]) -> None:
     model = zoo.build_model(name, device="meta")
     for i, (ci, co, n) in rows.items():
         assert model.layers[i].module == "CSPStage"
         assert model.layers[i].family == "damo"
-        assert count(model.model[i]) == csp_stage(ci, co, n), i
+        assert helpers.params(model.model[i]) == csp_stage(ci, co, n), i
     assert [model.layers[i].stride for i in (20, 23, 27)] == [8.0, 16.0, 32.0]
 
 
-def test_published_gfpn_config_builds_and_runs(shared_dir) -> None:
+def test_published_gfpn_config_builds_and_runs(helpers, shared_dir) -> None:
     model = zoo.build_model(shared_dir / "configs" / "yolov5_GFPN.yaml", probe_size=128).eval()
     with torch.no_grad():
         out, levels = model(torch.zeros(1, 3, 64, 64))
     assert [lv.shape[2:4] for lv in levels] == [(8, 8), (4, 4), (2, 2)]
     # same architecture as the built-in l scale; only the classes differ (6 vs 80: 74 outputs per anchor)
     builtin = zoo.build_model("yolov5l-gfpn", device="meta")
-    assert count(builtin) - count(model) == 74 * 3 * (256 + 1 + 512 + 1 + 1024 + 1)
+    assert helpers.params(builtin) - helpers.params(model) == 74 * 3 * (256 + 1 + 512 + 1 + 1024 + 1)
 
 
 @pytest.mark.parametrize("module,shape", [
@@ -111,30 +91,30 @@ def test_published_gfpn_config_builds_and_runs(shared_dir) -> None:
     (BasicBlock_3x3_Reverse(16, 0.5, 16), (2, 16, 12, 12)),
     (CSPStage(24, 40, 2), (2, 24, 12, 12)),
 ])
-def test_deploy_is_exact(module: nn.Module, shape: tuple[int, ...]) -> None:
-    randomise_bn(module)
+def test_deploy_is_exact(helpers, module: nn.Module, shape: tuple[int, ...]) -> None:
+    helpers.randomise_bn(module)
     module.eval()
     x = torch.randn(*shape)
     with torch.no_grad():
         y = module(x)
         zoo.deploy(module)
         y2 = module(x)
-    assert rel_diff(y, y2) <= 1e-4
+    assert helpers.rel_diff(y, y2) <= 1e-4
     assert not any(isinstance(m, nn.BatchNorm2d) for m in module.modules())
 
 
-def test_repconv_deploys_to_one_3x3_conv() -> None:
+def test_repconv_deploys_to_one_3x3_conv(helpers) -> None:
     m = RepConv(16, 32, 3)
     zoo.deploy(m)
     convs = [c for c in m.modules() if isinstance(c, nn.Conv2d)]
     assert len(convs) == 1 and convs[0].kernel_size == (3, 3) and convs[0].bias is not None
-    assert count(m) == 16 * 32 * 9 + 32
+    assert helpers.params(m) == 16 * 32 * 9 + 32
 
 
 @pytest.mark.parametrize("name", ["yolov5s-gfpn", "yolov5l-gfpn"])
-def test_gfpn_configs_deploy_exactly(name: str) -> None:
+def test_gfpn_configs_deploy_exactly(helpers, name: str) -> None:
     model = zoo.build_model(name, probe_size=128)
-    randomise_bn(model)
+    helpers.randomise_bn(model)
     model.eval()
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
@@ -142,7 +122,7 @@ def test_gfpn_configs_deploy_exactly(name: str) -> None:
         zoo.deploy(model)
         _, levels2 = model(x)
     for a, b in zip(levels, levels2):
-        assert rel_diff(a, b) <= 1e-4
+        assert helpers.rel_diff(a, b) <= 1e-4
 
 
 def test_registration_and_resolution() -> None:

@@ -12,26 +12,6 @@ from zoo.modules.ghostv3 import GhostModuleV3
 from zoo.registry import REGISTRY
 
 
-def count(m: nn.Module) -> int:
-    return sum(p.numel() for p in m.parameters())
-
-
-def randomise_bn(model: nn.Module, seed: int = 0) -> None:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                n = m.num_features
-                m.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
-                m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.5)
-                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.copy_(torch.rand(n, generator=g) - 0.5)
-
-
-def rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).abs().max() / a.abs().max())
-
-
 def ghostv3_params(inp: int, oup: int, k: int = 1, ratio: int = 2, dw: int = 3, stride: int = 1,
                    gated: bool = False) -> int:
     """MODULES.md: 3 ConvBN branches + 1x1 scale (k > 1) + BN skip, for primary and cheap parts."""
@@ -59,47 +39,47 @@ CASES = [
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_params_ori(case: dict) -> None:
+def test_params_ori(helpers, case: dict) -> None:
     m = GhostModuleV3(case["inp"], case["oup"], case["k"], case.get("ratio", 2), case.get("dw", 3),
                       case.get("stride", 1))
-    assert count(m) == ghostv3_params(**case)
+    assert helpers.params(m) == ghostv3_params(**case)
 
 
 @pytest.mark.parametrize("case", [dict(inp=16, oup=32, k=3), dict(inp=32, oup=48, k=1, ratio=3)])
-def test_params_gated(case: dict) -> None:
+def test_params_gated(helpers, case: dict) -> None:
     m = GhostModuleV3(case["inp"], case["oup"], case["k"], case.get("ratio", 2), mode="ori_shortcut_mul_conv15")
-    assert count(m) == ghostv3_params(**case, gated=True)
+    assert helpers.params(m) == ghostv3_params(**case, gated=True)
 
 
 @pytest.mark.parametrize("case", CASES[1:])
 @pytest.mark.parametrize("mode", ["ori", "ori_shortcut_mul_conv15"])
-def test_deploy_exact_and_two_convs(case: dict, mode: str) -> None:
+def test_deploy_exact_and_two_convs(helpers, case: dict, mode: str) -> None:
     ratio, dw, stride = case.get("ratio", 2), case.get("dw", 3), case.get("stride", 1)
     m = GhostModuleV3(case["inp"], case["oup"], case["k"], ratio, dw, stride, mode=mode)
-    randomise_bn(m)
+    helpers.randomise_bn(m)
     m.eval()
     x = torch.randn(2, case["inp"], 16, 16)
     with torch.no_grad():
         y = m(x)
         zoo.deploy(m)
         y2 = m(x)
-    assert rel_diff(y, y2) <= 1e-4
+    assert helpers.rel_diff(y, y2) <= 1e-4
     assert not any(isinstance(b, nn.BatchNorm2d) for b in m.modules())
     if mode == "ori":
         convs = [c for c in m.modules() if isinstance(c, nn.Conv2d)]
         assert len(convs) == 2 and all(c.bias is not None for c in convs)
-        assert count(m) == deployed_params(case["inp"], case["oup"], case["k"], ratio, dw)
+        assert helpers.params(m) == deployed_params(case["inp"], case["oup"], case["k"], ratio, dw)
 
 
-def test_deploy_without_relu() -> None:
+def test_deploy_without_relu(helpers) -> None:
     m = GhostModuleV3(8, 8, 3, relu=False)
-    randomise_bn(m, 3)
+    helpers.randomise_bn(m, 3)
     m.eval()
     x = torch.randn(1, 8, 10, 10)
     with torch.no_grad():
         y = m(x)
         zoo.deploy(m)
-        assert rel_diff(y, m(x)) <= 1e-4
+        assert helpers.rel_diff(y, m(x)) <= 1e-4
 
 
 def test_output_channels_by_mode() -> None:
@@ -108,7 +88,7 @@ def test_output_channels_by_mode() -> None:
     assert GhostModuleV3(8, 15, 1, 2, mode="ori_shortcut_mul_conv15").eval()(x).shape[1] == 15
 
 
-def test_rule_does_not_scale_c2_and_chains() -> None:
+def test_rule_does_not_scale_c2_and_chains(helpers) -> None:
     spec = REGISTRY.lookup("GhostModuleV3", "ultralytics")
     assert spec.family == "shared" and spec.repeat == "chain"
     cfg = {"nc": 3, "depth_multiple": 1.0, "width_multiple": 0.5,
@@ -118,12 +98,12 @@ def test_rule_does_not_scale_c2_and_chains() -> None:
     assert model.layers[1].out_channels == 40  # not 24 (= make_divisible(40 * 0.5))
     assert model.layers[1].args == (40, 40, 3)  # Conv's 80 is scaled to 40; the chain reads 40
     assert model.layers[2].out_channels == 15
-    assert count(model.model[1]) == 2 * ghostv3_params(40, 40, 3)
+    assert helpers.params(model.model[1]) == 2 * ghostv3_params(40, 40, 3)
 
 
-def test_published_rtdetr_row(shared_dir) -> None:
+def test_published_rtdetr_row(helpers, shared_dir) -> None:
     if "HGStem" not in REGISTRY.names():
         pytest.skip("the Ultralytics family is not registered in this checkout")
     model = zoo.build_model(shared_dir / "configs" / "rtdetr-l-GhostModuleV3.yaml", device="meta")
     assert model.layers[5].module == "GhostModuleV3" and model.layers[5].out_channels == 512
-    assert count(model.model[5]) == 2 * ghostv3_params(512, 512, 3)
+    assert helpers.params(model.model[5]) == 2 * ghostv3_params(512, 512, 3)

@@ -18,40 +18,30 @@ def _repconv(c1: int, c2: int, k: int) -> int:
     return c1 * c2 * k * k + _bn(c2) + c1 * c2 + _bn(c2)
 
 
-def _randomise_bn(m: nn.Module) -> None:
-    g = torch.Generator().manual_seed(0)
-    for mod in m.modules():
-        if isinstance(mod, nn.BatchNorm2d):
-            mod.running_mean.copy_(torch.randn(mod.num_features, generator=g) * 0.1)
-            mod.running_var.copy_(torch.rand(mod.num_features, generator=g) + 0.5)
-            mod.weight.data.copy_(torch.rand(mod.num_features, generator=g) + 0.5)
-            mod.bias.data.copy_(torch.randn(mod.num_features, generator=g) * 0.1)
-
-
-def test_k1kx_params_hand_computed() -> None:
+def test_k1kx_params_hand_computed(helpers) -> None:
     m = ResK1KX(16, 32, 8, 3, 2, 2)
     first = 16 * 8 + _bn(8) + _repconv(8, 32, 3)  # stride 2: no residual, no projection
     second = 32 * 8 + _bn(8) + _repconv(8, 32, 3)
-    assert sum(p.numel() for p in m.parameters()) == first + second
+    assert helpers.params(m) == first + second
 
 
-def test_kxkx_params_and_projection() -> None:
+def test_kxkx_params_and_projection(helpers) -> None:
     m = ResKXKX(16, 32, 8, 5, 1, 1)  # stride 1 and 16 != 32: a 1x1 ConvBN projection
     expected = 16 * 8 * 25 + _bn(8) + _repconv(8, 32, 5) + 16 * 32 + _bn(32)
-    assert sum(p.numel() for p in m.parameters()) == expected
+    assert helpers.params(m) == expected
 
 
 @pytest.mark.parametrize("cls,k,s", [(ResK1KX, 3, 2), (ResK1KX, 3, 1), (ResKXKX, 5, 1), (ResKXKX, 3, 2)])
-def test_deploy_keeps_outputs_and_fuses_every_branch(cls: type, k: int, s: int) -> None:
+def test_deploy_keeps_outputs_and_fuses_every_branch(helpers, cls: type, k: int, s: int) -> None:
     m = cls(8, 16, 8, k, s, 2).eval()
-    _randomise_bn(m)
+    helpers.randomise_bn(m)
     x = torch.randn(1, 8, 32, 32)
     with torch.no_grad():
         y0 = m(x)
         zoo.deploy(m)
         y1 = m(x)
     assert not any(isinstance(mod, nn.BatchNorm2d) for mod in m.modules())
-    assert (y1 - y0).abs().max() / y0.abs().max() <= 1e-4
+    assert helpers.rel_diff(y0, y1) <= 1e-4
 
 
 def test_config_rows_scale_out_and_btn() -> None:

@@ -14,42 +14,27 @@ from zoo.modules.ultralytics import (C2PSA, DFL, SPPF, Attention, Bottleneck, C2
                                      PSABlock, RepConv)
 
 
-def params(m: nn.Module) -> int:
-    return sum(p.numel() for p in m.parameters())
-
-
 def K(c1: int, c2: int, k: int = 1, g: int = 1) -> int:
     """One Ultralytics Conv: bias-free conv + BN weight/bias."""
     return (c1 // g) * c2 * k * k + 2 * c2
 
 
-def randomize_bn(model: nn.Module) -> None:
-    """Non-trivial BN statistics so that folding is actually exercised."""
-    g = torch.Generator().manual_seed(0)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.copy_(torch.rand(m.num_features, generator=g) - 0.5)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.bias.data.copy_(torch.rand(m.num_features, generator=g) - 0.5)
-
-
 @pytest.mark.parametrize("c1,c2,g", [(16, 32, 1), (64, 64, 4)])
-def test_repconv_params_and_fold(c1: int, c2: int, g: int) -> None:
+def test_repconv_params_and_fold(helpers, c1: int, c2: int, g: int) -> None:
     m = RepConv(c1, c2, g=g).eval()
-    assert params(m) == 10 * c1 * c2 // g + 4 * c2
-    randomize_bn(m)
+    assert helpers.params(m) == 10 * c1 * c2 // g + 4 * c2
+    helpers.randomise_bn(m)
     x = torch.randn(2, c1, 9, 9)
     y = m(x)
     m.reparameterize()
-    assert params(m) == 9 * c1 * c2 // g + c2
+    assert helpers.params(m) == 9 * c1 * c2 // g + c2
     assert torch.allclose(m(x), y, atol=1e-5)
 
 
-def test_repconv_identity_branch_folds() -> None:
+def test_repconv_identity_branch_folds(helpers) -> None:
     m = RepConv(8, 8, bn=True).eval()
-    assert params(m) == 10 * 64 + 4 * 8 + 2 * 8
-    randomize_bn(m)
+    assert helpers.params(m) == 10 * 64 + 4 * 8 + 2 * 8
+    helpers.randomise_bn(m)
     x = torch.randn(1, 8, 7, 7)
     y = m(x)
     m.reparameterize()
@@ -57,85 +42,85 @@ def test_repconv_identity_branch_folds() -> None:
 
 
 @pytest.mark.parametrize("c1,c2,k", [(48, 96, 5), (192, 192, 3)])
-def test_lightconv(c1: int, c2: int, k: int) -> None:
-    assert params(LightConv(c1, c2, k)) == c1 * c2 + 2 * c2 + k * k * c2 + 2 * c2
+def test_lightconv(helpers, c1: int, c2: int, k: int) -> None:
+    assert helpers.params(LightConv(c1, c2, k)) == c1 * c2 + 2 * c2 + k * k * c2 + 2 * c2
 
 
 @pytest.mark.parametrize("c1,c2,k,e", [(32, 32, (3, 3), 0.5), (24, 40, (1, 3), 1.0)])
-def test_bottleneck_kernel_tuple(c1: int, c2: int, k: tuple[int, int], e: float) -> None:
+def test_bottleneck_kernel_tuple(helpers, c1: int, c2: int, k: tuple[int, int], e: float) -> None:
     c_ = int(c2 * e)
-    assert params(Bottleneck(c1, c2, True, 1, k, e)) == K(c1, c_, k[0]) + K(c_, c2, k[1])
+    assert helpers.params(Bottleneck(c1, c2, True, 1, k, e)) == K(c1, c_, k[0]) + K(c_, c2, k[1])
 
 
 @pytest.mark.parametrize("c1,c2,n", [(32, 32, 1), (96, 128, 3)])
-def test_c2f(c1: int, c2: int, n: int) -> None:
+def test_c2f(helpers, c1: int, c2: int, n: int) -> None:
     c = c2 // 2
     expected = 2 * c * c1 + 4 * c + (2 + n) * c * c2 + 2 * c2 + n * (18 * c * c + 4 * c)
     m = C2f(c1, c2, n, True)
-    assert params(m) == expected
+    assert helpers.params(m) == expected
     assert m(torch.randn(1, c1, 8, 8)).shape == (1, c2, 8, 8)
 
 
 @pytest.mark.parametrize("c", [32, 48])
-def test_c3k_inside_c3k2(c: int) -> None:
+def test_c3k_inside_c3k2(helpers, c: int) -> None:
     h = c // 2
-    assert params(C3k(c, c, 2)) == 4 * c * h + 36 * h * h + 12 * h + 2 * c == 11 * c * c + 8 * c
+    assert helpers.params(C3k(c, c, 2)) == 4 * c * h + 36 * h * h + 12 * h + 2 * c == 11 * c * c + 8 * c
 
 
 @pytest.mark.parametrize("c1,c2,n,c3k,e", [(32, 64, 1, False, 0.25), (64, 128, 2, True, 0.5),
                                            (128, 128, 2, False, 0.5)])
-def test_c3k2(c1: int, c2: int, n: int, c3k: bool, e: float) -> None:
+def test_c3k2(helpers, c1: int, c2: int, n: int, c3k: bool, e: float) -> None:
     c = int(c2 * e)
     h = c // 2
     inner = (4 * c * h + 36 * h * h + 12 * h + 2 * c) if c3k else (18 * c * h + 2 * h + 2 * c)
     m = C3k2(c1, c2, n, c3k, e)
-    assert params(m) == K(c1, 2 * c, 1) + K((2 + n) * c, c2, 1) + n * inner
+    assert helpers.params(m) == K(c1, 2 * c, 1) + K((2 + n) * c, c2, 1) + n * inner
     assert all(isinstance(b, C3k if c3k else Bottleneck) for b in m.m)
     assert all(b.add for b in (m.m if not c3k else [x for blk in m.m for x in blk.m]))  # shortcut default
 
 
 @pytest.mark.parametrize("c1,c2", [(256, 256), (128, 64)])
-def test_sppf(c1: int, c2: int) -> None:
+def test_sppf(helpers, c1: int, c2: int) -> None:
     c_ = c1 // 2
-    assert params(SPPF(c1, c2)) == c1 * c_ + 2 * c_ + 4 * c_ * c2 + 2 * c2
+    assert helpers.params(SPPF(c1, c2)) == c1 * c_ + 2 * c_ + 4 * c_ * c2 + 2 * c2
 
 
-def test_sppf_legacy_rows_keep_activation() -> None:
+def test_sppf_legacy_rows_keep_activation(helpers) -> None:
     cfg = {"nc": 80, "scales": {"n": [1.0, 0.25, 1024]},
            "backbone": [[-1, 1, "Conv", [64, 3, 2]], [-1, 1, "SPPF", [64, 5]], [-1, 1, "SPPF", [64, 5, 3, False]]]}
     m = build_model(cfg, device="meta")
     assert isinstance(m.model[1].cv1.act, nn.SiLU)
     assert isinstance(m.model[2].cv1.act, nn.Identity)
-    assert params(m.model[1]) == params(m.model[2])
+    assert helpers.params(m.model[1]) == helpers.params(m.model[2])
 
 
 @pytest.mark.parametrize("dim,nh", [(128, 2), (256, 4)])
-def test_attention_and_psablock(dim: int, nh: int) -> None:
+def test_attention_and_psablock(helpers, dim: int, nh: int) -> None:
     kd = int(dim // nh * 0.5)
     hq = dim + 2 * kd * nh
-    a = params(Attention(dim, nh))
+    a = helpers.params(Attention(dim, nh))
     assert a == K(dim, hq) + K(dim, dim) + 11 * dim
-    assert params(PSABlock(dim, 0.5, nh)) == a + K(dim, 2 * dim) + K(2 * dim, dim) == 7 * dim * dim + 23 * dim
+    assert helpers.params(PSABlock(dim, 0.5, nh)) == a + K(dim, 2 * dim) + K(2 * dim, dim) == 7 * dim * dim + 23 * dim
     y = Attention(dim, nh)(torch.randn(1, dim, 4, 5))
     assert y.shape == (1, dim, 4, 5)
 
 
 @pytest.mark.parametrize("c1,n", [(256, 1), (512, 2)])
-def test_c2psa(c1: int, n: int) -> None:
+def test_c2psa(helpers, c1: int, n: int) -> None:
     c = c1 // 2
-    assert params(C2PSA(c1, c1, n)) == 4 * c * c1 + 4 * c + 2 * c1 + n * (7 * c * c + 23 * c)
+    assert helpers.params(C2PSA(c1, c1, n)) == 4 * c * c1 + 4 * c + 2 * c1 + n * (7 * c * c + 23 * c)
 
 
-def test_dfl_is_frozen() -> None:
+def test_dfl_is_frozen(helpers) -> None:
     d = DFL(16)
-    assert params(d) == 16 and not any(p.requires_grad for p in d.parameters())
+    assert helpers.params(d) == 16 and not any(p.requires_grad for p in d.parameters())
     x = torch.zeros(1, 64, 5)
     assert torch.allclose(d(x), torch.full((1, 4, 5), 7.5))  # uniform bins: the mean of 0..15
 
 
 @pytest.mark.parametrize("ch,nc", [((64, 128, 256), 80), ((128, 256, 512), 3)])
 @pytest.mark.parametrize("legacy", [True, False])
-def test_detect(ch: tuple[int, ...], nc: int, legacy: bool) -> None:
+def test_detect(helpers, ch: tuple[int, ...], nc: int, legacy: bool) -> None:
     rm = 16
     c2, c3 = max(16, ch[0] // 4, 4 * rm), max(ch[0], min(nc, 100))
     box = sum(9 * x * c2 + 9 * c2 * c2 + 4 * c2 + 4 * rm * (c2 + 1) for x in ch)
@@ -143,15 +128,15 @@ def test_detect(ch: tuple[int, ...], nc: int, legacy: bool) -> None:
         cls = sum(9 * x * c3 + 9 * c3 * c3 + 4 * c3 + nc * (c3 + 1) for x in ch)
     else:
         cls = sum(11 * x + x * c3 + c3 * c3 + 15 * c3 + nc * (c3 + 1) for x in ch)
-    assert params(Detect(nc, rm, False, ch, legacy=legacy)) == box + cls + rm
+    assert helpers.params(Detect(nc, rm, False, ch, legacy=legacy)) == box + cls + rm
 
 
-def test_detect_published_head_sizes() -> None:
+def test_detect_published_head_sizes(helpers) -> None:
     v8 = build_model("yolov8n", device="meta")
     v11 = build_model("yolo11n", device="meta")
     assert v8.model[-1].legacy and not v11.model[-1].legacy  # legacy unless a C3k2 row came before
-    assert params(v8.model[-1]) == 897_664
-    assert params(v11.model[-1]) == 464_912
+    assert helpers.params(v8.model[-1]) == 897_664
+    assert helpers.params(v11.model[-1]) == 464_912
 
 
 @pytest.mark.parametrize("scale,c3k", [("n", False), ("s", False), ("m", True), ("l", True), ("x", True)])
@@ -181,13 +166,13 @@ PUBLISHED = {  # Ultralytics 8.4 model summaries (train form) and fused (every C
 
 
 @pytest.mark.parametrize("name", list(PUBLISHED))
-def test_published_totals(name: str) -> None:
+def test_published_totals(helpers, name: str) -> None:
     train, fused = PUBLISHED[name]
     m = build_model(name, device="meta")
-    assert params(m) == train
+    assert helpers.params(m) == train
     assert sum(p.numel() for p in m.parameters() if p.requires_grad) == train - 16  # frozen DFL
     if fused is not None:
-        assert params(deploy(m)) == fused
+        assert helpers.params(deploy(m)) == fused
 
 
 @pytest.mark.parametrize("name", list(PUBLISHED))
@@ -200,18 +185,18 @@ def test_every_scale_runs(name: str) -> None:
     assert raw["boxes"].shape == (1, 64, 84) and raw["scores"].shape == (1, 80, 84)
 
 
-def test_reference_files_build_unchanged(shared_dir) -> None:
+def test_reference_files_build_unchanged(helpers, shared_dir) -> None:
     ref = shared_dir / "reference" / "ultralytics"
-    assert params(build_model(ref / "yolov8.yaml", device="meta")) == 3_157_200  # scale n: the first key
-    assert params(build_model(ref / "yolov8.yaml", scale="s", device="meta")) == 11_166_560
-    assert params(build_model(ref / "yolo11.yaml", device="meta")) == 2_624_080
+    assert helpers.params(build_model(ref / "yolov8.yaml", device="meta")) == 3_157_200  # scale n: the first key
+    assert helpers.params(build_model(ref / "yolov8.yaml", scale="s", device="meta")) == 11_166_560
+    assert helpers.params(build_model(ref / "yolo11.yaml", device="meta")) == 2_624_080
     assert build_model(ref / "yolo11.yaml", device="meta").config.family == "ultralytics"
 
 
-def test_scale_from_file_name(tmp_path, shared_dir) -> None:
+def test_scale_from_file_name(helpers, tmp_path, shared_dir) -> None:
     path = tmp_path / "yolov8s.yaml"
     path.write_text((shared_dir / "reference" / "ultralytics" / "yolov8.yaml").read_text())
-    assert params(build_model(path, device="meta")) == 11_166_560
+    assert helpers.params(build_model(path, device="meta")) == 11_166_560
 
 
 def test_eval_output_at_640_and_train_output() -> None:
@@ -226,16 +211,16 @@ def test_eval_output_at_640_and_train_output() -> None:
 
 
 @pytest.mark.parametrize("name", ["yolov8n", "yolo11n"])
-def test_deploy_keeps_outputs(name: str) -> None:
+def test_deploy_keeps_outputs(helpers, name: str) -> None:
     m = build_model(name, probe_size=64).eval()
-    randomize_bn(m)
+    helpers.randomise_bn(m)
     x = torch.rand(1, 3, 128, 128)
     with torch.no_grad():
         y = m(x)[0]
         d = deploy(copy.deepcopy(m))
         y2 = d(x)[0]
     assert not any(isinstance(b, nn.BatchNorm2d) for b in d.modules())
-    assert float((y - y2).abs().max() / y.abs().max()) <= 1e-4
+    assert helpers.rel_diff(y, y2) <= 1e-4
 
 
 def test_c2psa_width_mismatch_is_a_config_error() -> None:

@@ -10,8 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..grids import level_points
 from ..registry import register_module
-from ..rules import Resolved, RowContext, RuleError, out_arg_rule
+from ..rules import Resolved, RowContext, RuleError
 from .gfpn import ConvBNAct
 from .tinynas import ResKXKX
 from .yolov5 import Concat
@@ -100,9 +101,10 @@ class Integral(nn.Module):
         self.register_buffer("project", torch.linspace(0, reg_max, reg_max + 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shape = x.shape[:-1]
-        x = x.reshape(*shape, 4, self.reg_max + 1).softmax(-1)
-        return F.linear(x, self.project.type_as(x).unsqueeze(0)).reshape(*shape, 4)
+        """(..., 4 * (reg_max + 1)) logits -> (..., 4) distances in grid cells (sides l, t, r, b)."""
+        probs = x.unflatten(-1, (4, self.reg_max + 1)).softmax(-1)
+        bin_values = self.project.to(probs.dtype).unsqueeze(0)  # (1, bins): a linear map to one output
+        return F.linear(probs, bin_values).squeeze(-1)
 
 
 def zero_head_rule(ctx: RowContext) -> Resolved:
@@ -153,16 +155,10 @@ class ZeroHead(nn.Module):
 
     def _priors(self, feats: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Cell origins in pixels (A, 2) and per-anchor strides (A, 1), cached per input shape."""
-        key = (tuple(f.shape[2:] for f in feats), feats[0].device, feats[0].dtype)
+        shapes = tuple(f.shape[2:] for f in feats)
+        key = (shapes, feats[0].device, feats[0].dtype)
         if key not in self._prior_cache:
-            points, strides = [], []
-            for f, s in zip(feats, self.strides):
-                h, w = f.shape[2:]
-                gy, gx = torch.meshgrid(torch.arange(h, device=f.device, dtype=f.dtype) * s,
-                                        torch.arange(w, device=f.device, dtype=f.dtype) * s, indexing="ij")
-                points.append(torch.stack((gx, gy), -1).view(-1, 2))
-                strides.append(torch.full((h * w, 1), s, device=f.device, dtype=f.dtype))
-            self._prior_cache = {key: (torch.cat(points), torch.cat(strides))}
+            self._prior_cache = {key: level_points(shapes, self.strides, feats[0], in_pixels=True)}
         return self._prior_cache[key]
 
     def forward(self, x: list[torch.Tensor]) -> Any:

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..fuse import bn_scale_shift
 from ..registry import register_module
 from .yolov5 import C3, Conv, autopad, batch_norm, make_act
 
@@ -76,16 +77,12 @@ class CondConv2d(nn.Module):
     @torch.no_grad()
     def fold_bn(self, bn: nn.BatchNorm2d) -> None:
         """Scale every expert (and expert bias) by the BN scale; the BN shift becomes `shift`."""
-        std = torch.sqrt(bn.running_var + bn.eps)
-        gamma = bn.weight if bn.affine else torch.ones_like(std)
-        beta = bn.bias if bn.affine else torch.zeros_like(std)
-        scale = gamma / std
+        scale, shift = bn_scale_shift(bn)
         experts = self.weight.view(self.num_experts, self.out_channels, -1)
         experts.mul_(scale.reshape(1, -1, 1))
         if self.bias is not None:
             self.bias.mul_(scale.reshape(1, -1))
-        old = self.shift if self.shift is not None else torch.zeros_like(scale)
-        self.shift = nn.Parameter((old - bn.running_mean) * scale + beta)
+        self.shift = nn.Parameter(shift if self.shift is None else self.shift * scale + shift)
 
 
 class DynamicConvSingle(nn.Module):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..fuse import fuse_conv_bn
+from ..fuse import fold_conv_bn_attrs
 from ..registry import register_module
 
 FAMILY = "yolov5"
@@ -46,9 +46,7 @@ class stem(nn.Module):  # noqa: N801  (the published config names it in lower ca
         return self.act(self.bn(self.conv(x)))
 
     def reparameterize(self) -> None:
-        if isinstance(self.bn, nn.BatchNorm2d):
-            self.conv = fuse_conv_bn(self.conv, self.bn)
-            self.bn = nn.Identity()
+        fold_conv_bn_attrs(self)
 
 
 @register_module("SqueezeExcite", family=FAMILY, io="out_arg", example=(-1, [64, 0.25]))

@@ -10,10 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ..fuse import fuse_conv_bn
+from ..fuse import conv_branch, conv_like, fold_branches, fold_conv_bn_attrs
 from ..registry import register_module
 from ..rules import Resolved, RowContext, RuleError
 from .yolov5 import batch_norm
@@ -56,9 +55,7 @@ class ConvBNAct(nn.Module):
         return self.act(self.bn(self.conv(x)))
 
     def reparameterize(self) -> None:
-        if isinstance(self.bn, nn.BatchNorm2d):
-            self.conv = fuse_conv_bn(self.conv, self.bn)
-            self.bn = nn.Identity()
+        fold_conv_bn_attrs(self)
 
 
 @register_module("RepConv", family=FAMILY, io="out_arg", example=(-1, [64, 3, 1]))
@@ -85,11 +82,10 @@ class RepConv(nn.Module):
         """Fold each branch's BN, pad the 1x1 kernel to 3x3 and sum: one conv with bias."""
         if self.rbr_reparam is not None:
             return
-        dense = fuse_conv_bn(self.rbr_dense.conv, self.rbr_dense.bn)
-        point = fuse_conv_bn(self.rbr_1x1.conv, self.rbr_1x1.bn)
-        dense.weight.add_(F.pad(point.weight, [1, 1, 1, 1]))
-        dense.bias.add_(point.bias)
-        self.rbr_reparam = dense
+        dense = self.rbr_dense.conv
+        kernel, bias = fold_branches([conv_branch(dense, self.rbr_dense.bn),
+                                      conv_branch(self.rbr_1x1.conv, self.rbr_1x1.bn)], 3)
+        self.rbr_reparam = conv_like(dense, kernel, bias)
         self.rbr_dense = None
         self.rbr_1x1 = None
 

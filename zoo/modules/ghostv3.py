@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..fuse import conv_branch, conv_like, fold_branches, fold_sequential_conv_bn, identity_branch
 from ..registry import register_module
 from ..rules import Resolved, RowContext, RuleError
 from .gfpn import conv_bn
@@ -41,40 +42,16 @@ def ghostv3_rule(ctx: RowContext) -> Resolved:
 ghostv3_rule.__name__ = "out_arg (unscaled)"
 
 
-def _bn_fold(weight: torch.Tensor, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
-    """Kernel and bias of `bn(conv(x))` for a bias-free conv of `weight`."""
-    std = torch.sqrt(bn.running_var + bn.eps)
-    gamma = bn.weight if bn.affine else torch.ones_like(std)
-    beta = bn.bias if bn.affine else torch.zeros_like(std)
-    return weight * (gamma / std).reshape(-1, 1, 1, 1), beta - bn.running_mean * gamma / std
-
-
-def _identity_kernel(channels: int, in_per_group: int, k: int, like: torch.Tensor) -> torch.Tensor:
-    w = torch.zeros(channels, in_per_group, k, k, dtype=like.dtype, device=like.device)
-    for i in range(channels):
-        w[i, i % in_per_group, k // 2, k // 2] = 1.0
-    return w
-
-
 def _fold_branches(convs: nn.ModuleList, scale: nn.Module | None, skip: nn.BatchNorm2d | None,
                    k: int) -> nn.Conv2d:
+    """The k x k branches, the 1x1 `scale` branch and the BN `skip` as one biased conv."""
     ref: nn.Conv2d = convs[0].conv
-    w = torch.zeros_like(ref.weight)
-    b = torch.zeros(ref.out_channels, dtype=w.dtype, device=w.device)
-    for branch in convs:
-        wi, bi = _bn_fold(branch.conv.weight, branch.bn)
-        w, b = w + wi, b + bi
+    branches = [conv_branch(branch.conv, branch.bn) for branch in convs]
     if scale is not None:
-        wi, bi = _bn_fold(scale.conv.weight, scale.bn)
-        w, b = w + F.pad(wi, [k // 2] * 4), b + bi
+        branches.append(conv_branch(scale.conv, scale.bn))
     if skip is not None:
-        wi, bi = _bn_fold(_identity_kernel(ref.out_channels, ref.in_channels // ref.groups, k, w), skip)
-        w, b = w + wi, b + bi
-    fused = nn.Conv2d(ref.in_channels, ref.out_channels, ref.kernel_size, ref.stride, ref.padding,
-                      groups=ref.groups, bias=True, device=w.device, dtype=w.dtype)
-    fused.weight.copy_(w)
-    fused.bias.copy_(b)
-    return fused
+        branches.append(identity_branch(skip, ref.in_channels // ref.groups, k, ref.weight))
+    return conv_like(ref, *fold_branches(branches, k))
 
 
 @register_module("GhostModuleV3", family="shared", io=ghostv3_rule)
@@ -152,7 +129,5 @@ class GhostModuleV3(nn.Module):
                          "cheap_rpr_conv", "cheap_rpr_scale", "cheap_rpr_skip"):
                 setattr(self, name, None)
         if self.mode != "ori":
-            from ..fuse import fold_sequential_conv_bn
-
             fold_sequential_conv_bn(self.short_conv)
 

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..grids import cell_grid
 from ..registry import register_module
 from ..rules import Resolved, RowContext, RuleError, out_arg_rule
 from .ultralytics import FAMILY, LightConv, RepConv
@@ -302,9 +303,11 @@ class DeformableTransformerDecoder(nn.Module):
         return torch.stack(boxes), torch.stack(logits)
 
 
-def inverse_sigmoid(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    x = x.clamp(0, 1)
-    return torch.log(x.clamp(min=eps) / (1 - x).clamp(min=eps))
+def inverse_sigmoid(p: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Logit of a probability, finite everywhere: p is clipped to [0, 1] and neither odds term drops below eps."""
+    p = p.clamp(0, 1)
+    odds_for, odds_against = p.clamp(min=eps), (1 - p).clamp(min=eps)
+    return torch.log(odds_for / odds_against)
 
 
 def rtdetr_rule(ctx: RowContext) -> Resolved:
@@ -362,20 +365,23 @@ class RTDETRDecoder(nn.Module):
 
     def _anchors(self, shapes: Sequence[tuple[int, int]], like: torch.Tensor,
                  grid_size: float = 0.05, eps: float = 1e-2) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logit-space anchor boxes (1, N, 4) per cell (wh = 0.05 * 2^level) and the mask of valid ones."""
+        """One prior box per cell of every level, in logit space: (1, N, 4) and the (1, N, 1) mask of usable ones.
+
+        A box sits on its cell centre, normalised to [0, 1] by the map size, with a square side that doubles
+        per level (grid_size at the first). Boxes with a coordinate within eps of 0 or 1 are unusable: their
+        logits are set to +inf and the decoder masks their tokens out.
+        """
         key = (tuple(shapes), like.device, like.dtype)
         if key not in self._anchor_cache:
-            boxes = []
-            for lvl, (h, w) in enumerate(shapes):
-                gy, gx = torch.meshgrid(torch.arange(h, device=like.device, dtype=like.dtype),
-                                        torch.arange(w, device=like.device, dtype=like.dtype), indexing="ij")
-                xy = (torch.stack([gx, gy], -1) + 0.5) / torch.tensor([w, h], device=like.device, dtype=like.dtype)
-                wh = torch.full_like(xy, grid_size * 2.0 ** lvl)
-                boxes.append(torch.cat([xy, wh], -1).view(1, h * w, 4))
-            anchors = torch.cat(boxes, 1)
-            valid = ((anchors > eps) & (anchors < 1 - eps)).all(-1, keepdim=True)
-            logits = torch.log(anchors / (1 - anchors)).masked_fill(~valid, float("inf"))
-            self._anchor_cache = {key: (logits, valid)}
+            per_level = []
+            for level, (h, w) in enumerate(shapes):
+                centres = (cell_grid(h, w, like) + 0.5) / like.new_tensor([w, h])
+                side = grid_size * 2.0 ** level
+                per_level.append(torch.cat((centres, torch.full_like(centres, side)), -1).flatten(0, 1))
+            boxes = torch.cat(per_level).unsqueeze(0)
+            usable = ((boxes > eps) & (boxes < 1 - eps)).all(-1, keepdim=True)
+            logit = torch.log(boxes / (1 - boxes))
+            self._anchor_cache = {key: (logit.masked_fill(~usable, float("inf")), usable)}
         return self._anchor_cache[key]
 
     def forward(self, x: list[torch.Tensor]) -> Any:

@@ -12,10 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ..fuse import fuse_conv_bn
+from ..fuse import conv_branch, conv_like, fold_branches, fold_conv_bn_attrs
 from ..registry import register_module
 from ..rules import Resolved, RowContext, RuleError
 
@@ -42,9 +41,7 @@ class _ConvBN(nn.Module):
         return self.bn(self.conv(x))
 
     def reparameterize(self) -> None:
-        if isinstance(self.bn, nn.BatchNorm2d):
-            self.conv = fuse_conv_bn(self.conv, self.bn)
-            self.bn = nn.Identity()
+        fold_conv_bn_attrs(self)
 
 
 class _RepConv(nn.Module):
@@ -68,12 +65,10 @@ class _RepConv(nn.Module):
     def reparameterize(self) -> None:
         if self.fused is not None:
             return
-        dense = fuse_conv_bn(self.dense.conv, self.dense.bn)  # type: ignore[union-attr]
-        one = fuse_conv_bn(self.one[0], self.one[1])  # type: ignore[index]
-        pad = self.k // 2
-        dense.weight.add_(F.pad(one.weight, [pad, pad, pad, pad]))
-        dense.bias.add_(one.bias)
-        self.fused, self.dense, self.one = dense, None, None
+        dense: nn.Conv2d = self.dense.conv  # type: ignore[union-attr,assignment]
+        kernel, bias = fold_branches([conv_branch(dense, self.dense.bn),  # type: ignore[union-attr]
+                                      conv_branch(self.one[0], self.one[1])], self.k)  # type: ignore[index]
+        self.fused, self.dense, self.one = conv_like(dense, kernel, bias), None, None
 
 
 class _ResBlock(nn.Module):
@@ -138,7 +133,7 @@ class ResK1KX(_TinyNASStage):
     """TinyNAS k1kx stage: L blocks of 1x1 ConvBN-act then RepConv kxk, residual at stride 1."""
 
 
-@register_module("ResKXKX", family=FAMILY, io=_stage_rule, repeat="inside")
+@register_module("ResKXKX", family=FAMILY, io=_stage_rule, repeat="inside", example=(-1, [64, 32, 3, 1]))
 class ResKXKX(_TinyNASStage):
     """TinyNAS kxkx stage: L blocks of kxk ConvBN-act then RepConv kxk, residual at stride 1."""
 

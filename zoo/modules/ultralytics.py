@@ -10,10 +10,10 @@ import math
 from typing import Any, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ..fuse import fuse_conv_bn
+from ..fuse import conv_branch, conv_like, fold_branches, identity_branch
+from ..grids import level_points
 from ..registry import register_module
 from ..rules import Resolved, RowContext, RuleError, out_arg_rule
 from .yolov5 import C3, Concat, Conv, DWConv, batch_norm, make_act
@@ -29,13 +29,6 @@ register_module("Concat", family=FAMILY, io="concat")(Concat)
 # Rows after which parse_model's local `legacy` flag is False (Detect then builds depthwise class branches).
 NON_LEGACY_ROWS = frozenset({"C3k2", "A2C2f", "C2fCIB"})
 LARGE_SCALES = frozenset({"m", "l", "x"})  # scales at which parse_model forces C3k2's c3k flag
-
-
-def _kernel_and_bias(conv: Conv) -> tuple[torch.Tensor, torch.Tensor]:
-    """The (weight, bias) of a Conv with its BN folded in (eval statistics)."""
-    fused = fuse_conv_bn(conv.conv, conv.bn) if isinstance(conv.bn, nn.BatchNorm2d) else conv.conv
-    bias = fused.bias if fused.bias is not None else torch.zeros(fused.out_channels, device=fused.weight.device)
-    return fused.weight, bias
 
 
 @register_module("RepConv", family=FAMILY, io="out_arg", example=(-1, [64, 3, 1]))
@@ -68,22 +61,10 @@ class RepConv(nn.Module):
         """Sum the three branches into the 3x3 kernel (1x1 and identity padded to the centre)."""
         if hasattr(self, "conv"):
             return
-        w3, b3 = _kernel_and_bias(self.conv1)
-        w1, b1 = _kernel_and_bias(self.conv2)
-        weight, bias = w3 + F.pad(w1, [1, 1, 1, 1]), b3 + b1
+        branches = [conv_branch(self.conv1.conv, self.conv1.bn), conv_branch(self.conv2.conv, self.conv2.bn)]
         if self.bn is not None:
-            per_group = self.c1 // self.g
-            ident = torch.zeros_like(w3)
-            for i in range(self.c1):
-                ident[i, i % per_group, 1, 1] = 1.0
-            std = (self.bn.running_var + self.bn.eps).sqrt()
-            weight = weight + ident * (self.bn.weight / std).reshape(-1, 1, 1, 1)
-            bias = bias + self.bn.bias - self.bn.running_mean * self.bn.weight / std
-        src = self.conv1.conv
-        self.conv = nn.Conv2d(src.in_channels, src.out_channels, 3, src.stride, src.padding, src.dilation,
-                              src.groups, bias=True, device=weight.device, dtype=weight.dtype)
-        self.conv.weight.copy_(weight)
-        self.conv.bias.copy_(bias)
+            branches.append(identity_branch(self.bn, self.c1 // self.g, 3, self.conv1.conv.weight))
+        self.conv = conv_like(self.conv1.conv, *fold_branches(branches, 3))
         del self.conv1, self.conv2
         self.bn = None
 
@@ -241,13 +222,15 @@ class Attention(nn.Module):
         self.pe = Conv(dim, dim, 3, 1, g=dim, act=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, h, w = x.shape
-        n = h * w
-        q, k, v = self.qkv(x).view(b, self.num_heads, 2 * self.key_dim + self.head_dim, n).split(
-            [self.key_dim, self.key_dim, self.head_dim], dim=2)
-        attn = ((q.transpose(-2, -1) @ k) * self.scale).softmax(dim=-1)  # plain matmuls: fvcore counts them
-        y = (v @ attn.transpose(-2, -1)).view(b, c, h, w) + self.pe(v.reshape(b, c, h, w))
-        return self.proj(y)
+        shape = x.shape
+        # one qkv conv; per head its channels are [query | key | value], tokens are the h*w positions
+        heads = self.qkv(x).flatten(2).unflatten(1, (self.num_heads, -1))
+        query, key, value = heads.split((self.key_dim, self.key_dim, self.head_dim), 2)
+        # torch.matmul rather than a fused attention kernel, so that fvcore counts both products
+        affinity = torch.matmul(query.transpose(2, 3), key) * self.scale  # (b, heads, tokens, tokens)
+        mixed = torch.matmul(value, affinity.softmax(-1).transpose(2, 3))  # (b, heads, head_dim, tokens)
+        position = self.pe(value.reshape(shape))  # depthwise conv on the values as a map
+        return self.proj(mixed.reshape(shape) + position)
 
 
 @register_module("PSABlock", family=FAMILY, io=_width_first, example=(-1, [0.5, 4]))
@@ -306,8 +289,10 @@ class DFL(nn.Module):
         self.c1 = c1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, _, a = x.shape
-        return self.conv(x.view(b, 4, self.c1, a).transpose(2, 1).softmax(1)).view(b, 4, a)
+        """(B, 4 * bins, A) logits -> (B, 4, A) expected distances, side by side."""
+        bins_first = x.unflatten(1, (4, self.c1)).transpose(1, 2)  # (B, bin, side, A)
+        expected = self.conv(bins_first.softmax(1))  # bins are the conv's input channels: (B, 1, side, A)
+        return expected.flatten(1, 2)
 
 
 def detect_rule(ctx: RowContext) -> Resolved:
@@ -368,17 +353,11 @@ class Detect(nn.Module):
 
     def _anchors(self, feats: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Cell centres (2, A) and per-anchor strides (1, A), cached per input shape."""
-        key = (tuple(f.shape[2:] for f in feats), feats[0].device, feats[0].dtype)
+        shapes = tuple(f.shape[2:] for f in feats)
+        key = (shapes, feats[0].device, feats[0].dtype)
         if key not in self._anchor_cache:
-            points, strides = [], []
-            for f, s in zip(feats, self.strides):
-                h, w = f.shape[2:]
-                ys = torch.arange(h, device=f.device, dtype=f.dtype) + 0.5
-                xs = torch.arange(w, device=f.device, dtype=f.dtype) + 0.5
-                gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-                points.append(torch.stack((gx, gy), -1).view(-1, 2))
-                strides.append(torch.full((h * w, 1), s, device=f.device, dtype=f.dtype))
-            self._anchor_cache = {key: (torch.cat(points).transpose(0, 1), torch.cat(strides).transpose(0, 1))}
+            points, strides = level_points(shapes, self.strides, feats[0], offset=0.5)
+            self._anchor_cache = {key: (points.transpose(0, 1), strides.transpose(0, 1))}
         return self._anchor_cache[key]
 
     def forward(self, x: list[torch.Tensor]) -> Any:

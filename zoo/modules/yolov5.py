@@ -8,10 +8,12 @@ import math
 from typing import Any, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..activation import Activation, default_activation
-from ..fuse import fuse_conv_bn
+from ..fuse import fold_conv_bn_attrs
+from ..grids import cell_grid
 from ..registry import register_module
 from ..rules import Resolved, RowContext, RuleError, make_divisible
 
@@ -61,9 +63,7 @@ class Conv(nn.Module):
         return self.act(self.bn(self.conv(x)))
 
     def reparameterize(self) -> None:
-        if isinstance(self.bn, nn.BatchNorm2d):
-            self.conv = fuse_conv_bn(self.conv, self.bn)
-            self.bn = nn.Identity()
+        fold_conv_bn_attrs(self)
 
 
 @register_module("DWConv", family=FAMILY, io="out_arg",
@@ -335,33 +335,34 @@ def _gain_rule(grow: bool):
 @register_module("Contract", family=FAMILY, io=_gain_rule(True),
                  example=(-1, [2]))
 class Contract(nn.Module):
-    """Space to depth: (b, c, h, w) -> (b, c*g*g, h/g, w/g)."""
+    """Space to depth: (b, c, h, w) -> (b, c*g*g, h/g, w/g), channels grouped by pixel phase.
+
+    Output channel (dy * g + dx) * c + k holds input channel k at phase (dy, dx) of each g x g cell.
+    """
 
     def __init__(self, gain: int = 2) -> None:
         super().__init__()
         self.gain = gain
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, h, w = x.shape
-        s = self.gain
-        x = x.view(b, c, h // s, s, w // s, s).permute(0, 3, 5, 1, 2, 4).contiguous()
-        return x.view(b, c * s * s, h // s, w // s)
+        phases = self.gain * self.gain
+        by_channel = F.pixel_unshuffle(x, self.gain)  # channel-major: k * g*g + phase
+        return by_channel.unflatten(1, (-1, phases)).transpose(1, 2).flatten(1, 2)
 
 
 @register_module("Expand", family=FAMILY, io=_gain_rule(False),
                  example=(-1, [2]))
 class Expand(nn.Module):
-    """Depth to space: (b, c, h, w) -> (b, c/g/g, h*g, w*g)."""
+    """Depth to space: (b, c, h, w) -> (b, c/g/g, h*g, w*g), the inverse of Contract's channel layout."""
 
     def __init__(self, gain: int = 2) -> None:
         super().__init__()
         self.gain = gain
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, h, w = x.shape
-        s = self.gain
-        x = x.view(b, s, s, c // s ** 2, h, w).permute(0, 3, 4, 1, 5, 2).contiguous()
-        return x.view(b, c // s ** 2, h * s, w * s)
+        phases = self.gain * self.gain
+        phase_major = x.unflatten(1, (phases, -1))  # Contract's order: phase * c + k
+        return F.pixel_shuffle(phase_major.transpose(1, 2).flatten(1, 2), self.gain)
 
 
 @register_module("Concat", family=FAMILY, io="concat",
@@ -436,28 +437,30 @@ class Detect(nn.Module):
 
     @torch.no_grad()
     def _init_biases(self) -> None:
-        """YOLOv5's prior: ~8 objects per 640 image, class probability ~0.6/nc."""
-        for conv, s in zip(self.m, self.strides):
-            b = conv.bias.view(self.na, -1)
-            b[:, 4] += math.log(8 / (640 / s) ** 2)
-            b[:, 5:5 + self.nc] += math.log(0.6 / (self.nc - 0.99999))
+        """Start from sensible priors (YOLOv5's figures): ~8 objects in a 640 px image spread over a
+        level's cells, and a class probability of about 0.6 / nc."""
+        class_prior = math.log(0.6 / (self.nc - 0.99999))
+        for conv, stride in zip(self.m, self.strides):
+            cells = (640 / stride) ** 2
+            per_anchor = conv.bias.view(self.na, self.no_total)  # one row of outputs per anchor
+            per_anchor[:, 4].add_(math.log(8 / cells))
+            per_anchor[:, 5:5 + self.nc].add_(class_prior)
 
-    def _grid(self, nx: int, ny: int, i: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        shape = 1, self.na, ny, nx, 2
-        ys = torch.arange(ny, device=like.device, dtype=like.dtype)
-        xs = torch.arange(nx, device=like.device, dtype=like.dtype)
-        yv, xv = torch.meshgrid(ys, xs, indexing="ij")
-        grid = torch.stack((xv, yv), 2).expand(shape) - 0.5
-        anchor_grid = (self.anchors[i] * self.strides[i]).view(1, self.na, 1, 1, 2).expand(shape)
-        return grid, anchor_grid.to(like.dtype)
+    def _place(self, xy: torch.Tensor, wh: torch.Tensor, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pixel centres and sizes from the sigmoid box outputs (B, na, ny, nx, 2 each) of level i.
+
+        A centre may move up to half a cell beyond its own cell; a size ranges over (0, 4) anchors.
+        """
+        ny, nx = xy.shape[2:4]
+        stride = self.strides[i]
+        corner = cell_grid(ny, nx, xy) - 0.5  # (ny, nx, 2), broadcast over batch and anchors
+        anchor_px = (self.anchors[i] * stride).view(1, self.na, 1, 1, 2).to(xy.dtype)
+        return (xy * 2 + corner) * stride, (wh * 2) ** 2 * anchor_px
 
     def _decode(self, p: torch.Tensor, i: int) -> torch.Tensor:
-        bs, _, ny, nx, _ = p.shape
-        grid, anchor_grid = self._grid(nx, ny, i, p)
-        xy, wh, conf = p.sigmoid().split((2, 2, self.nc + 1), 4)
-        xy = (xy * 2 + grid) * self.strides[i]
-        wh = (wh * 2) ** 2 * anchor_grid
-        return torch.cat((xy, wh, conf), 4).view(bs, -1, self.no)
+        probs = p.sigmoid()
+        centre, size = self._place(probs[..., :2], probs[..., 2:4], i)
+        return torch.cat((centre, size, probs[..., 4:]), 4).view(p.shape[0], -1, self.no)
 
     def forward(self, x: list[torch.Tensor]) -> Any:
         out = []
@@ -520,12 +523,11 @@ class Segment(Detect):
         return self.nc + 5 + self.nm
 
     def _decode(self, p: torch.Tensor, i: int) -> torch.Tensor:
-        bs, _, ny, nx, _ = p.shape
-        grid, anchor_grid = self._grid(nx, ny, i, p)
-        xy, wh, conf, mask = p.split((2, 2, self.nc + 1, self.nm), 4)
-        xy = (xy.sigmoid() * 2 + grid) * self.strides[i]
-        wh = (wh.sigmoid() * 2) ** 2 * anchor_grid
-        return torch.cat((xy, wh, conf.sigmoid(), mask), 4).view(bs, -1, self.no_total)
+        """Boxes as Detect's; the nm mask coefficients pass through raw (no sigmoid)."""
+        n_box = 5 + self.nc
+        centre, size = self._place(p[..., :2].sigmoid(), p[..., 2:4].sigmoid(), i)
+        scores, coefficients = p[..., 4:n_box].sigmoid(), p[..., n_box:]
+        return torch.cat((centre, size, scores, coefficients), 4).view(p.shape[0], -1, self.no_total)
 
     def forward(self, x: list[torch.Tensor]) -> Any:
         proto = self.proto(x[0])

@@ -1,0 +1,36 @@
+"""Small helpers shared by the model tests (loaded by path: tests/ is not a package).
+
+tests/zoo/conftest.py exposes this module as the `helpers` fixture.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def params(model: nn.Module) -> int:
+    """Every parameter element, frozen ones included (the published figures count them too)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def randomise_bn(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Give every BatchNorm2d non-trivial statistics and affine terms, so folding them is really exercised.
+
+    Means and shifts in [-0.5, 0.5), variances in [0.5, 2), scales in [0.5, 1.5). Returns the model.
+    """
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                n = m.num_features
+                m.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
+                m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.5)
+                if m.affine:
+                    m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                    m.bias.copy_(torch.rand(n, generator=g) - 0.5)
+    return model
+
+
+def rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Largest absolute difference relative to the largest magnitude of the reference `a`."""
+    return float((a - b).abs().max() / a.abs().max())

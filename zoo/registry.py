@@ -57,6 +57,13 @@ class Registry:
                              f"(by {old.__module__}.{old.__qualname__})")
         by_family[spec.family] = spec
 
+    def remove(self, name: str, family: str) -> None:
+        """Unregister one block (tests that register a throw-away module clean up with this)."""
+        fams = self._specs.get(name, {})
+        fams.pop(family, None)
+        if not fams:
+            self._specs.pop(name, None)
+
     def specs(self) -> list[ModuleSpec]:
         return [s for fams in self._specs.values() for s in fams.values()]
 

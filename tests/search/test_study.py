@@ -81,7 +81,6 @@ def test_resume_adds_only_missing_and_exports(tmp_path: Path) -> None:
                      "-o", str(out)]) == 1
 
 
-@register_module("ZooTestPicky", family="yolov5", io="out_arg")
 class Picky(nn.Module):
     """A conv that refuses 16 output channels (a candidate that cannot be built)."""
 
@@ -95,7 +94,15 @@ class Picky(nn.Module):
         return self.conv(x)
 
 
-def test_failing_candidate_is_a_failed_trial(tmp_path: Path) -> None:
+@pytest.fixture
+def picky_module():
+    """Register Picky for one test only, so the global registry stays as the built-ins made it."""
+    register_module("ZooTestPicky", family="yolov5", io="out_arg")(Picky)
+    yield
+    REGISTRY.remove("ZooTestPicky", "yolov5")
+
+
+def test_failing_candidate_is_a_failed_trial(tmp_path: Path, picky_module) -> None:
     cfg = {**TINY, "backbone": [[-1, 1, "Conv", [16, 3, 2]], [-1, 1, "ZooTestPicky", [32, 3, 2]],
                                 *TINY["backbone"][2:]]}
     settings = SearchSettings(widths={"backbone/4": [0.5, 1.0]}, depths={})

@@ -5,7 +5,6 @@ Usage: python bench/search_throughput.py [--config yolov5s --imgsz 320 --trials 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time

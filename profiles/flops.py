@@ -40,8 +40,22 @@ DATA_MOVEMENT_OPS = frozenset({
 })
 
 
+class CountsMacs:
+    """Mixin for results with a `macs` field: GMACs and GFLOPs derived in this one place."""
+
+    macs: int
+
+    @property
+    def gmacs(self) -> float:
+        return self.macs / 1e9
+
+    @property
+    def gflops(self) -> float:
+        return flops_of(self.macs) / 1e9
+
+
 @dataclass(frozen=True)
-class FlopCount:
+class FlopCount(CountsMacs):
     """fvcore's count of one model at one input size. `macs` is the single source of GFLOPs."""
 
     macs: int
@@ -51,14 +65,6 @@ class FlopCount:
     uncounted_by_row: dict[int, dict[str, int]] = field(default_factory=dict)
     imgsz: int = 640
     batch: int = 1
-
-    @property
-    def gmacs(self) -> float:
-        return self.macs / 1e9
-
-    @property
-    def gflops(self) -> float:
-        return flops_of(self.macs) / 1e9
 
 
 def flops_of(macs: int) -> int:

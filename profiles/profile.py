@@ -19,7 +19,7 @@ from zoo.graph import ZooModel
 from zoo.lint import LintWarning, lint_model
 
 from .crosscheck import CrossCheck, cross_check
-from .flops import count_flops, flops_of
+from .flops import CountsMacs, count_flops
 from .latency import LatencyStats, loadavg, measure_latency, measure_row_latency
 from .memory import MemoryEstimate, estimate_memory, walk_rows
 
@@ -27,7 +27,7 @@ Stage = Callable[[str], None]
 
 
 @dataclass(frozen=True)
-class LayerProfile:
+class LayerProfile(CountsMacs):
     """One YAML row as built: what it is, what it costs."""
 
     index: int
@@ -44,17 +44,9 @@ class LayerProfile:
     macs_share: float
     uncounted: dict[str, int] = field(default_factory=dict)
 
-    @property
-    def gmacs(self) -> float:
-        return self.macs / 1e9
-
-    @property
-    def gflops(self) -> float:
-        return flops_of(self.macs) / 1e9
-
 
 @dataclass(frozen=True)
-class ModelProfile:
+class ModelProfile(CountsMacs):
     name: str
     scale: str | None
     source: str
@@ -75,14 +67,6 @@ class ModelProfile:
     cross_check: CrossCheck | None
     layers: tuple[LayerProfile, ...]
     lint: tuple[LintWarning, ...] = ()  # shape lint of the config as built (as `zoo validate` reports it)
-
-    @property
-    def gmacs(self) -> float:
-        return self.macs / 1e9
-
-    @property
-    def gflops(self) -> float:
-        return flops_of(self.macs) / 1e9
 
     @property
     def label(self) -> str:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 from .export import Candidate, ExportError, SearchResult, export_best, export_trial
 from .objective import Budget, CandidateError, Evaluation, Measure, evaluate

@@ -34,3 +34,16 @@ def randomise_bn(model: nn.Module, seed: int = 0) -> nn.Module:
 def rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     """Largest absolute difference relative to the largest magnitude of the reference `a`."""
     return float((a - b).abs().max() / a.abs().max())
+
+
+def deploy_gap(module: nn.Module, x: torch.Tensor) -> float:
+    """Randomise BN statistics, deploy in place, and return the eval-mode rel_diff of the outputs."""
+    import zoo
+
+    randomise_bn(module)
+    module.eval()
+    with torch.no_grad():
+        before = module(x)
+        zoo.deploy(module)
+        after = module(x)
+    return rel_diff(before, after)

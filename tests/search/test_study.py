@@ -63,6 +63,7 @@ def test_resume_adds_only_missing_and_exports(tmp_path: Path) -> None:
     assert trials[0].user_attrs["kind"] == "base" and trials[1].user_attrs["kind"].startswith("uniform d")
     for key in ("params", "gflops", "latency_ms", "score", "config", "layers"):
         assert key in trials[0].user_attrs
+    assert all(t.user_attrs["gflops"] > 0 for t in trials)  # recorded per trial, not only when budgeted
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["n_trials"] == 5 and report["budget_ms"] == 1000.0
     for who in ("base", "best"):

@@ -24,7 +24,7 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 from zoo.builder import build_model
-from zoo.config import Config, Row, load_config
+from zoo.config import Config, Row, config_to_mapping, load_config
 from zoo.errors import ConfigError
 from zoo.registry import REGISTRY, ensure_builtin_modules
 from zoo.rules import anchors_per_level, make_divisible, scale_repeats
@@ -167,27 +167,18 @@ def channel_positions(module: str, family: str) -> tuple[int, ...]:
 
 
 def explicit_mapping(base: Config, rows: Sequence[list[Any]]) -> dict[str, Any]:
-    """A config mapping with multiples 1.0; YOLOv5-family files stay YOLOv5-loadable."""
+    """`base` as YAML data with multiples 1.0 and the given rows; YOLOv5-family files stay YOLOv5-loadable."""
     data: dict[str, Any] = {"nc": base.nc, "family": base.family}
     if base.scales and base.family != "yolov5":
         data["scales"] = {base.scale.name: [1.0, 1.0]}  # keeps scale-dependent rules (C3k2 at m/l/x)
     else:
         data["depth_multiple"] = 1.0
         data["width_multiple"] = 1.0
-    if base.anchors is not None:
-        data["anchors"] = base.anchors
-    if base.activation is not None:
-        data["activation"] = str(base.activation)
-    if base.ch != 3:
-        data["ch"] = base.ch
     nb = len(base.backbone)
-    data["backbone"] = [list(r) for r in rows[:nb]]
-    if base.head:
-        data["head"] = [list(r) for r in rows[nb:]]
-    if base.search:
-        data["search"] = dict(base.search)
-    for k, v in base.extra.items():
-        data.setdefault(k, v)
+    explicit = {"backbone": [list(r) for r in rows[:nb]], "head": [list(r) for r in rows[nb:]]}
+    for key, value in config_to_mapping(base).items():  # anchors, activation, ch, search, extra keys
+        if key not in data and key not in ("scales", "depth_multiple", "width_multiple"):
+            data[key] = explicit.get(key, value)
     return data
 
 

@@ -96,7 +96,7 @@ def load_config(source: str | Path | Mapping[str, Any] | Config, *, scale: str |
     if isinstance(source, Config):
         cfg = source
         if scale is not None and cfg.scales:
-            cfg = _from_mapping(_config_to_mapping(cfg), cfg.path, cfg.name, scale, None)
+            cfg = _from_mapping(config_to_mapping(cfg), cfg.path, cfg.name, scale, None)
         return replace(cfg, nc=nc) if nc is not None and nc != cfg.nc else cfg
     if isinstance(source, Mapping):
         return _from_mapping(dict(source), "<dict>", str(source.get("name", "config")), scale, nc)
@@ -313,8 +313,8 @@ def _row(item: Any, index: int, section: str, line: int | None, path: str,
                section=section, line=line)
 
 
-def _config_to_mapping(cfg: Config) -> dict[str, Any]:
-    """Back to plain YAML data (used to re-pick a scale and by the exporters)."""
+def config_to_mapping(cfg: Config) -> dict[str, Any]:
+    """Back to plain YAML data, keys in YAML order (used to re-pick a scale and by search's exporter)."""
     data: dict[str, Any] = {"nc": cfg.nc}
     if cfg.family != _family({"scales": cfg.scales} if cfg.scales else {}, "", {}) or cfg.family == "damo":
         data["family"] = cfg.family

@@ -16,7 +16,7 @@ from torch import nn
 
 from ..fuse import bn_scale_shift
 from ..registry import register_module
-from .yolov5 import C3, Conv, autopad, batch_norm, make_act
+from .yolov5 import C3, Bottleneck, autopad, batch_norm, make_act
 
 FAMILY = "yolov5"
 
@@ -150,19 +150,12 @@ class C3_GhostDynamicConv(C3):
         return nn.Sequential(*(GhostModule(c_, c_) for _ in range(n)))
 
 
-class Bottleneck_DynamicConv(nn.Module):
-    """YOLOv5 Bottleneck whose 3x3 conv is a DynamicConv."""
+class Bottleneck_DynamicConv(Bottleneck):
+    """YOLOv5 Bottleneck whose 3x3 conv is a DynamicConv (same wiring, same residual rule)."""
 
     def __init__(self, c1: int, c2: int, shortcut: bool = True, g: int = 1, e: float = 0.5) -> None:
-        super().__init__()
-        c_ = int(c2 * e)
-        self.cv1 = Conv(c1, c_, 1, 1)
-        self.cv2 = DynamicConv(c_, c2, 3, 1, g=g)
-        self.add = bool(shortcut) and c1 == c2
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.cv2(self.cv1(x))
-        return x + y if self.add else y
+        super().__init__(c1, c2, shortcut, g, e)
+        self.cv2 = DynamicConv(int(c2 * e), c2, 3, 1, g=g)
 
 
 @register_module("C3_DynamicConv", family=FAMILY, io="out_arg", repeat="inside",

@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        from zoo.registry import ensure_builtin_modules, load_plugin
+        from zoo.plugins import ensure_loaded as ensure_builtin_modules, load_plugin
 
         ensure_builtin_modules()
         for path in args.plugin:

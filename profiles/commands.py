@@ -44,8 +44,11 @@ def _profile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs", type=_positive, default=30, help="timed runs after warm-up (default 30)")
     p.add_argument("--deploy", action="store_true", help="profile the inference graph (zoo.deploy)")
     p.add_argument("--no-latency", dest="latency", action="store_false", help="count only, do not time")
-    p.add_argument("--no-cross-check", dest="check", action="store_false",
-                   help="skip the thop / torch counter cross-check")
+    p.add_argument("--crosscheck", "--cross-check", dest="crosscheck", action="store_true",
+                   help="also count with thop and torch.utils.flop_counter, per op family (a second and "
+                        "third pass)")
+    p.add_argument("--no-cross-check", dest="crosscheck", action="store_false",
+                   help=argparse.SUPPRESS)  # the default since the cross-check became opt-in
     p.add_argument("--scale", help="scale of a `scales` config (n, s, m, l, x)")
     p.add_argument("--nc", type=_positive, help="override the number of classes")
     p.add_argument("--format", choices=("table", "json", "csv", "md"), default="table")
@@ -62,7 +65,7 @@ def _profile_run(args: argparse.Namespace) -> int:
             profiles.append(profile_model(
                 cfg, imgsz=args.imgsz, batch=args.batch, device=args.device, dtype=DTYPES[args.dtype],
                 deploy=args.deploy, latency=args.latency, threads=args.threads, scale=args.scale, nc=args.nc,
-                runs=args.runs, check=args.check, on_stage=stage))
+                runs=args.runs, crosscheck=args.crosscheck, on_stage=stage))
     try:
         report.render(profiles, args.format, args.out)
     except OSError as e:

@@ -110,22 +110,41 @@ def row_count(model: nn.Module) -> int:
     return len(layers) if layers is not None else 0
 
 
-def count_flops(model: nn.Module, *, imgsz: int = 640, batch: int = 1) -> FlopCount:
-    """fvcore's MACs of `model` in eval mode on a `batch` x ch x imgsz x imgsz input."""
+def _analysis(net: nn.Module, inputs: Any, recorded: list[tuple[str, int | None]]) -> Any:
+    """fvcore's analysis as every count of the project sets it up (one place for the conventions)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # fvcore and its imports warn about deprecated torch APIs
         from fvcore.nn import FlopCountAnalysis
 
+    analysis = (FlopCountAnalysis(FlatOutputs(net), (inputs,))
+                .unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+                .tracer_warnings("none").ancestor_mode("caller"))  # shared blocks (one SiLU for all
+    # Convs, as YOLOv5's default_act) count in the row that calls them, not where first named
+    analysis.set_op_handle(**{op: _recording_handle(op, recorded) for op in COSTLY_IGNORED_OPS})
+    return analysis
+
+
+def count_module_macs(module: nn.Module, inputs: Any) -> int:
+    """fvcore's MACs of one module (a row alone, in eval mode) on `inputs`, with count_flops' conventions:
+    a model's count is the sum of its rows' counts."""
+    was_training = module.training
+    module.eval()
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            return int(_analysis(module, inputs, []).total())
+    finally:
+        module.train(was_training)
+
+
+def count_flops(model: nn.Module, *, imgsz: int = 640, batch: int = 1) -> FlopCount:
+    """fvcore's MACs of `model` in eval mode on a `batch` x ch x imgsz x imgsz input."""
     was_training = model.training
     model.eval()
     x = example_input(model, imgsz, batch)
     recorded: list[tuple[str, int | None]] = []
     try:
-        analysis = (FlopCountAnalysis(FlatOutputs(model), (x,))
-                    .unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-                    .tracer_warnings("none").ancestor_mode("caller"))  # shared blocks (one SiLU for all
-        # Convs, as YOLOv5's default_act) count in the row that calls them, not where first named
-        analysis.set_op_handle(**{op: _recording_handle(op, recorded) for op in COSTLY_IGNORED_OPS})
+        analysis = _analysis(model, x, recorded)
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             total = int(analysis.total())

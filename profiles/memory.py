@@ -1,26 +1,51 @@
-"""Parameter bytes and peak activation bytes: an estimate on CPU, the allocator's peak on CUDA.
+"""Parameter bytes and peak activation bytes: an estimate from the row plan on CPU, the allocator's
+peak on CUDA.
 
-The CPU estimate walks one forward pass through ZooModel.run's hook: at each row, what is alive is
-the input image, the older row outputs the routing keeps for later rows, the previous row's output,
-and inside the row the largest single op's input plus output. Temporaries below module level
-(e.g. an inline add) are not seen, so it is a lower bound of the allocator's peak.
+The estimate walks the plan's rows in order: at each row, what is alive is the input image, the older
+row outputs the routing keeps for later rows, the previous row's output, and inside the row the larger
+of its input plus output and its largest single op's input plus output (learnt by the plan's probe).
+Temporaries below module level (e.g. an inline add) are not seen, so it is a lower bound of the
+allocator's peak. Sizes scale with the batch and the dtype's element size.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+from zoo.plan import ModelPlan
+
 
 @dataclass(frozen=True)
-class RowWalk:
-    """One forward pass at the real input size: each row's output shape and the live-bytes peak."""
+class PlanPeak:
+    """The row-walk estimate in elements (batch 1) and the row where it peaks."""
 
-    out_shapes: dict[int, tuple[int, ...] | None] = field(default_factory=dict)
-    peak_activation_bytes: int = 0
-    peak_row: int | None = None
+    peak_numel: int
+    peak_row: int | None
+
+
+def plan_peak(plan: ModelPlan) -> PlanPeak:
+    image = plan.image_numel
+    kept = 0
+    prev_row, prev_numel = -1, 0
+    peak, peak_row = 0, None
+    outs: dict[int, int] = {}
+    for rp in plan.rows:
+        i = rp.index
+        inp = sum(image if s < 0 else outs[s] for s in rp.row.sources)
+        out = rp.probe.out_numel
+        prev_alive = prev_numel if prev_row not in plan.save else 0
+        live = image + kept + prev_alive
+        row_peak = live + max(rp.probe.peak_numel, inp + out)
+        if row_peak > peak:
+            peak, peak_row = row_peak, i
+        outs[i] = out
+        if i in plan.save:
+            kept += out
+        prev_row, prev_numel = i, out
+    return PlanPeak(peak, peak_row)
 
 
 @dataclass(frozen=True)
@@ -42,57 +67,6 @@ def buffer_bytes(model: nn.Module) -> int:
     return sum(b.numel() * b.element_size() for b in model.buffers())
 
 
-def tensor_bytes(value: Any) -> int:
-    """Bytes of a tensor or of the tensors nested in lists, tuples and dicts."""
-    if isinstance(value, torch.Tensor):
-        return value.numel() * value.element_size()
-    if isinstance(value, dict):
-        value = list(value.values())
-    if isinstance(value, (list, tuple)):
-        return sum(tensor_bytes(v) for v in value)
-    return 0
-
-
-def walk_rows(model: nn.Module, x: torch.Tensor) -> RowWalk:
-    """Run `model` (a ZooModel) once on `x`, recording output shapes and the estimated activation peak."""
-    save = model.save
-    kept = {"bytes": 0}
-    prev_bytes = {"row": -1, "bytes": 0}
-    leaf_peak = {"bytes": 0}
-    shapes: dict[int, tuple[int, ...] | None] = {}
-    peak = {"bytes": 0, "row": None}
-
-    def leaf_hook(_m: nn.Module, inp: Any, out: Any) -> None:
-        leaf_peak["bytes"] = max(leaf_peak["bytes"], tensor_bytes(inp) + tensor_bytes(out))
-
-    def row_hook(index: int, module: nn.Module, inp: Any) -> Any:
-        leaf_peak["bytes"] = 0
-        out = module(inp)
-        prev_alive = prev_bytes["bytes"] if prev_bytes["row"] not in save else 0
-        live = tensor_bytes(x) + kept["bytes"] + prev_alive
-        row_peak = live + max(leaf_peak["bytes"], tensor_bytes(inp) + tensor_bytes(out))
-        if row_peak > peak["bytes"]:
-            peak["bytes"], peak["row"] = row_peak, index
-        shapes[index] = tuple(out.shape) if isinstance(out, torch.Tensor) else None
-        if index in save:
-            kept["bytes"] += tensor_bytes(out)
-        prev_bytes["row"], prev_bytes["bytes"] = index, tensor_bytes(out)
-        return out
-
-    leaves = [m for m in model.modules() if not list(m.children())]
-    handles = [m.register_forward_hook(leaf_hook) for m in leaves]
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            model.run(x, row_hook)
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
-    return RowWalk(out_shapes=shapes, peak_activation_bytes=int(peak["bytes"]), peak_row=peak["row"])
-
-
 def cuda_peak_activation_bytes(model: nn.Module, x: torch.Tensor) -> int:
     """The CUDA caching allocator's peak during one inference pass, minus what was allocated before."""
     dev = x.device
@@ -110,12 +84,15 @@ def cuda_peak_activation_bytes(model: nn.Module, x: torch.Tensor) -> int:
     return int(torch.cuda.max_memory_allocated(dev) - base)
 
 
-def estimate_memory(model: nn.Module, x: torch.Tensor, walk: RowWalk | None = None) -> MemoryEstimate:
-    """Allocator peak on CUDA; the row-walk estimate elsewhere (reusing `walk` when given)."""
-    if x.device.type == "cuda":
+def estimate_memory(model: nn.Module, plan: ModelPlan, *, batch: int = 1, dtype: torch.dtype = torch.float32,
+                    device: str | torch.device = "cpu") -> MemoryEstimate:
+    """Allocator peak on CUDA (one inference pass); the plan's row-walk estimate elsewhere."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        x = torch.zeros(batch, plan.config.ch, plan.imgsz, plan.imgsz, device=dev, dtype=dtype)
         peak, method = cuda_peak_activation_bytes(model, x), "cuda allocator peak"
     else:
-        peak = (walk or walk_rows(model, x)).peak_activation_bytes
-        method = "estimate (row walk)"
+        element = torch.empty((), dtype=dtype).element_size()
+        peak, method = plan_peak(plan).peak_numel * batch * element, "estimate (row plan)"
     return MemoryEstimate(param_bytes=param_bytes(model), buffer_bytes=buffer_bytes(model),
                           peak_activation_bytes=peak, method=method)

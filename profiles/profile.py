@@ -17,11 +17,12 @@ from zoo.config import Config
 from zoo.errors import ConfigError
 from zoo.graph import ZooModel
 from zoo.lint import LintWarning, lint_model
+from zoo.plan import ModelPlan, plan_config
 
 from .crosscheck import CrossCheck, cross_check
 from .flops import CountsMacs, count_flops
 from .latency import LatencyStats, loadavg, measure_latency, measure_row_latency
-from .memory import MemoryEstimate, estimate_memory, walk_rows
+from .memory import MemoryEstimate, estimate_memory
 
 Stage = Callable[[str], None]
 
@@ -76,13 +77,18 @@ class ModelProfile(CountsMacs):
 def profile_model(model_or_cfg: ZooModel | Config | str | Path | Mapping[str, Any], *, imgsz: int = 640,
                   batch: int = 1, device: str = "cpu", dtype: torch.dtype = torch.float32,
                   deploy: bool = False, latency: bool = True, threads: int = 1, scale: str | None = None,
-                  nc: int | None = None, runs: int = 30, warmup_s: float = 1.0, check: bool = True,
+                  nc: int | None = None, runs: int = 30, warmup_s: float = 1.0, crosscheck: bool = False,
                   on_stage: Stage | None = None) -> ModelProfile:
-    """Profile a built model or build one from a config (name, path, mapping, Config) first."""
+    """Profile a built model or build one from a config (name, path, mapping, Config) first.
+
+    One counting pass (fvcore) by default; `crosscheck=True` adds thop and torch's counter. Shapes and
+    the activation-memory estimate come from the row plan at `imgsz`, not from extra forward passes.
+    """
     stage = on_stage or (lambda _s: None)
-    model = _model_of(model_or_cfg, scale, nc)
+    model = _model_of(model_or_cfg, scale, nc, imgsz)
     source = model.config.path
     _check_options(model, source, imgsz=imgsz, batch=batch, device=device, threads=threads, runs=runs)
+    plan = _plan_at(model, imgsz)
     stage("shape lint")
     lint = lint_model(model)  # on the config as built: deploy folds blocks but keeps what the config meant
     net = copy.deepcopy(model) if (deploy or isinstance(model_or_cfg, nn.Module)) else model
@@ -94,15 +100,12 @@ def profile_model(model_or_cfg: ZooModel | Config | str | Path | Mapping[str, An
     stage("counting MACs (fvcore)")
     fc = count_flops(net, imgsz=imgsz, batch=batch)
     cc = None
-    if check:
+    if crosscheck:
         stage("cross-checking (thop, torch.utils.flop_counter)")
         cc = cross_check(net, imgsz, batch, fvcore_by_operator=fc.by_operator, fvcore_macs=fc.macs)
 
     net = net.to(dtype=dtype)
-    x = torch.randn(batch, model.config.ch, imgsz, imgsz, device=torch.device(device), dtype=dtype)
-    stage("walking rows (shapes, memory)")
-    walk = walk_rows(net, x)
-    memory = estimate_memory(net, x, walk)
+    memory = estimate_memory(net, plan, batch=batch, dtype=dtype, device=device)
 
     total_lat = None
     row_lat: dict[int, LatencyStats] = {}
@@ -118,7 +121,8 @@ def profile_model(model_or_cfg: ZooModel | Config | str | Path | Mapping[str, An
     layers = []
     for info, module in zip(net.layers, net.model):
         macs = fc.by_row.get(info.index, 0)
-        shape = walk.out_shapes.get(info.index)
+        planned = plan.rows[info.index].out_shape
+        shape = (batch, *planned[1:]) if planned is not None else None
         lat = row_lat.get(info.index)
         layers.append(LayerProfile(
             index=info.index, from_=info.from_, repeats=info.repeats, module=info.module, args=info.args,
@@ -136,15 +140,30 @@ def profile_model(model_or_cfg: ZooModel | Config | str | Path | Mapping[str, An
         lint=lint)
 
 
-def _model_of(source: Any, scale: str | None, nc: int | None) -> ZooModel:
+def _model_of(source: Any, scale: str | None, nc: int | None, imgsz: int) -> ZooModel:
     if isinstance(source, ZooModel):
         if scale is not None or nc is not None:
             raise ConfigError(source.config.path, "scale/nc apply to configs, not to an already built model")
         return source
     if isinstance(source, nn.Module):
         raise ConfigError(None, f"can only profile a ZooModel or a config, got {type(source).__name__}")
-    from zoo.builder import build_model
-    return build_model(source, scale=scale, nc=nc)
+    from zoo.builder import DEFAULT_IMGSZ, build_model
+    from zoo.config import load_config
+    cfg = load_config(source, scale=scale, nc=nc)
+    if isinstance(imgsz, bool) or not isinstance(imgsz, int) or imgsz < 1 or imgsz == DEFAULT_IMGSZ:
+        return build_model(cfg)  # the option check below names a bad size
+    try:
+        return build_model(cfg, imgsz=imgsz)
+    except ConfigError:  # a size the graph cannot take: name the sizes it can, if that is the reason
+        _check_imgsz(build_model(cfg, device="meta"), cfg.path, imgsz)
+        raise
+
+
+def _plan_at(model: ZooModel, imgsz: int) -> ModelPlan:
+    """The model's row plan at `imgsz` (its own when it was built at that size)."""
+    if model.plan is not None and model.plan.imgsz == imgsz:
+        return model.plan
+    return plan_config(model.config, imgsz=imgsz)
 
 
 def max_stride(model: ZooModel) -> int:
@@ -153,13 +172,17 @@ def max_stride(model: ZooModel) -> int:
     return int(round(max(strides))) if strides else 1
 
 
-def _check_options(model: ZooModel, source: str, *, imgsz: int, batch: int, device: str, threads: int,
-                   runs: int) -> None:
+def _check_imgsz(model: ZooModel, source: str, imgsz: int) -> None:
     s = max_stride(model)
-    if imgsz < 1 or imgsz % s:
-        up = max(s, -(-imgsz // s) * s)
+    if isinstance(imgsz, bool) or not isinstance(imgsz, int) or imgsz < 1 or imgsz % s:
+        up = max(s, -(-imgsz // s) * s) if isinstance(imgsz, int) else s
         raise ConfigError(source, f"--imgsz {imgsz} is not a positive multiple of the model's max stride {s} "
                                   f"(try {up})")
+
+
+def _check_options(model: ZooModel, source: str, *, imgsz: int, batch: int, device: str, threads: int,
+                   runs: int) -> None:
+    _check_imgsz(model, source, imgsz)
     if batch < 1:
         raise ConfigError(source, f"--batch must be >= 1, got {batch}")
     if threads < 1:

@@ -50,7 +50,7 @@ def _score_run(args: argparse.Namespace) -> int:
 
     from .render import print_score
     from .score import mae_score
-    from .space import load_settings
+    from .settings import load_settings
 
     cfg = load_config(args.config, scale=args.scale, nc=args.nc)
     s = load_settings(cfg, stage_weights=args.stage_weights, scope=args.scope)
@@ -81,7 +81,8 @@ def _search_args(p: argparse.ArgumentParser) -> None:
     s = p.add_argument_group("search")
     s.add_argument("--trials", type=_positive_int, default=100, help="the study's total (resume adds the missing)")
     s.add_argument("--timeout", type=_positive_float, help="seconds per worker")
-    s.add_argument("--sampler", choices=("tpe", "nsga2", "random"), default="tpe")
+    s.add_argument("--sampler", choices=("nsga2", "tpe", "random"), default="nsga2",
+                   help="nsga2 (default: a genetic search, cheap per trial up to 10,000 trials), tpe, random")
     s.add_argument("--objectives", default="score", choices=("score", "score,latency"),
                    help="score,latency: a Pareto front (use with nsga2)")
     s.add_argument("--seed", type=int, default=0)
@@ -100,10 +101,10 @@ def _search_run(args: argparse.Namespace) -> int:
     from zoo.config import load_config
 
     from . import run_search
-    from .objective import Budget, Measure
+    from .evaluate import Budget, Measure
     from .render import SearchProgress, print_failure, print_line, print_result
-    from .space import load_settings
-    from .study import SearchOptions
+    from .settings import load_settings
+    from .worker import SearchOptions
 
     budget = Budget(args.budget_ms, args.budget_gflops, args.budget_params, args.max_layers)
     if not budget.any():
@@ -117,7 +118,7 @@ def _search_run(args: argparse.Namespace) -> int:
         objectives=tuple(args.objectives.split(",")), seed=args.seed, workers=args.workers, storage=args.storage,
         study_name=args.study_name, out=args.out, top_k=args.top_k, plugins=tuple(getattr(args, "plugin", [])))
     with SearchProgress(args.trials, enabled=not args.no_progress) as bar:
-        result = run_search(cfg, opts, on_progress=bar.update)
+        result = run_search(cfg, opts, on_trial=bar.trial, on_poll=bar.poll)
     print_result(result)
     if result.interrupted:
         print_line("interrupted: exported the best so far; run the same command to resume")

@@ -1,7 +1,10 @@
-"""The end of a study: re-measure the top candidates, export the best that truly meets the budgets.
+"""The end of a study: export the best candidate that truly meets the budgets.
 
-Files (in `out`): best.yaml (explicit channels and repeats; rebuilds to the same params), report.json,
-trials.csv, pareto.png. `export_trial` writes any trial's config later (`zoo export`).
+A candidate's params, GFLOPs, layers and score are exact sums of its rows' costs, so only a latency
+budget needs a second look: then the top candidates are re-measured with more runs and the best one
+that meets the budget is exported. Files (in `out`): best.yaml (explicit channels and repeats,
+rebuilt from the space and the trial's parameters), report.json, trials.csv, pareto.png.
+`export_trial` writes any trial's config later (`zoo export`), from the space the study records.
 """
 from __future__ import annotations
 
@@ -15,11 +18,12 @@ import optuna
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
-from zoo.builder import build_model
-from zoo.deploy import deploy
+from profiles.rowcosts import CostCache
+from zoo.config import load_config
 
-from .objective import PROBE_SIZE, Budget, Measure, count_gflops, evaluate, measure_candidate
-from .space import SearchSettings
+from .evaluate import Budget, Measure, candidate_costs, measure_plan, plan_candidate
+from .settings import SearchSettings
+from .space import SearchSpace, build_space
 
 
 class ExportError(Exception):
@@ -28,7 +32,7 @@ class ExportError(Exception):
 
 @dataclass(frozen=True)
 class Candidate:
-    """A re-measured config: what report.json says of `base` and `best`."""
+    """A checked config: what report.json says of `base` and `best`."""
 
     trial: int | None
     kind: str
@@ -74,37 +78,37 @@ def feasible_trials(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
     return sorted(ok, key=trial_score, reverse=True)
 
 
-def remeasure(config: Mapping[str, Any], *, trial: int | None, kind: str, budget: Budget, measure: Measure,
-              settings: SearchSettings, factor: int) -> Candidate:
-    """Score, params, GFLOPs and a longer latency measurement of one config."""
-    ev = evaluate(config, budget=Budget(), measure=measure, settings=settings)
-    model = build_model(dict(config), probe_size=PROBE_SIZE)
-    timed = deploy(model) if measure.deploy else model
-    gflops = count_gflops(timed, measure.imgsz)
+def check_candidate(space: SearchSpace, params: Mapping[str, int], *, trial: int | None, kind: str, budget: Budget,
+                    measure: Measure, cache: CostCache, factor: int) -> Candidate:
+    """A candidate's exact costs and, under a latency budget, a longer latency measurement."""
+    plan = plan_candidate(space, params, imgsz=measure.imgsz, prober=cache)
+    costs = candidate_costs(plan, cache, space.settings, form=measure.form)
     lat = None
-    if budget.latency_ms is not None or factor > 0:
-        stats, _ = measure_candidate(timed, measure, None, full=True, runs_factor=max(1, factor))
+    if budget.latency_ms is not None:
+        stats, _ = measure_plan(plan, measure, None, full=True, runs_factor=max(1, factor))
         lat = stats.as_dict()
-    checks = [(budget.latency_ms, lat["median"] if lat else None), (budget.gflops, gflops),
-              (budget.params_m, ev.params / 1e6), (budget.max_layers, ev.layers)]
+    checks = [(budget.latency_ms, lat["median"] if lat else None), (budget.gflops, costs.gflops),
+              (budget.params_m, costs.params / 1e6), (budget.max_layers, costs.layers)]
     meets = all(limit is None or (value is not None and value <= limit) for limit, value in checks)
-    return Candidate(trial, kind, dict(config), ev.score.score, ev.score.as_dict()["stages"], ev.params, gflops,
-                     ev.layers, lat, meets)
+    return Candidate(trial, kind, space.resolve(params, prober=cache), costs.score.score,
+                     costs.score.as_dict()["stages"], costs.params, costs.gflops, costs.layers, lat, meets)
 
 
-def export_best(study: optuna.Study, *, base: Mapping[str, Any], budget: Budget, measure: Measure,
-                settings: SearchSettings, out: str | Path, top_k: int = 5, factor: int = 3,
-                storage: str = "", interrupted: bool = False) -> SearchResult:
-    """Re-measure the top `top_k` feasible trials and the base; write the study's files."""
+def export_best(study: optuna.Study, *, space: SearchSpace, budget: Budget, measure: Measure, out: str | Path,
+                top_k: int = 5, factor: int = 3, storage: str = "", interrupted: bool = False,
+                cache: CostCache | None = None) -> SearchResult:
+    """Check the top feasible trials (re-measured under a latency budget) and the base; write the files."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    cache = cache or CostCache(form=measure.form)
     trials = study.get_trials(deepcopy=False)
     ranked = feasible_trials(trials)
-    again = [remeasure(t.user_attrs["config"], trial=t.number, kind=t.user_attrs.get("kind", "sampled"),
-                       budget=budget, measure=measure, settings=settings, factor=factor) for t in ranked[:top_k]]
+    top = ranked[:top_k] if budget.latency_ms is not None else ranked[:1]
+    again = [check_candidate(space, t.params, trial=t.number, kind=t.user_attrs.get("kind", "sampled"),
+                             budget=budget, measure=measure, cache=cache, factor=factor) for t in top]
     best = next((c for c in sorted(again, key=lambda c: c.score, reverse=True) if c.meets_budget), None)
-    base_c = remeasure(base, trial=None, kind="base", budget=budget, measure=measure, settings=settings,
-                       factor=factor)
+    base_c = check_candidate(space, space.uniform_params(1.0), trial=None, kind="base", budget=budget,
+                             measure=measure, cache=cache, factor=factor)
     files = []
     if best is not None:
         study.set_user_attr("zoo:best_trial", best.trial)
@@ -116,7 +120,7 @@ def export_best(study: optuna.Study, *, base: Mapping[str, Any], budget: Budget,
         "study": study.study_name, "storage": storage,
         "budget_ms": budget.latency_ms, "budgets": budget.as_dict(),
         "imgsz": measure.imgsz, "threads": measure.threads, "device": measure.device, "deploy": measure.deploy,
-        "stage_weights": list(settings.stage_weights), "scope": settings.scope,
+        "stage_weights": list(space.settings.stage_weights), "scope": space.settings.scope,
         "base": base_c.as_dict(), "best": best.as_dict() if best else None,
         "remeasured": [c.as_dict() for c in again],
         "n_trials": len(done), "n_feasible": len(ranked),
@@ -140,7 +144,7 @@ def write_config(config: Mapping[str, Any], path: str | Path, *, header: str = "
     for key, value in config.items():
         if key in ("backbone", "head"):
             lines.append(f"{key}:")
-            for i, row in enumerate(value):
+            for row in value:
                 flow = yaml.safe_dump(row, default_flow_style=True, width=1 << 16).strip()
                 lines.append(f"  - {flow}")
         else:
@@ -173,14 +177,13 @@ def write_pareto(trials: Sequence[FrozenTrial], path: Path, *, budget_ms: float 
                  best: Candidate | None) -> str | None:
     """Score vs latency of every measured trial, the budget line, the feasible front, base and best."""
     try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
     except ImportError:  # the `plot` extra is optional
         return None
     pts = [(t.user_attrs["latency_ms"]["median"], t.user_attrs["score"], bool(t.user_attrs.get("feasible")))
            for t in trials if t.state == TrialState.COMPLETE and t.user_attrs.get("latency_ms")]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
     for ok, color, label in ((True, "tab:blue", "feasible"), (False, "0.7", "over a budget")):
         xs = [p[0] for p in pts if p[2] == ok]
         ys = [p[1] for p in pts if p[2] == ok]
@@ -205,13 +208,30 @@ def write_pareto(trials: Sequence[FrozenTrial], path: Path, *, budget_ms: float 
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return str(path)
+
+
+def study_space(study: optuna.Study) -> SearchSpace:
+    """The space a study searched, rebuilt from what it recorded (its base config, scale and settings)."""
+    record = study.user_attrs
+    if "zoo:config" not in record:
+        raise ExportError(f"study {study.study_name!r} was not made by `zoo search` (no zoo:config record)")
+    cfg = load_config(dict(record["zoo:config"]), scale=record.get("zoo:scale"))
+    s = record.get("zoo:settings") or {}
+    settings = SearchSettings(tuple(s.get("stage_weights", ())) or SearchSettings().stage_weights,
+                              s.get("scope", "all"), tuple(s.get("unscored", ())), s.get("widths"),
+                              _int_keys(s.get("depths")))
+    return build_space(cfg, settings)
+
+
+def _int_keys(depths: Any) -> Any:
+    """JSON turns the row keys of {row: counts} into strings; give them back as rows."""
+    return {int(k): v for k, v in depths.items()} if isinstance(depths, dict) else depths
 
 
 def export_trial(storage: str, study_name: str, *, trial: int | None = None, out: str | Path) -> tuple[int, str]:
     """Write one trial's explicit config (default: the study's exported best, else its best feasible)."""
-    from .study import open_storage, resolve_storage
+    from .storage import open_storage, resolve_storage
 
     try:
         study = optuna.load_study(study_name=study_name, storage=open_storage(resolve_storage(storage, study_name)))
@@ -228,8 +248,9 @@ def export_trial(storage: str, study_name: str, *, trial: int | None = None, out
     chosen = next((t for t in trials if t.number == trial), None)
     if chosen is None:
         raise ExportError(f"study {study_name!r} has no trial {trial} (0..{len(trials) - 1})")
-    if "config" not in chosen.user_attrs:
-        raise ExportError(f"trial {trial} has no config ({chosen.state.name}"
-                          f"{': ' + chosen.user_attrs['fail_reason'] if 'fail_reason' in chosen.user_attrs else ''})")
-    path = write_config(chosen.user_attrs["config"], out, header=f"zoo export: study {study_name}, trial {trial}")
+    if chosen.state != TrialState.COMPLETE:
+        reason = chosen.user_attrs.get("fail_reason")
+        raise ExportError(f"trial {trial} did not complete ({chosen.state.name}{': ' + reason if reason else ''})")
+    config = study_space(study).resolve(chosen.params)
+    path = write_config(config, out, header=f"zoo export: study {study_name}, trial {trial}")
     return trial, path

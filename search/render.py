@@ -36,7 +36,7 @@ def print_score(name: str, score: MAEScore, fmt: str = "table") -> None:
 
 
 class SearchProgress:
-    """A rich progress bar over the study's counted trials, with the best feasible score so far."""
+    """A rich progress bar over the study's trials, with the best feasible score so far."""
 
     def __init__(self, total: int, enabled: bool = True) -> None:
         self.total = total
@@ -44,6 +44,9 @@ class SearchProgress:
                                  TextColumn("{task.description}"), TimeElapsedColumn(),
                                  console=err_console(), disable=not enabled, transient=False)
         self.task = self.progress.add_task("", total=total)
+        self.best: tuple[float, int] | None = None
+        self.done = self.feasible = self.failed = 0
+        self._started = False
 
     def __enter__(self) -> SearchProgress:
         self.progress.start()
@@ -52,17 +55,42 @@ class SearchProgress:
     def __exit__(self, *exc: Any) -> None:
         self.progress.stop()
 
-    def update(self, study: optuna.Study) -> None:
+    def _first(self, study: optuna.Study | None) -> None:
+        """Count the trials of a resumed study once, so the bar starts where the study is."""
+        if self._started or study is None:
+            return
+        self._started = True
         from .export import feasible_trials, trial_score
-        from .study import counted
+        from .recovery import counted
 
         trials = study.get_trials(deepcopy=False)
         done = [t for t in counted(trials) if t.state != TrialState.RUNNING]
         ok = feasible_trials(trials)
-        best = f"best {trial_score(ok[0]):.2f} (trial {ok[0].number})" if ok else "no feasible trial yet"
-        failed = sum(1 for t in done if t.state == TrialState.FAIL)
-        self.progress.update(self.task, completed=min(len(done), self.total),
-                             description=f"{best}, {len(ok)} feasible, {failed} failed")
+        self.done, self.feasible = len(done), len(ok)
+        self.failed = sum(1 for t in done if t.state == TrialState.FAIL)
+        self.best = (trial_score(ok[0]), ok[0].number) if ok else None
+
+    def trial(self, event: Any) -> None:
+        """One trial of this process finished."""
+        self.done += 1
+        if event.state == "FAIL":
+            self.failed += 1
+        elif event.feasible:
+            self.feasible += 1
+            if event.score is not None and (self.best is None or event.score > self.best[0]):
+                self.best = (event.score, event.number)
+        self._show()
+
+    def poll(self, study: optuna.Study) -> None:
+        """Worker processes run the trials: read the study instead."""
+        self._started = False
+        self._first(study)
+        self._show()
+
+    def _show(self) -> None:
+        best = f"best {self.best[0]:.2f} (trial {self.best[1]})" if self.best else "no feasible trial yet"
+        self.progress.update(self.task, completed=min(self.done, self.total),
+                             description=f"{best}, {self.feasible} feasible, {self.failed} failed")
 
 
 def print_result(r: SearchResult) -> None:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Protocol, Sequence
 
 import torch
 from torch import nn
 
+from profiles.rowcosts import ConvRecorder, ConvTerm
 from zoo.deploy import deploy
 from zoo.graph import ZooModel
 
@@ -56,18 +57,21 @@ class MAEScore:
                 "stages": [{"stride": s.stride, "weight": s.weight, "score": s.score} for s in self.stages]}
 
 
-def fan_in(module: nn.Module) -> float:
-    """C_in*k_h*k_w/groups for a conv, in_features for a linear (a 1x1 conv)."""
-    if isinstance(module, nn.Linear):
-        return float(module.in_features)
-    ks = math.prod(module.kernel_size)  # type: ignore[attr-defined]
-    return float(module.in_channels * ks // module.groups)  # type: ignore[attr-defined]
+class ScoredRow(Protocol):
+    """What the score reads of a row: a LayerInfo of a built model or a RowPlan of a planned one."""
+
+    index: int
+    section: str
+    out_channels: int | None
+    stride: float | None
 
 
-def probe_size(model: ZooModel) -> int:
-    """Smallest square input on which every row still has >= 2 px (cheap tracing)."""
-    strides = [info.stride for info in model.layers if info.stride]
-    return max(64, int(2 * max(strides, default=32)))
+def row_term(convs: Iterable[ConvTerm | ConvCall]) -> float:
+    """One row's own MAE term: half the log of each conv's fan-in, summed in execution order."""
+    total = 0.0
+    for c in convs:
+        total += 0.5 * math.log(c.fan_in)
+    return total
 
 
 def deployed_copy(model: ZooModel) -> ZooModel:
@@ -75,35 +79,29 @@ def deployed_copy(model: ZooModel) -> ZooModel:
     return deploy(copy.deepcopy(model))  # type: ignore[return-value]
 
 
-def trace_convs(model: ZooModel, *, deployed: bool = False, size: int | None = None) -> tuple[ConvCall, ...]:
-    """Conv/linear calls of the deploy form in execution order, by row (forward hooks on a probe)."""
+def trace_convs(model: ZooModel, *, deployed: bool = False, imgsz: int | None = None) -> tuple[ConvCall, ...]:
+    """Conv/linear calls of the deploy form in execution order, by row (one forward at `imgsz`, default
+    the size the model was planned at)."""
     net = model if deployed else deployed_copy(model)
     calls: list[ConvCall] = []
-    current = [-1]
+    size = imgsz or (net.plan.imgsz if net.plan is not None else 640)
+    with ConvRecorder(net) as rec:
+        def row_hook(index: int, module: nn.Module, inp: Any) -> Any:
+            start = len(rec.calls)
+            out = module(inp)
+            calls.extend(ConvCall(index, c.fan_in, c.kind) for c in rec.calls[start:])
+            return out
 
-    def on_call(module: nn.Module, inputs: Any, output: Any) -> None:
-        calls.append(ConvCall(current[0], fan_in(module), "linear" if isinstance(module, nn.Linear) else "conv"))
-
-    def row_hook(index: int, module: nn.Module, inp: Any) -> Any:
-        current[0] = index
-        return module(inp)
-
-    handles = [m.register_forward_hook(on_call) for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    try:
-        x = _image(net, size or probe_size(net))
         with torch.no_grad():
-            net.eval().run(x, row_hook)
-    finally:
-        for h in handles:
-            h.remove()
+            net.eval().run(_image(net, size), row_hook)
     return tuple(calls)
 
 
 def analytic_row_terms(calls: Iterable[ConvCall], n_rows: int) -> list[float]:
-    terms = [0.0] * n_rows
+    by_row: list[list[ConvCall]] = [[] for _ in range(n_rows)]
     for c in calls:
-        terms[c.row] += 0.5 * math.log(c.fan_in)
-    return terms
+        by_row[c.row].append(c)
+    return [row_term(row) for row in by_row]
 
 
 def forward_row_terms(model: ZooModel, *, imgsz: int = 320, repeats: int = 2, seed: int = 0,
@@ -144,19 +142,19 @@ def forward_row_terms(model: ZooModel, *, imgsz: int = 320, repeats: int = 2, se
     return [t / repeats for t in total]
 
 
-def combine(row_terms: Sequence[float], model: ZooModel, *, weights: Sequence[float] = DEFAULT_STAGE_WEIGHTS,
-            scope: str = "all", unscored: Iterable[int] = (), method: str = "analytic") -> MAEScore:
+def combine(row_terms: Sequence[float], layers: Sequence[ScoredRow], *,
+            weights: Sequence[float] = DEFAULT_STAGE_WEIGHTS, scope: str = "all", unscored: Iterable[int] = (),
+            method: str = "analytic") -> MAEScore:
     """Running sum over scored rows; each stride's stage ends at its last scored row."""
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
     if not weights:
         raise ValueError("stage weights must not be empty")
     skip = set(unscored)
-    scored = [info for info in model.layers
-              if (scope == "all" or info.section == "backbone") and info.index not in skip]
+    scored = [info for info in layers if (scope == "all" or info.section == "backbone") and info.index not in skip]
     running = 0.0
     last: dict[int, tuple[float, int]] = {}
-    kept = [0.0] * len(model.layers)
+    kept = [0.0] * len(layers)
     for info in scored:
         running += row_terms[info.index]
         kept[info.index] = row_terms[info.index]
@@ -184,7 +182,7 @@ def mae_score(model: ZooModel, *, weights: Sequence[float] = DEFAULT_STAGE_WEIGH
         terms = forward_row_terms(model, imgsz=imgsz, repeats=repeats, seed=seed, deployed=deployed)
     else:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    return combine(terms, model, weights=weights, scope=scope, unscored=unscored, method=method)
+    return combine(terms, model.layers, weights=weights, scope=scope, unscored=unscored, method=method)
 
 
 def _linearise(net: nn.Module) -> None:

@@ -1,54 +1,31 @@
-"""The search space of a base config, and candidates resolved to plain explicit configs.
+"""The search space of a base config: per-stage width multiples and per-row repeats.
 
 Derived space (SPEC §6): rows are grouped into stages by output stride, backbone and head apart; each
-stage with channel arguments gets one width multiplier (relative to the base config's channels), each
-row whose YAML repeats exceed 1 gets a depth (an explicit repeat count). Defaults:
+stage whose rows have channel arguments (declared in their registrations) gets one width multiple
+(relative to the base config's channels), each row whose YAML repeats exceed 1 gets a depth (an
+explicit repeat count). Defaults:
   widths  DEFAULT_WIDTHS for every stage (1.0 is the base);
   depths  every count from 1 to twice the base's resolved repeats (at least 1..2).
-A `search:` block of the config or a `--space FILE` (the same keys, top level or under `search:`)
-may set: `widths` (a list for every stage, or {stage: list}, stage names as `backbone/8`),
-`depths` (a list of multipliers of the base repeats, or {row: list of counts}), `stage_weights`,
-`scope` (all|backbone) and `unscored` (row indices). The file overrides the block; the command line
-overrides both.
+A `search:` block or `--space FILE` may set them (search.settings).
 
-A module's channel arguments are the YAML positions in its class attribute `channel_args`
-(TinyNAS blocks: out and btn); without one, modules with the `out_arg` rule have position 0 and
-other modules none. A width multiple scales every channel argument of a row.
+A candidate is the base config planned with per-row width multiples and repeats (zoo.plan): the
+family's channel rule scales every declared channel argument of a row, so this module holds no
+channel arithmetic of its own and builds no model.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import yaml
+from zoo.config import Config, load_config
+from zoo.plan import ModelPlan, Prober, explicit_config, plan_config
+from zoo.registry import REGISTRY
 
-from zoo.builder import build_model
-from zoo.config import Config, Row, config_to_mapping, load_config
-from zoo.errors import ConfigError
-from zoo.registry import REGISTRY, ensure_builtin_modules
-from zoo.rules import anchors_per_level, make_divisible, scale_repeats
-
-from .score import DEFAULT_STAGE_WEIGHTS, SCOPES
+from .settings import SearchSettings, load_settings
 
 DEFAULT_WIDTHS: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.25)
 UNIFORM_DEPTHS: tuple[float, ...] = (0.25, 0.33, 0.5, 0.67, 1.0, 1.33)  # YOLO's depth multiples
-SETTING_KEYS = ("stage_weights", "scope", "unscored", "widths", "depths")
-
-
-@dataclass(frozen=True)
-class SearchSettings:
-    """What the `search:` block, a space file and the command line can set."""
-
-    stage_weights: tuple[float, ...] = DEFAULT_STAGE_WEIGHTS
-    scope: str = "all"
-    unscored: tuple[int, ...] = ()
-    widths: Any = None  # list | {stage: list} | None (defaults)
-    depths: Any = None  # list of multipliers | {row: list of counts} | None (defaults)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"stage_weights": list(self.stage_weights), "scope": self.scope, "unscored": list(self.unscored),
-                "widths": self.widths, "depths": self.depths}
+PLAN_IMGSZ = 640  # the size the base is planned at to learn its stages (strides do not depend on it)
 
 
 @dataclass(frozen=True)
@@ -92,9 +69,10 @@ class SearchSpace:
 
     def uniform_params(self, width: float = 1.0, depth: float | None = None) -> dict[str, int]:
         """Every stage at one width multiple (of the base); repeats as the base, or as the YAML
-        repeats scaled by one depth multiple (YOLO's rule); nearest choices."""
+        repeats scaled by one depth multiple (the family's rule); nearest choices."""
+        repeats = REGISTRY.family(self.base.family).repeats
         params = {s.param: _nearest(s.choices, width) for s in self.stages if len(s.choices) > 1}
-        params.update({d.param: _nearest(d.choices, d.base if depth is None else scale_repeats(d.yaml, depth))
+        params.update({d.param: _nearest(d.choices, d.base if depth is None else repeats(d.yaml, depth))
                        for d in self.depths if len(d.choices) > 1})
         return params
 
@@ -122,34 +100,21 @@ class SearchSpace:
             out[d.param] = d.choices[params.get(d.param, _nearest(d.choices, d.base))]
         return out
 
-    def resolve(self, params: Mapping[str, int]) -> dict[str, Any]:
-        """The candidate as a plain config mapping: explicit channels and repeats, multiples 1.0."""
+    def overrides(self, params: Mapping[str, int]) -> tuple[dict[int, float], dict[int, int]]:
+        """(row -> width multiple, row -> repeats) of a candidate: what the plan takes."""
         vals = self.values(params)
-        width_of = {r: vals[s.param] for s in self.stages for r in s.rows}
-        depth_of = {d.row: vals[d.param] for d in self.depths}
-        rows = []
-        for row in self.base.rows:
-            rows.append(self._explicit_row(row, float(width_of.get(row.index, 1.0)), depth_of.get(row.index)))
-        return explicit_mapping(self.base, rows)
+        widths = {r: float(vals[s.param]) for s in self.stages for r in s.rows if vals[s.param] != 1.0}
+        repeats = {d.row: int(vals[d.param]) for d in self.depths}
+        return widths, repeats
 
-    def _explicit_row(self, row: Row, mult: float, depth: int | None) -> list[Any]:
-        base = self.base
-        args = list(row.raw_args)
-        unscaled = {base.nc}
-        na = anchors_per_level(base.anchors)
-        if na:
-            unscaled.add(na * (base.nc + 5))
-        for pos in channel_positions(row.module, base.family):
-            if pos < len(args) and isinstance(row.args[pos], int) and not isinstance(row.args[pos], bool):
-                c = row.args[pos]
-                if c not in unscaled:
-                    if base.scale.max_channels is not None:
-                        c = min(c, base.scale.max_channels)
-                    c = make_divisible(c * base.scale.width * mult, 8)
-                args[pos] = c
-        n = depth if depth is not None else scale_repeats(row.repeats, base.scale.depth)
-        frm = row.from_ if isinstance(row.from_, int) else list(row.from_)
-        return [frm, n, row.module, args]
+    def plan(self, params: Mapping[str, int], *, imgsz: int = PLAN_IMGSZ, prober: Prober | None = None) -> ModelPlan:
+        """The candidate's row plan at `imgsz` (no weights)."""
+        widths, repeats = self.overrides(params)
+        return plan_config(self.base, imgsz=imgsz, widths=widths, repeats=repeats, prober=prober)
+
+    def resolve(self, params: Mapping[str, int], *, prober: Prober | None = None) -> dict[str, Any]:
+        """The candidate as a plain config mapping: explicit channels and repeats, multiples 1.0."""
+        return explicit_config(self.plan(params, prober=prober))
 
     def describe(self) -> dict[str, Any]:
         return {"stages": [{"name": s.name, "rows": list(s.rows), "widths": list(s.choices)} for s in self.stages],
@@ -157,128 +122,35 @@ class SearchSpace:
                 "settings": self.settings.as_dict()}
 
 
-def channel_positions(module: str, family: str) -> tuple[int, ...]:
-    """YAML argument positions that are channel counts (see the module docstring)."""
-    spec = REGISTRY.lookup(module, family)
-    declared = getattr(spec.cls, "channel_args", None)
-    if declared is not None:
-        return tuple(declared)
-    return (0,) if spec.io == "out_arg" else ()
-
-
-def explicit_mapping(base: Config, rows: Sequence[list[Any]]) -> dict[str, Any]:
-    """`base` as YAML data with multiples 1.0 and the given rows; YOLOv5-family files stay YOLOv5-loadable."""
-    data: dict[str, Any] = {"nc": base.nc, "family": base.family}
-    if base.scales and base.family != "yolov5":
-        data["scales"] = {base.scale.name: [1.0, 1.0]}  # keeps scale-dependent rules (C3k2 at m/l/x)
-    else:
-        data["depth_multiple"] = 1.0
-        data["width_multiple"] = 1.0
-    nb = len(base.backbone)
-    explicit = {"backbone": [list(r) for r in rows[:nb]], "head": [list(r) for r in rows[nb:]]}
-    for key, value in config_to_mapping(base).items():  # anchors, activation, ch, search, extra keys
-        if key not in data and key not in ("scales", "depth_multiple", "width_multiple"):
-            data[key] = explicit.get(key, value)
-    return data
-
-
-def load_settings(cfg: Config, *, space_file: str | Path | None = None,
-                  stage_weights: Sequence[float] | None = None, scope: str | None = None) -> SearchSettings:
-    """Defaults < the config's `search:` block < the space file < the command line."""
-    merged: dict[str, Any] = {}
-    for source, data in ((cfg.path, cfg.search or {}), (str(space_file), _read_space(space_file))):
-        for key, value in data.items():
-            if key not in SETTING_KEYS:
-                raise ConfigError(source, f"search: unknown key {key!r} (allowed: {', '.join(SETTING_KEYS)})")
-            merged[key] = value
-    if stage_weights is not None:
-        merged["stage_weights"] = list(stage_weights)
-    if scope is not None:
-        merged["scope"] = scope
-    return _validated(merged, cfg.path)
-
-
-def _read_space(path: str | Path | None) -> Mapping[str, Any]:
-    if path is None:
-        return {}
-    p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text())
-    except (OSError, yaml.YAMLError) as e:
-        raise ConfigError(str(p), f"cannot read the search space: {e}") from None
-    if isinstance(data, dict) and isinstance(data.get("search"), dict):
-        data = data["search"]
-    if not isinstance(data, dict):
-        raise ConfigError(str(p), "a search space file must be a mapping of search keys")
-    return data
-
-
-def _validated(d: Mapping[str, Any], path: str) -> SearchSettings:
-    def err(text: str) -> ConfigError:
-        return ConfigError(path, f"search: {text}")
-
-    weights = d.get("stage_weights", DEFAULT_STAGE_WEIGHTS)
-    if (not isinstance(weights, (list, tuple)) or not weights
-            or not all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in weights)):
-        raise err(f"stage_weights must be a non-empty list of numbers, got {weights!r}")
-    scope = d.get("scope", "all")
-    if scope not in SCOPES:
-        raise err(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
-    unscored = d.get("unscored", [])
-    if not isinstance(unscored, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in unscored):
-        raise err(f"unscored must be a list of row indices, got {unscored!r}")
-    widths = d.get("widths")
-    if widths is not None:
-        lists = widths.values() if isinstance(widths, dict) else [widths]
-        if not all(_numbers(v, positive=True) for v in lists):
-            raise err(f"widths must be a list of positive numbers or {{stage: list}}, got {widths!r}")
-    depths = d.get("depths")
-    if depths is not None:
-        ok = (all(_numbers(v, positive=True, integer=True) for v in depths.values()) and
-              all(isinstance(k, int) for k in depths)) if isinstance(depths, dict) else _numbers(depths, positive=True)
-        if not ok:
-            raise err(f"depths must be a list of multipliers or {{row: list of counts}}, got {depths!r}")
-    return SearchSettings(tuple(float(w) for w in weights), scope, tuple(unscored), widths, depths)
-
-
-def _numbers(v: Any, *, positive: bool = False, integer: bool = False) -> bool:
-    return (isinstance(v, list) and bool(v) and all(
-        isinstance(x, (int, float)) and not isinstance(x, bool) and (not positive or x > 0)
-        and (not integer or isinstance(x, int)) for x in v))
-
-
-def build_space(base: Config | str | Path | Mapping[str, Any], settings: SearchSettings | None = None) -> SearchSpace:
-    """Stages by (section, output stride) of the base model; depths of rows repeated in the YAML."""
-    ensure_builtin_modules()
+def build_space(base: Config | str | Any, settings: SearchSettings | None = None, *,
+                prober: Prober | None = None) -> SearchSpace:
+    """Stages by (section, output stride) of the base plan; depths of rows repeated in the YAML."""
     cfg = load_config(base)
     settings = settings or load_settings(cfg)
-    model = build_model(cfg, device="meta")
-    strides = tuple(info.stride for info in model.layers)
+    plan = plan_config(cfg, imgsz=PLAN_IMGSZ, prober=prober)
+    strides = tuple(rp.stride for rp in plan.rows)
     groups: dict[str, list[int]] = {}
-    for row, stride in zip(cfg.rows, strides):
-        if stride and channel_positions(row.module, cfg.family):
-            groups.setdefault(f"{row.section}/{int(round(stride))}", []).append(row.index)
+    for rp in plan.rows:
+        if rp.stride and rp.channel_values:
+            groups.setdefault(f"{rp.section}/{int(round(rp.stride))}", []).append(rp.index)
     stages = []
     for name, rows in groups.items():
         widths = settings.widths
-        if isinstance(widths, dict):
-            choices = widths.get(name, [1.0])
-        else:
-            choices = widths or DEFAULT_WIDTHS
+        choices = widths.get(name, [1.0]) if isinstance(widths, dict) else (widths or DEFAULT_WIDTHS)
         stages.append(StageChoice(name, tuple(rows), tuple(sorted(float(c) for c in set(choices)))))
     depths = []
-    for row in cfg.rows:
-        if row.repeats <= 1:
+    for rp in plan.rows:
+        if rp.row.repeats <= 1:
             continue
-        n0 = scale_repeats(row.repeats, cfg.scale.depth)
+        n0 = rp.n
         spec = settings.depths
         if isinstance(spec, dict):
-            counts = spec.get(row.index, [n0])
+            counts = spec.get(rp.index, [n0])
         elif spec is not None:
             counts = [max(1, round(n0 * m)) for m in spec]
         else:
             counts = list(range(1, max(2, 2 * n0) + 1))
-        depths.append(DepthChoice(row.index, tuple(sorted(set(int(c) for c in counts))), n0, row.repeats))
+        depths.append(DepthChoice(rp.index, tuple(sorted(set(int(c) for c in counts))), n0, rp.row.repeats))
     return SearchSpace(cfg, strides, tuple(stages), tuple(depths), settings)
 
 

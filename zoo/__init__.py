@@ -7,11 +7,14 @@ from .config import Config, Row, Scale, builtin_names, load_config
 from .deploy import deploy
 from .errors import ConfigError
 from .graph import LayerInfo, ZooModel
-from .registry import REGISTRY, load_plugin, register_module
+from .plan import ModelPlan, RowPlan, RowSignature, plan_config
+from .plugins import load_plugin
+from .registry import REGISTRY, register_family, register_module
 from .rules import Resolved, RowContext, RuleError, ShapeSpec
 
 __all__ = [
     "Activation", "Config", "ConfigError", "LayerInfo", "REGISTRY", "Resolved", "Row", "RowContext",
     "RuleError", "Scale", "ShapeSpec", "ZooModel", "build_model", "builtin_names", "deploy",
-    "load_config", "load_plugin", "parse_activation", "register_module",
+    "load_config", "load_plugin", "parse_activation", "register_module", "register_family", "plan_config",
+    "ModelPlan", "RowPlan", "RowSignature",
 ]

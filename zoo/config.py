@@ -12,67 +12,13 @@ from typing import Any, Mapping
 
 import yaml
 
-from .activation import Activation, parse_activation
+from .activation import parse_activation
 from .args import resolve_arg
 from .errors import ConfigError
-
-FAMILIES = ("yolov5", "ultralytics", "damo")
+from .plugins import ensure_loaded
+from .registry import REGISTRY
+from .schema import Config, Row, Scale
 CONFIG_DIR = Path(__file__).parent / "configs"
-
-
-@dataclass(frozen=True)
-class Row:
-    """One `[from, repeats, module, args]` row; `index` is global (backbone then head)."""
-
-    index: int
-    from_: int | tuple[int, ...]
-    repeats: int
-    module: str
-    args: tuple[Any, ...]
-    raw_args: tuple[Any, ...]
-    section: str
-    line: int | None = None
-
-    @property
-    def sources(self) -> tuple[int, ...]:
-        """Absolute indices this row reads (-1 is the input image)."""
-        froms = (self.from_,) if isinstance(self.from_, int) else self.from_
-        return tuple(f if f >= 0 else self.index + f for f in froms)
-
-
-@dataclass(frozen=True)
-class Scale:
-    """The multiples in force: depth, width and the channel cap (None: no cap)."""
-
-    name: str | None
-    depth: float
-    width: float
-    max_channels: int | None = None
-
-
-@dataclass(frozen=True)
-class Config:
-    path: str
-    name: str
-    family: str
-    nc: int
-    scale: Scale
-    backbone: tuple[Row, ...]
-    head: tuple[Row, ...]
-    anchors: Any = None
-    activation: Activation | None = None
-    scales: Mapping[str, tuple[float, ...]] | None = None
-    search: Mapping[str, Any] | None = None
-    ch: int = 3
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def rows(self) -> tuple[Row, ...]:
-        return self.backbone + self.head
-
-    @property
-    def backbone_only(self) -> bool:
-        return not self.head
 
 
 def builtin_names() -> dict[str, tuple[Path, str | None]]:
@@ -198,13 +144,20 @@ def _pick_scale(data: Mapping[str, Any], path: str, stem: str, scale: str | None
     return Scale(scale, float(d), float(w), int(cap[0]) if cap else None), table
 
 
-def _family(data: Mapping[str, Any], path: str, lines: Mapping[str, Any]) -> str:
+def family_of(data: Mapping[str, Any], path: str = "<config>", lines: Mapping[str, Any] | None = None) -> str:
+    """The config's family: its `family:` key, else the first registered family that recognises it."""
+    ensure_loaded()
+    lines = lines or {}
+    names = sorted(f.name for f in REGISTRY.families())
     fam = data.get("family")
     if fam is not None:
-        if fam not in FAMILIES:
-            raise _key_error(path, lines, "family", f"must be one of {', '.join(FAMILIES)}, got {fam!r}")
+        if fam not in names:
+            raise _key_error(path, lines, "family", f"must be one of {', '.join(names)}, got {fam!r}")
         return fam
-    return "ultralytics" if "scales" in data and "anchors" not in data else "yolov5"
+    try:
+        return REGISTRY.recognise(data)
+    except KeyError as e:
+        raise ConfigError(path, e.args[0], line=1) from None
 
 
 def _from_mapping(data: dict[str, Any], path: str, stem: str, scale: str | None, nc: int | None,
@@ -232,7 +185,7 @@ def _from_mapping(data: dict[str, Any], path: str, stem: str, scale: str | None,
         except ValueError as e:
             raise _key_error(path, lines, "activation", str(e)) from None
     sc, table = _pick_scale(data, path, stem, scale, lines)
-    family = _family(data, path, lines)
+    family = family_of(data, path, lines)
     names = {"nc": nc, "anchors": anchors}
     backbone = _rows(data, "backbone", 0, path, lines, names)
     head = _rows(data, "head", len(backbone), path, lines, names) if "head" in data else ()
@@ -316,7 +269,8 @@ def _row(item: Any, index: int, section: str, line: int | None, path: str,
 def config_to_mapping(cfg: Config) -> dict[str, Any]:
     """Back to plain YAML data, keys in YAML order (used to re-pick a scale and by search's exporter)."""
     data: dict[str, Any] = {"nc": cfg.nc}
-    if cfg.family != _family({"scales": cfg.scales} if cfg.scales else {}, "", {}) or cfg.family == "damo":
+    inferred = REGISTRY.recognise({"scales": cfg.scales} if cfg.scales else {})
+    if cfg.family != inferred or REGISTRY.family(cfg.family).recognise is None:
         data["family"] = cfg.family
     if cfg.scales:
         data["scales"] = {k: list(v) for k, v in cfg.scales.items()}

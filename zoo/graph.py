@@ -7,7 +7,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .config import Config
+from .plan import ModelPlan, RowSignature
+from .rules import ShapeSpec
+from .schema import Config
 
 
 @dataclass(frozen=True)
@@ -24,8 +26,11 @@ class LayerInfo:
     in_channels: tuple[int | None, ...]
     out_channels: int | None
     stride: float | None
-    out_shape: tuple[int, ...] | None
+    out_shape: tuple[int, ...] | None  # batch 1, at the image size the model was planned at
     section: str
+    inputs: tuple[ShapeSpec, ...] = ()
+    out: ShapeSpec | None = None
+    signature: RowSignature | None = None
 
     @property
     def multi_input(self) -> bool:
@@ -35,11 +40,13 @@ class LayerInfo:
 class ZooModel(nn.Module):
     """A detector (or backbone) built from a config. Forward keeps only outputs later rows read."""
 
-    def __init__(self, config: Config, modules: list[nn.Module], layers: tuple[LayerInfo, ...]) -> None:
+    def __init__(self, config: Config, modules: list[nn.Module], layers: tuple[LayerInfo, ...],
+                 plan: ModelPlan | None = None) -> None:
         super().__init__()
         self.model = nn.Sequential(*modules)
         self.config = config
         self.layers = layers
+        self.plan = plan  # the row plan it was built from (shapes at plan.imgsz)
         # the previous row's output is always at hand; keep only the older ones that are read later
         self.save = frozenset(s for info in layers for s in info.sources if 0 <= s < info.index - 1)
         self.stride = torch.tensor(output_strides(layers))

@@ -1,4 +1,9 @@
-"""Module registry: each block declares its family, channel rule and repeat mode where it is defined.
+"""The registry: blocks and families, each declared where it is defined. Generic: it imports no family.
+
+A block's registration says how a row becomes its constructor call (the channel rule), how repeats
+apply and which YAML argument positions are channel counts. A family's registration says how a config
+is recognised, which head sizes are never width-scaled and its scaling rules. Built-in families
+register exactly as a plugin does (see zoo.plugins).
 
 Names resolve per family (SPEC §2): the config's own family first, else the only family that has the
 name, else the shared set; a name that several other families have asks for `family:`.
@@ -6,24 +11,28 @@ name, else the shared set; a name that several other families have asks for `fam
 from __future__ import annotations
 
 import difflib
-import importlib.util
+import functools
 import inspect
-from dataclasses import dataclass
-from importlib.metadata import entry_points
-from pathlib import Path
-from typing import Any, Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
 
 from torch import nn
 
-from .errors import ConfigError
-from .rules import RULES, Rule, RowContext, rule_name
+from .rules import RULES, ChannelScaler, Rule, rule_name, scale_channels, scale_repeats
+from .schema import Config
 
 SHARED = "shared"
+# Channel positions a rule named by string implies: out_arg scales YAML arg 0, the others none.
+_RULE_CHANNELS = {"out_arg": (0,), "same": (), "concat": (), "in_arg": ()}
 
 
 @dataclass(frozen=True)
 class ModuleSpec:
-    """What the builder needs to know of a block: how to build it from a row."""
+    """What the builder and the search need to know of a block: how to build it from a row.
+
+    `channels`: YAML argument positions that are channel counts: the rule width-scales them and the
+    search rewrites them when it writes a candidate with explicit channels.
+    """
 
     name: str
     family: str
@@ -32,22 +41,74 @@ class ModuleSpec:
     io: str
     repeat: str  # "inside": the module takes n; "chain": n copies in sequence
     example: tuple[Any, ...] | None = None  # (from, args) of a row the contract tests build
-
+    channels: tuple[int, ...] = ()
 
     @property
     def signature(self) -> inspect.Signature:
-        return inspect.signature(self.cls)
+        return class_signature(self.cls)
+
+    @property
+    def impl(self) -> str:
+        """The implementing class, as a stable name (part of a row signature)."""
+        return f"{self.cls.__module__}.{self.cls.__qualname__}"
 
     def describe(self) -> str:
         doc = (inspect.getdoc(self.cls) or "").strip().splitlines()
         return doc[0] if doc else ""
 
 
+@functools.lru_cache(maxsize=None)
+def class_signature(cls: type) -> inspect.Signature:
+    """A block's constructor signature (read once per class: planning a candidate binds every row)."""
+    return inspect.signature(cls)
+
+
+def _nc_only(nc: int, anchors: Any) -> frozenset[int]:
+    return frozenset({nc})
+
+
+def explicit_multiples(cfg: Config, max_channel: int) -> dict[str, Any]:
+    """Multiples 1.0: how YOLOv5 (and any family without a channel cap) reads explicit channels."""
+    return {"depth_multiple": 1.0, "width_multiple": 1.0}
+
+
+def explicit_scale_triple(cfg: Config, max_channel: int) -> dict[str, Any]:
+    """The config's own scale name with [1.0, 1.0, cap] (Ultralytics reads a full triple and decides
+    some blocks by the scale's name); multiples 1.0 for a config written without scales."""
+    if cfg.scale.name is None:
+        return explicit_multiples(cfg, max_channel)
+    cap = max(cfg.scale.max_channels or 0, max_channel)
+    return {"scales": {cfg.scale.name: [1.0, 1.0, cap]}}
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    """A config family: how it is recognised, which head sizes stay as written, how it scales.
+
+    recognise: True for a config mapping (without `family:`) of this family; None: only by `family:`.
+    priority: recognisers are asked highest first.
+    unscaled: (nc, anchors) -> the channel counts never width-scaled (a head's output size).
+    explicit_scale: (config, largest channel) -> the scale keys of the same config written with
+      explicit channels and repeats (multiples 1.0), as the family's reference code reads them.
+    """
+
+    name: str
+    recognise: Callable[[Mapping[str, Any]], bool] | None = None
+    priority: int = 0
+    unscaled: Callable[[int, Any], frozenset[int]] = _nc_only
+    channels: ChannelScaler = scale_channels
+    repeats: Callable[[int, float], int] = scale_repeats
+    explicit_scale: Callable[[Config, int], dict[str, Any]] = explicit_multiples
+    doc: str = ""
+
+
+@dataclass
 class Registry:
-    def __init__(self) -> None:
-        self._specs: dict[str, dict[str, ModuleSpec]] = {}
-        self.loaded_plugins: set[Path] = set()  # plugin files already imported into this registry
-        self.entry_points_loaded = False
+    """Blocks by name and family, and the families."""
+
+    _specs: dict[str, dict[str, ModuleSpec]] = field(default_factory=dict)
+    _families: dict[str, FamilySpec] = field(default_factory=dict)
+    loaded: set[str] = field(default_factory=set)  # plugin files and packages already imported (zoo.plugins)
 
     def add(self, spec: ModuleSpec) -> None:
         by_family = self._specs.setdefault(spec.name, {})
@@ -74,8 +135,9 @@ class Registry:
         """The block a config of `family` means by `name`; raises KeyError with a hint."""
         fams = self._specs.get(name)
         if not fams:
-            near = difflib.get_close_matches(name, self.names(), n=3, cutoff=0.6)
-            hint = f"; did you mean {', '.join(near)}?" if near else ""
+            lowered = {n.lower(): n for n in self.names()}
+            near = difflib.get_close_matches(name.lower(), list(lowered), n=3, cutoff=0.6)
+            hint = f"; did you mean {', '.join(lowered[n] for n in near)}?" if near else ""
             raise KeyError(f"unknown module {name!r}{hint} (`zoo modules` lists them; "
                            f"--plugin FILE adds your own)")
         if family in fams:
@@ -88,17 +150,49 @@ class Registry:
         raise KeyError(f"module {name!r} exists in families {', '.join(sorted(others))}, not in "
                        f"{family!r}: add `family:` to the config to choose")
 
+    # -- families ------------------------------------------------------------------------------------
+
+    def add_family(self, spec: FamilySpec) -> None:
+        if spec.name in self._families:
+            raise ValueError(f"family {spec.name!r} is already registered")
+        if spec.name == SHARED:
+            raise ValueError(f"{SHARED!r} is the set of blocks every family shares, not a family")
+        self._families[spec.name] = spec
+
+    def remove_family(self, name: str) -> None:
+        self._families.pop(name, None)
+
+    def families(self) -> list[FamilySpec]:
+        return list(self._families.values())
+
+    def family(self, name: str) -> FamilySpec:
+        try:
+            return self._families[name]
+        except KeyError:
+            raise KeyError(f"unknown family {name!r} (registered: {', '.join(sorted(self._families))})") from None
+
+    def recognise(self, data: Mapping[str, Any]) -> str:
+        """The family of a config mapping without a `family:` key: the first recogniser that says yes."""
+        for fam in sorted(self._families.values(), key=lambda f: -f.priority):
+            if fam.recognise is not None and fam.recognise(data):
+                return fam.name
+        raise KeyError(f"no registered family recognises this config; add `family:` "
+                       f"({', '.join(sorted(self._families))})")
+
 
 REGISTRY = Registry()
 
 
 def register_module(name: str | None = None, *, family: str = SHARED, io: str | Rule = "out_arg",
-                    repeat: str = "chain", example: tuple[Any, ...] | None = None
+                    repeat: str = "chain", example: tuple[Any, ...] | None = None,
+                    channels: tuple[int, ...] | None = None
                     ) -> Callable[[type[nn.Module]], type[nn.Module]]:
     """Class decorator: `@register_module("C3", family="yolov5", io="out_arg", repeat="inside")`.
 
     `io` is a rule name of `zoo.rules` (out_arg, same, concat, in_arg) or a callable taking a
     RowContext and returning a Resolved; the registration is the only place a block's channel rule lives.
+    `channels` are the YAML argument positions the rule width-scales (`ctx.channels`): implied by a
+    named rule (out_arg: (0,)), required with a callable rule (`()` when it scales none).
     `example` is a `(from, args)` row the contract tests build on a small test backbone (rows 2, 3, 4 at
     strides 8, 16, 32); blocks used by a built-in config are tested there and may omit it.
     """
@@ -108,11 +202,20 @@ def register_module(name: str | None = None, *, family: str = SHARED, io: str | 
         if io not in RULES:
             raise ValueError(f"unknown io rule {io!r}; one of {', '.join(RULES)} or a callable")
         rule, io_name = RULES[io], io
+        implied = _RULE_CHANNELS[io]
+        if channels is not None and tuple(channels) != implied:
+            raise ValueError(f"io rule {io!r} scales YAML positions {implied}, not {tuple(channels)}")
     else:
         rule, io_name = io, rule_name(io)
+        if channels is None:
+            raise ValueError("a callable io rule must declare channels=(...): the YAML positions it "
+                             "width-scales, () for none")
+        implied = tuple(channels)
+    if any(isinstance(p, bool) or not isinstance(p, int) or p < 0 for p in implied):
+        raise ValueError(f"channels must be YAML argument positions (ints >= 0), got {implied!r}")
 
     def wrap(cls: type[nn.Module]) -> type[nn.Module]:
-        REGISTRY.add(ModuleSpec(name or cls.__name__, family, cls, rule, io_name, repeat, example))
+        REGISTRY.add(ModuleSpec(name or cls.__name__, family, cls, rule, io_name, repeat, example, implied))
         return cls
 
     return wrap
@@ -124,44 +227,12 @@ def register_layer(cls: type[nn.Module], name: str, io: str | Rule = "same",
     register_module(name, family=SHARED, io=io, example=example)(cls)
 
 
-def load_plugin(path: str | Path) -> None:
-    """Import a user file whose decorated classes register themselves (`--plugin FILE`); once per file."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(str(p), "plugin file not found")
-    if p.resolve() in REGISTRY.loaded_plugins:
-        return
-    spec = importlib.util.spec_from_file_location(f"zoo_plugin_{p.stem}", p)
-    if spec is None or spec.loader is None:
-        raise ConfigError(str(p), "cannot import plugin (not a Python file?)")
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-    except ValueError as e:  # duplicate registrations and bad rule names
-        raise ConfigError(str(p), str(e)) from None
-    except SyntaxError as e:
-        raise ConfigError(str(p), f"syntax error: {e.msg}", line=e.lineno) from None
-    except ImportError as e:
-        raise ConfigError(str(p), f"plugin import failed: {e}") from None
-    REGISTRY.loaded_plugins.add(p.resolve())
+def register_family(name: str, **kwargs: Any) -> FamilySpec:
+    """Register a config family (see FamilySpec for the keywords); returns the spec."""
+    spec = FamilySpec(name, **kwargs)
+    REGISTRY.add_family(spec)
+    return spec
 
 
-def load_entry_points() -> None:
-    """Import packages that register modules through the `zoo.modules` entry-point group (once)."""
-    if REGISTRY.entry_points_loaded:
-        return
-    REGISTRY.entry_points_loaded = True
-    for ep in entry_points(group="zoo.modules"):
-        ep.load()
-
-
-def ensure_builtin_modules() -> None:
-    from . import modules  # noqa: F401  (importing registers every built-in family)
-    load_entry_points()
-
-
-__all__ = ["ModuleSpec", "REGISTRY", "register_module", "register_layer", "load_plugin", "RowContext"]
-
-
-def describe_rule(spec: ModuleSpec) -> str:
-    return f"{spec.io}" + (" +n" if spec.repeat == "inside" else "")
+__all__ = ["explicit_multiples", "explicit_scale_triple", "FamilySpec", "ModuleSpec", "REGISTRY", "Registry", "SHARED", "register_family", "register_layer",
+           "register_module"]

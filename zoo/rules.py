@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from .config import Row, Scale
+from .schema import Row, Scale
 
 
 class RuleError(ValueError):
@@ -18,7 +18,8 @@ class RuleError(ValueError):
 
 @dataclass(frozen=True)
 class ShapeSpec:
-    """Channels, stride and probe size of one row's output (detectron2's ShapeSpec, plus size)."""
+    """Channels, stride and size of one row's output at the real image size (detectron2's ShapeSpec,
+    plus size); channels None for a head's output."""
 
     channels: int | None
     stride: float
@@ -36,8 +37,27 @@ class BuiltRow:
     out: ShapeSpec
 
 
+ChannelScaler = Callable[[int, Scale, float], int]
+
+
+def scale_channels(c: int, scale: Scale, mult: float = 1.0) -> int:
+    """YOLOv5's and Ultralytics' channel rule: make_divisible(min(c, max_channels) * width * mult, 8).
+
+    `mult` is the search's extra width multiple of one row (1.0 when a config is built as written)."""
+    if scale.max_channels is not None:
+        c = min(c, scale.max_channels)
+    return make_divisible(c * scale.width * mult, 8)
+
+
 @dataclass(frozen=True)
 class RowContext:
+    """What a rule sees of one row: the row, its inputs, the scale, and what its registrations decide.
+
+    `repeat` is the block's repeat mode, `unscaled` the head sizes its family never width-scales and
+    `scaler` its family's channel rule (all from the registrations, so rules need no registry);
+    `width_mult` is a per-row width multiple the search sets (1.0 otherwise).
+    """
+
     row: Row
     inputs: tuple[ShapeSpec, ...]
     scale: Scale
@@ -46,6 +66,10 @@ class RowContext:
     anchors: Any
     n: int  # repeats after the depth multiple
     built: tuple[BuiltRow, ...] = ()
+    repeat: str = "chain"
+    unscaled: frozenset[int] = frozenset()
+    width_mult: float = 1.0
+    scaler: ChannelScaler = scale_channels
 
     @property
     def c1(self) -> int:
@@ -60,26 +84,13 @@ class RowContext:
     def args(self) -> tuple[Any, ...]:
         return self.row.args
 
-    @property
-    def unscaled_outputs(self) -> frozenset[int]:
-        """Channel counts never width-scaled: a head's output size, as each reference builder decides.
-
-        YOLOv5 leaves `no = na * (nc + 5)` alone, Ultralytics (and DAMO configs) leave `nc` alone.
-        """
-        if self.family == "yolov5":
-            na = anchors_per_level(self.anchors)
-            return frozenset({na * (self.nc + 5)}) if na else frozenset()
-        return frozenset({self.nc})
-
     def channels(self, c: Any) -> int:
-        """Scale a channel argument: make_divisible(min(c, max_channels) * width, 8)."""
+        """Scale a channel argument by the family's rule; the family's head sizes stay as written."""
         if isinstance(c, bool) or not isinstance(c, int) or c <= 0:
             raise RuleError(f"output channels must be a positive integer, got {c!r}")
-        if c in self.unscaled_outputs:
+        if c in self.unscaled:
             return c
-        if self.scale.max_channels is not None:
-            c = min(c, self.scale.max_channels)
-        return make_divisible(c * self.scale.width, 8)
+        return self.scaler(c, self.scale, self.width_mult)
 
 
 @dataclass(frozen=True)
@@ -114,13 +125,11 @@ def out_arg_rule(n_at: int = 2) -> Rule:
     """c1 from the input, c2 = scaled args[0]; repeat-inside modules get n at `n_at`."""
 
     def rule(ctx: RowContext) -> Resolved:
-        from .registry import REGISTRY
-
         if not ctx.args:
             raise RuleError("needs its output channels as the first argument")
         c2 = ctx.channels(ctx.args[0])
         args = [ctx.c1, c2, *ctx.args[1:]]
-        if REGISTRY.lookup(ctx.row.module, ctx.family).repeat == "inside":
+        if ctx.repeat == "inside":
             args.insert(n_at, ctx.n)
         return Resolved(tuple(args), c2)
 
@@ -143,7 +152,7 @@ def concat(ctx: RowContext) -> Resolved:
     sizes = {(s.height, s.width) for s in ctx.inputs}
     if len(sizes) > 1:
         parts = ", ".join(f"row {i}: {s.height}x{s.width}" for i, s in zip(ctx.row.sources, ctx.inputs))
-        raise RuleError(f"Concat inputs differ in spatial size ({parts} at the probe size)")
+        raise RuleError(f"Concat inputs differ in spatial size ({parts})")
     if any(s.channels is None for s in ctx.inputs):
         raise RuleError("Concat reads a detection head")
     return Resolved(tuple(ctx.args), sum(s.channels for s in ctx.inputs))  # type: ignore[misc]

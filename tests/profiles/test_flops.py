@@ -6,7 +6,8 @@ import torch
 
 from profiles.crosscheck import cross_check
 from profiles.flops import DATA_MOVEMENT_OPS, count_flops, op_family
-from profiles.memory import param_bytes, walk_rows
+from profiles.memory import param_bytes, plan_peak
+from zoo.plan import plan_config
 from zoo import build_model
 
 ONE_CONV = {"nc": 1, "backbone": [[-1, 1, "Conv", [8, 3, 2]]]}
@@ -127,10 +128,10 @@ def test_op_family_names_match_across_counters() -> None:
 
 
 def test_memory_walk_by_hand() -> None:
-    model = build_model(ONE_CONV)
-    x = torch.zeros(1, 3, 64, 64)
-    walk = walk_rows(model, x)
-    assert walk.out_shapes == {0: (1, 8, 32, 32)}
-    image, out = 3 * 64 * 64 * 4, 8 * 32 * 32 * 4
-    assert walk.peak_activation_bytes == image + image + out  # the caller's image + the row's in and out
+    model = build_model(ONE_CONV, imgsz=64)
+    plan = plan_config(ONE_CONV, imgsz=64)
+    assert plan.rows[0].out_shape == (1, 8, 32, 32)
+    image, out = 3 * 64 * 64, 8 * 32 * 32
+    peak = plan_peak(plan)
+    assert (peak.peak_numel, peak.peak_row) == (image + image + out, 0)  # the caller's image + the row's in and out
     assert param_bytes(model) == (3 * 3 * 3 * 8 + 2 * 8) * 4

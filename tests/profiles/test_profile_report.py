@@ -63,7 +63,7 @@ def test_csv_and_markdown(n64) -> None:
 
 
 def test_deploy_and_latency() -> None:
-    p = profile_model("yolov5s", imgsz=64, deploy=True, latency=True, runs=3, warmup_s=0.0, check=False)
+    p = profile_model("yolov5s", imgsz=64, deploy=True, latency=True, runs=3, warmup_s=0.0)
     assert p.deploy and p.params == 7_225_885
     assert p.latency is not None and p.latency.runs == 3 and p.threads == 1
     shares = [lay.share for lay in p.layers]
@@ -72,7 +72,7 @@ def test_deploy_and_latency() -> None:
 
 def test_given_model_not_mutated_by_deploy() -> None:
     model = build_model("yolov5n")
-    profile_model(model, imgsz=64, deploy=True, latency=False, check=False)
+    profile_model(model, imgsz=64, deploy=True, latency=False)
     assert sum(p.numel() for p in model.parameters()) == 1_872_157
 
 
@@ -149,7 +149,7 @@ def test_uncounted_ops_per_row_in_every_table(n64, tmp_path) -> None:
 
 
 def test_lint_kept_in_profile_and_printed_to_stderr_in_table_mode(capsys) -> None:
-    p = profile_model(NO_SHORTCUT, imgsz=64, latency=False, check=False)
+    p = profile_model(NO_SHORTCUT, imgsz=64, latency=False)
     assert [(w.row, w.code) for w in p.lint] == [(1, "shortcut-disabled")]
     report.render([p], "table")
     cap = capsys.readouterr()

@@ -18,7 +18,8 @@ from torch import nn
 import cli
 import zoo
 from search import Budget, Measure, SearchOptions, SearchSettings, run_search
-from search.study import counted, open_storage
+from search.recovery import counted
+from search.storage import open_storage
 from zoo.registry import REGISTRY, register_module
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,7 +62,7 @@ def test_resume_adds_only_missing_and_exports(tmp_path: Path) -> None:
     assert [t.number for t in trials] == [0, 1, 2, 3, 4] and r2.n_trials == 5
     assert {t.number: t.params for t in trials if t.number < 3} == first  # old trials untouched
     assert trials[0].user_attrs["kind"] == "base" and trials[1].user_attrs["kind"].startswith("uniform d")
-    for key in ("params", "gflops", "latency_ms", "score", "config", "layers"):
+    for key in ("params", "gflops", "latency_ms", "score", "choices", "layers"):
         assert key in trials[0].user_attrs
     assert all(t.user_attrs["gflops"] > 0 for t in trials)  # recorded per trial, not only when budgeted
     report = json.loads((tmp_path / "out" / "report.json").read_text())

@@ -102,7 +102,7 @@ def test_params_train_and_published(helpers, name: str) -> None:
 
 @pytest.mark.parametrize("name", list(MODELS))
 def test_deploy_keeps_outputs(helpers, name: str) -> None:
-    m = helpers.randomise_bn(build_model(name, probe_size=64).eval())
+    m = helpers.randomise_bn(build_model(name, imgsz=64).eval())
     x = torch.rand(1, 3, 96, 96, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         y, _ = m(x)

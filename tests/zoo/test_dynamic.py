@@ -69,7 +69,7 @@ def test_published_figures(helpers, shared_dir) -> None:
 
 @pytest.mark.parametrize("name", ["yolov5_C3_GhostDynamicConv.yaml", "yolov5_C3_GhostDynamicConv-seg.yaml"])
 def test_published_configs_run(shared_dir, name: str) -> None:
-    model = zoo.build_model(shared_dir / "configs" / name, probe_size=128).eval()
+    model = zoo.build_model(shared_dir / "configs" / name, imgsz=128).eval()
     with torch.no_grad():
         out = model(torch.rand(2, 3, 64, 64))
     assert out[0].shape[:2] == (2, 3 * (8 * 8 + 4 * 4 + 2 * 2))
@@ -108,7 +108,7 @@ def test_deployed_dynamic_conv_params(helpers) -> None:
 
 @pytest.mark.parametrize("name", ["yolov5l-ghostdynamic", "yolov5l-ghostdynamic-seg"])
 def test_builtin_configs_deploy_exactly(helpers, name: str) -> None:
-    model = zoo.build_model(name, probe_size=128)
+    model = zoo.build_model(name, imgsz=128)
     helpers.randomise_bn(model)
     model.eval()
     x = torch.rand(2, 3, 64, 64)

@@ -76,7 +76,7 @@ def test_drop_path_only_in_training() -> None:
 
 
 def test_published_config_and_builtin(helpers, shared_dir) -> None:
-    published = zoo.build_model(shared_dir / "configs" / "yolov5s_EfficientNetv2.yaml", probe_size=128).eval()
+    published = zoo.build_model(shared_dir / "configs" / "yolov5s_EfficientNetv2.yaml", imgsz=128).eval()
     builtin = zoo.build_model("yolov5s-effnetv2", device="meta")
     assert helpers.params(published) == helpers.params(builtin)
     # six stride-2 stages: the head reads 16/32/64
@@ -91,7 +91,7 @@ def test_published_config_and_builtin(helpers, shared_dir) -> None:
 
 
 def test_builtin_deploys_exactly(helpers) -> None:
-    model = zoo.build_model("yolov5s-effnetv2", probe_size=128)
+    model = zoo.build_model("yolov5s-effnetv2", imgsz=128)
     helpers.randomise_bn(model)
     model.eval()
     x = torch.rand(1, 3, 128, 128)

@@ -75,7 +75,7 @@ def test_gfpn_config_rows_follow_formula(helpers, name: str, scale: tuple[float,
 
 
 def test_published_gfpn_config_builds_and_runs(helpers, shared_dir) -> None:
-    model = zoo.build_model(shared_dir / "configs" / "yolov5_GFPN.yaml", probe_size=128).eval()
+    model = zoo.build_model(shared_dir / "configs" / "yolov5_GFPN.yaml", imgsz=128).eval()
     with torch.no_grad():
         out, levels = model(torch.zeros(1, 3, 64, 64))
     assert [lv.shape[2:4] for lv in levels] == [(8, 8), (4, 4), (2, 2)]
@@ -106,7 +106,7 @@ def test_repconv_deploys_to_one_3x3_conv(helpers) -> None:
 
 @pytest.mark.parametrize("name", ["yolov5s-gfpn", "yolov5l-gfpn"])
 def test_gfpn_configs_deploy_exactly(helpers, name: str) -> None:
-    model = zoo.build_model(name, probe_size=128)
+    model = zoo.build_model(name, imgsz=128)
     helpers.randomise_bn(model)
     model.eval()
     x = torch.rand(1, 3, 64, 64)

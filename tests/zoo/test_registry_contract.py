@@ -9,7 +9,8 @@ import torch
 
 import zoo
 from zoo.config import builtin_names
-from zoo.registry import REGISTRY, ModuleSpec, Registry, ensure_builtin_modules
+from zoo.plugins import ensure_loaded as ensure_builtin_modules
+from zoo.registry import REGISTRY, ModuleSpec, Registry
 from zoo.rules import RULES
 
 ensure_builtin_modules()

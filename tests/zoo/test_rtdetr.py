@@ -156,7 +156,7 @@ def _deploy_gap(m: nn.Module, helpers) -> float:
 
 
 def test_deploy_keeps_outputs(helpers) -> None:
-    assert _deploy_gap(build_model("rtdetr-l", probe_size=64), helpers) <= 1e-4
+    assert _deploy_gap(build_model("rtdetr-l", imgsz=64), helpers) <= 1e-4
 
 
 def test_ghostv3_variant(helpers) -> None:
@@ -179,7 +179,7 @@ def test_fvcore_counts_attention_and_sampling(imgsz: int) -> None:
     the 300 queries are all selected from real tokens); top-k listed as uncounted."""
     from profiles.flops import count_flops
 
-    fc = count_flops(build_model("rtdetr-l", probe_size=64), imgsz=imgsz)
+    fc = count_flops(build_model("rtdetr-l", imgsz=64), imgsz=imgsz)
     d, q = 256, 300
     tokens = sum((imgsz // s) ** 2 for s in (8, 16, 32))
     aifi = (imgsz // 32) ** 2  # AIFI attends over the stride-32 map

@@ -178,7 +178,7 @@ def test_published_totals(helpers, name: str) -> None:
 @pytest.mark.parametrize("name", list(PUBLISHED))
 def test_every_scale_runs(name: str) -> None:
     """Shapes through every row on the meta device (no weights); real numbers for n in the deploy tests."""
-    m = build_model(name, probe_size=64, device="meta").eval()
+    m = build_model(name, imgsz=64, device="meta").eval()
     with torch.no_grad():
         y, raw = m(torch.zeros(1, 3, 64, 64, device="meta"))
     assert y.shape == (1, 84, 8 * 8 + 4 * 4 + 2 * 2)
@@ -200,7 +200,7 @@ def test_scale_from_file_name(helpers, tmp_path, shared_dir) -> None:
 
 
 def test_eval_output_at_640_and_train_output() -> None:
-    m = build_model("yolov8n", probe_size=64).eval()
+    m = build_model("yolov8n", imgsz=64).eval()
     with torch.no_grad():
         y, _ = m(torch.zeros(1, 3, 640, 640))
     assert y.shape == (1, 84, 8400)
@@ -212,7 +212,7 @@ def test_eval_output_at_640_and_train_output() -> None:
 
 @pytest.mark.parametrize("name", ["yolov8n", "yolo11n"])
 def test_deploy_keeps_outputs(helpers, name: str) -> None:
-    m = build_model(name, probe_size=64).eval()
+    m = build_model(name, imgsz=64).eval()
     helpers.randomise_bn(m)
     x = torch.rand(1, 3, 128, 128)
     with torch.no_grad():

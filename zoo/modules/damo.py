@@ -11,13 +11,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..grids import level_points
-from ..registry import register_module
+from ..registry import explicit_scale_triple, register_family, register_module
 from ..rules import Resolved, RowContext, RuleError
 from .gfpn import ConvBNAct
 from .tinynas import ResKXKX
 from .yolov5 import Concat
 
 FAMILY = "damo"
+register_family(FAMILY, explicit_scale=explicit_scale_triple,
+                doc="DAMO-YOLO (TinyNAS backbones, RepGFPN neck, ZeroHead): chosen by `family: damo` only")
 
 # YOLOv5 and Ultralytics both have a Concat, so a damo config needs its own entry to resolve the name.
 register_module("Concat", family=FAMILY, io="concat")(Concat)
@@ -52,7 +54,7 @@ def csp_wrapper_rule(ctx: RowContext) -> Resolved:
 csp_wrapper_rule.__name__ = "out_arg (out, btn) +n"
 
 
-@register_module("CSPWrapper", family=FAMILY, io=csp_wrapper_rule, repeat="inside")
+@register_module("CSPWrapper", family=FAMILY, io=csp_wrapper_rule, repeat="inside", channels=(0, 1))
 class CSPWrapper(nn.Module):
     """One TinyNAS_csp stage: a 3x3 s2 downsampler (it stands for the stage's strided first block), an
     optional SPP, then a CSP split: n kxkx blocks at half width beside a 1x1 shortcut, concat, 1x1 fuse.
@@ -60,7 +62,6 @@ class CSPWrapper(nn.Module):
     The wrapper's own convs use `act` (ReLU in DAMO-YOLO), the blocks `block_act` (SiLU for M).
     """
 
-    channel_args = (0, 1)  # out and btn: both width-scaled, and both searched
 
     def __init__(self, c1: int, c2: int, btn: int, k: int = 3, n: int = 1, spp: bool = False,
                  act: str = "relu", block_act: str = "silu") -> None:
@@ -120,7 +121,7 @@ def zero_head_rule(ctx: RowContext) -> Resolved:
 zero_head_rule.__name__ = "multi_in"
 
 
-@register_module("ZeroHead", family=FAMILY, io=zero_head_rule)
+@register_module("ZeroHead", family=FAMILY, io=zero_head_rule, channels=())
 class ZeroHead(nn.Module):
     """DAMO-YOLO's head with no stacked convs: per level one 3x3 class conv and one 3x3 GFL box conv.
 

@@ -103,7 +103,7 @@ def basic_block_rule(ctx: RowContext) -> Resolved:
 basic_block_rule.__name__ = "out_arg (ch_in, ratio, ch_out)"
 
 
-@register_module("BasicBlock_3x3_Reverse", family=FAMILY, io=basic_block_rule,
+@register_module("BasicBlock_3x3_Reverse", family=FAMILY, io=basic_block_rule, channels=(0,),
                  example=(-1, [64, 0.75]))
 class BasicBlock_3x3_Reverse(nn.Module):
     """RepConv to the hidden width, then a 3x3 ConvBNAct back; residual add (no act after it)."""

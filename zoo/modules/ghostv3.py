@@ -54,7 +54,7 @@ def _fold_branches(convs: nn.ModuleList, scale: nn.Module | None, skip: nn.Batch
     return conv_like(ref, *fold_branches(branches, k))
 
 
-@register_module("GhostModuleV3", family="shared", io=ghostv3_rule)
+@register_module("GhostModuleV3", family="shared", io=ghostv3_rule, channels=())
 class GhostModuleV3(nn.Module):
     """Ghost module trained with 3 parallel conv branches + 1x1 + BN skip; deploys as two plain convs."""
 

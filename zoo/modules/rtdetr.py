@@ -30,7 +30,7 @@ def _unscaled(ctx: RowContext) -> Resolved:
 _unscaled.__name__ = "unscaled [cm, c2]"
 
 
-@register_module("HGStem", family=FAMILY, io=_unscaled)
+@register_module("HGStem", family=FAMILY, io=_unscaled, channels=())
 class HGStem(nn.Module):
     """HGNetV2 stem to stride 4: a 3x3 s2 conv, then a 2x2 conv pair beside a max-pool, then 3x3 s2 and 1x1."""
 
@@ -62,7 +62,7 @@ def hgblock_rule(ctx: RowContext) -> Resolved:
 hgblock_rule.__name__ = "unscaled, n after k"
 
 
-@register_module("HGBlock", family=FAMILY, io=hgblock_rule, repeat="inside")
+@register_module("HGBlock", family=FAMILY, io=hgblock_rule, repeat="inside", channels=())
 class HGBlock(nn.Module):
     """HGNetV2 stage block: n chained convs, all outputs concatenated with the input, squeezed and excited."""
 
@@ -84,7 +84,7 @@ class HGBlock(nn.Module):
         return out + x if self.add else out
 
 
-@register_module("RepC3", family=FAMILY, io=out_arg_rule(n_at=2), repeat="inside")
+@register_module("RepC3", family=FAMILY, io=out_arg_rule(n_at=2), repeat="inside", channels=(0,))
 class RepC3(nn.Module):
     """CSP of n RepConvs whose path is *added* to a 1x1 shortcut path."""
 
@@ -141,7 +141,7 @@ def aifi_rule(ctx: RowContext) -> Resolved:
 aifi_rule.__name__ = "same (c1 first)"
 
 
-@register_module("AIFI", family=FAMILY, io=aifi_rule)
+@register_module("AIFI", family=FAMILY, io=aifi_rule, channels=())
 class AIFI(nn.Module):
     """Attention-based intra-scale feature interaction: one post-norm transformer encoder layer on the map."""
 
@@ -322,7 +322,7 @@ def rtdetr_rule(ctx: RowContext) -> Resolved:
 rtdetr_rule.__name__ = "multi_in"
 
 
-@register_module("RTDETRDecoder", family=FAMILY, io=rtdetr_rule)
+@register_module("RTDETRDecoder", family=FAMILY, io=rtdetr_rule, channels=())
 class RTDETRDecoder(nn.Module):
     """RT-DETR head: project and flatten levels, pick the top-nq tokens as queries, refine with a deformable
     decoder. Eval returns ((B, nq, 6) [cx, cy, w, h, score, class], raw); training without targets returns

@@ -105,10 +105,12 @@ def _stage_rule(ctx: RowContext) -> Resolved:
     return Resolved((ctx.c1, out, btn, k, s, ctx.n, *args[4:]), out)
 
 
+_stage_rule.__name__ = "out_arg (out, btn) +n"
+
+
 class _TinyNASStage(nn.Module):
     """L blocks; the first takes the input width and the stride."""
 
-    channel_args = (0, 1)  # YAML positions that are channel counts (search scales both)
     first_kernel_is_k = False
 
     def __init__(self, c1: int, c2: int, btn: int, k: int = 3, s: int = 1, n: int = 1,
@@ -128,12 +130,12 @@ class _TinyNASStage(nn.Module):
                 mod.reparameterize()
 
 
-@register_module("ResK1KX", family=FAMILY, io=_stage_rule, repeat="inside")
+@register_module("ResK1KX", family=FAMILY, io=_stage_rule, repeat="inside", channels=(0, 1))
 class ResK1KX(_TinyNASStage):
     """TinyNAS k1kx stage: L blocks of 1x1 ConvBN-act then RepConv kxk, residual at stride 1."""
 
 
-@register_module("ResKXKX", family=FAMILY, io=_stage_rule, repeat="inside", example=(-1, [64, 32, 3, 1]))
+@register_module("ResKXKX", family=FAMILY, io=_stage_rule, repeat="inside", channels=(0, 1), example=(-1, [64, 32, 3, 1]))
 class ResKXKX(_TinyNASStage):
     """TinyNAS kxkx stage: L blocks of kxk ConvBN-act then RepConv kxk, residual at stride 1."""
 

@@ -14,11 +14,14 @@ from torch import nn
 
 from ..fuse import conv_branch, conv_like, fold_branches, identity_branch
 from ..grids import level_points
-from ..registry import register_module
+from ..registry import explicit_scale_triple, register_family, register_module
 from ..rules import Resolved, RowContext, RuleError, out_arg_rule
 from .yolov5 import C3, Concat, Conv, DWConv, batch_norm, make_act
 
 FAMILY = "ultralytics"
+register_family(FAMILY, recognise=lambda data: "scales" in data and "anchors" not in data, priority=10,
+                explicit_scale=explicit_scale_triple,
+                doc="Ultralytics 8.x (YOLOv8, YOLO11, RT-DETR): scales [depth, width, max_channels], nc unscaled")
 
 # Ultralytics' Conv and DWConv are the same blocks as YOLOv5's (same args, attributes and BN settings);
 # registering them here keeps `ultralytics` configs unambiguous if another family adds a `Conv`.
@@ -148,7 +151,7 @@ def c3k2_rule(ctx: RowContext) -> Resolved:
 c3k2_rule.__name__ = "out_arg, c3k at m/l/x"
 
 
-@register_module("C3k2", family=FAMILY, io=c3k2_rule, repeat="inside")
+@register_module("C3k2", family=FAMILY, io=c3k2_rule, repeat="inside", channels=(0,))
 class C3k2(C2f):
     """C2f whose inner blocks are C3k (c3k=True) or plain Bottlenecks; residual by default."""
 
@@ -176,7 +179,7 @@ def sppf_rule(ctx: RowContext) -> Resolved:
 sppf_rule.__name__ = "out_arg, legacy act"
 
 
-@register_module("SPPF", family=FAMILY, io=sppf_rule)
+@register_module("SPPF", family=FAMILY, io=sppf_rule, channels=(0,))
 class SPPF(nn.Module):
     """SPP-Fast: one max-pool applied n times in series, all stages concatenated, optional residual."""
 
@@ -206,7 +209,7 @@ def _width_first(ctx: RowContext) -> Resolved:
 _width_first.__name__ = "same (c1 first)"
 
 
-@register_module("Attention", family=FAMILY, io=_width_first, example=(-1, [4, 0.5]))
+@register_module("Attention", family=FAMILY, io=_width_first, channels=(), example=(-1, [4, 0.5]))
 class Attention(nn.Module):
     """Multi-head self-attention on a feature map with 1x1 qkv/proj convs and a depthwise position conv."""
 
@@ -233,7 +236,7 @@ class Attention(nn.Module):
         return self.proj(mixed.reshape(shape) + position)
 
 
-@register_module("PSABlock", family=FAMILY, io=_width_first, example=(-1, [0.5, 4]))
+@register_module("PSABlock", family=FAMILY, io=_width_first, channels=(), example=(-1, [0.5, 4]))
 class PSABlock(nn.Module):
     """Attention then a 2x-expanding conv FFN, each with a residual."""
 
@@ -259,7 +262,7 @@ def c2psa_rule(ctx: RowContext) -> Resolved:
 c2psa_rule.__name__ = "out_arg (c1 == c2)"
 
 
-@register_module("C2PSA", family=FAMILY, io=c2psa_rule, repeat="inside")
+@register_module("C2PSA", family=FAMILY, io=c2psa_rule, repeat="inside", channels=(0,))
 class C2PSA(nn.Module):
     """Half the channels through n PSABlocks, the other half passed by, fused by a 1x1 Conv."""
 
@@ -313,7 +316,7 @@ def detect_rule(ctx: RowContext) -> Resolved:
 detect_rule.__name__ = "multi_in, legacy by rows"
 
 
-@register_module("Detect", family=FAMILY, io=detect_rule)
+@register_module("Detect", family=FAMILY, io=detect_rule, channels=())
 class Detect(nn.Module):
     """Anchor-free decoupled head with DFL boxes; eval returns (B, 4 + nc, anchors) boxes in xywh pixels."""
 

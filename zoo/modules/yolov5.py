@@ -14,10 +14,21 @@ from torch import nn
 from ..activation import Activation, default_activation
 from ..fuse import fold_conv_bn_attrs
 from ..grids import cell_grid
-from ..registry import register_module
-from ..rules import Resolved, RowContext, RuleError, make_divisible
+from ..registry import explicit_multiples, register_family, register_module
+from ..rules import Resolved, RowContext, RuleError, anchors_per_level
 
 FAMILY = "yolov5"
+
+
+def head_outputs(nc: int, anchors: Any) -> frozenset[int]:
+    """YOLOv5's parse_model leaves `no = na * (nc + 5)` as written (its `if c2 != no`); nc itself scales."""
+    na = anchors_per_level(anchors)
+    return frozenset({na * (nc + 5)}) if na else frozenset()
+
+
+register_family(FAMILY, recognise=lambda data: True, priority=-100, unscaled=head_outputs,
+                explicit_scale=explicit_multiples,
+                doc="YOLOv5 v7.0: depth/width multiples (or scales), anchors; the fallback family")
 BN_EPS, BN_MOMENTUM = 1e-3, 0.03  # what YOLOv5's initialize_weights sets on every BatchNorm2d
 
 
@@ -332,7 +343,7 @@ def _gain_rule(grow: bool):
     return rule
 
 
-@register_module("Contract", family=FAMILY, io=_gain_rule(True),
+@register_module("Contract", family=FAMILY, io=_gain_rule(True), channels=(),
                  example=(-1, [2]))
 class Contract(nn.Module):
     """Space to depth: (b, c, h, w) -> (b, c*g*g, h/g, w/g), channels grouped by pixel phase.
@@ -350,7 +361,7 @@ class Contract(nn.Module):
         return by_channel.unflatten(1, (-1, phases)).transpose(1, 2).flatten(1, 2)
 
 
-@register_module("Expand", family=FAMILY, io=_gain_rule(False),
+@register_module("Expand", family=FAMILY, io=_gain_rule(False), channels=(),
                  example=(-1, [2]))
 class Expand(nn.Module):
     """Depth to space: (b, c, h, w) -> (b, c/g/g, h*g, w*g), the inverse of Contract's channel layout."""
@@ -404,7 +415,7 @@ def detect_rule(ctx: RowContext) -> Resolved:
 detect_rule.__name__ = "multi_in"
 
 
-@register_module("Detect", family=FAMILY, io=detect_rule,
+@register_module("Detect", family=FAMILY, io=detect_rule, channels=(),
                  example=([2, 3, 4], ["nc", "anchors"]))
 class Detect(nn.Module):
     """YOLOv5 anchor-based head: one 1x1 conv per level, boxes decoded in eval mode."""
@@ -474,7 +485,7 @@ class Detect(nn.Module):
 
 
 def segment_rule(ctx: RowContext) -> Resolved:
-    """[nc, anchors, nm, npr] -> Segment(...); npr is width-scaled as YOLOv5 does."""
+    """[nc, anchors, nm, npr] -> Segment(...); npr (YAML position 3) is width-scaled as YOLOv5 does."""
     if not 2 <= len(ctx.args) <= 4:
         raise RuleError(f"Segment takes [nc, anchors, nm, npr], got {len(ctx.args)} arguments")
     nc, anchors, *rest = ctx.args
@@ -484,8 +495,7 @@ def segment_rule(ctx: RowContext) -> Resolved:
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise RuleError(f"{name} must be a positive integer, got {v!r}")
     ch, strides = _head_inputs(ctx)
-    npr = make_divisible(npr * ctx.scale.width, 8)
-    return Resolved((nc, _anchor_table(anchors, len(ch)), nm, npr, ch), None, {"strides": strides})
+    return Resolved((nc, _anchor_table(anchors, len(ch)), nm, ctx.channels(npr), ch), None, {"strides": strides})
 
 
 segment_rule.__name__ = "multi_in"
@@ -505,7 +515,7 @@ class Proto(nn.Module):
         return self.cv3(self.cv2(self.upsample(self.cv1(x))))
 
 
-@register_module("Segment", family=FAMILY, io=segment_rule,
+@register_module("Segment", family=FAMILY, io=segment_rule, channels=(3,),
                  example=([2, 3, 4], ["nc", "anchors", 32, 64]))
 class Segment(Detect):
     """Detect plus nm mask coefficients per anchor and a Proto branch on the first level."""

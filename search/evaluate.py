@@ -1,0 +1,205 @@
+"""Evaluate one candidate from its row plan and the per-signature row costs: no model is built unless a
+measured latency is needed.
+
+Budgets are checked in cost order: layers (deploy-form convs), params, GFLOPs (sums over the rows'
+cached costs, microseconds once cached: all three are always recorded), then latency (a full build,
+a 3-run screen, then the full measurement) only for a candidate that meets the cheap ones, so an
+infeasible candidate never pays for a measurement. Every failure of a candidate (plan, row build, counting, latency) is a
+CandidateError: a failed trial with its reason, never a stopped study.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from torch import nn
+
+from profiles.rowcosts import CostCache, RowCost
+from zoo.errors import ConfigError
+from zoo.plan import ModelPlan, Prober, RowProbeError
+
+from .score import MAEScore, combine, row_term
+from .settings import SearchSettings
+from .space import SearchSpace
+
+SCREEN_FACTOR = 1.3  # a 3-run median this far over the budget is infeasible without a full measurement
+
+
+class CandidateError(Exception):
+    """A candidate that cannot be planned, built, counted or timed; the trial fails with this reason."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    latency_ms: float | None = None
+    gflops: float | None = None
+    params_m: float | None = None  # millions
+    max_layers: int | None = None
+
+    def any(self) -> bool:
+        return any(v is not None for v in (self.latency_ms, self.gflops, self.params_m, self.max_layers))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"latency_ms": self.latency_ms, "gflops": self.gflops, "params_m": self.params_m,
+                "max_layers": self.max_layers}
+
+
+@dataclass(frozen=True)
+class Measure:
+    """How candidates are sized and timed; `deploy` counts and times the inference graph."""
+
+    imgsz: int = 640
+    threads: int = 1
+    device: str = "cpu"
+    runs: int = 20
+    warmup_runs: int = 3
+    warmup_s: float = 0.3
+    deploy: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @property
+    def form(self) -> str:
+        return "deploy" if self.deploy else "train"
+
+
+@dataclass(frozen=True)
+class Costs:
+    """A candidate's totals: sums of its rows' costs, and its MAE score."""
+
+    params: int
+    macs: int
+    layers: int
+    score: MAEScore
+
+    @property
+    def gflops(self) -> float:
+        from profiles.flops import flops_of
+
+        return flops_of(self.macs) / 1e9
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    params_choice: Mapping[str, int]
+    costs: Costs
+    latency: Any  # profiles.latency.LatencyStats | None
+    violations: Mapping[str, float]  # budget name -> (value - limit) / limit, in checking order
+    screened: bool = False
+    timings_s: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def score(self) -> MAEScore:
+        return self.costs.score
+
+    @property
+    def params(self) -> int:
+        return self.costs.params
+
+    @property
+    def gflops(self) -> float:
+        return self.costs.gflops
+
+    @property
+    def layers(self) -> int:
+        return self.costs.layers
+
+    @property
+    def feasible(self) -> bool:
+        return all(v <= 0 for v in self.violations.values())
+
+    @property
+    def violated(self) -> str | None:
+        return next((k for k, v in self.violations.items() if v > 0), None)
+
+    def user_attrs(self) -> dict[str, Any]:
+        """What a trial records (JSON-serialisable); the config is rebuilt from the space when exported."""
+        lat = self.latency.as_dict() if self.latency is not None else None
+        return {"score": self.costs.score.score, "params": self.costs.params, "gflops": self.costs.gflops,
+                "layers": self.costs.layers, "latency_ms": lat, "screened": self.screened,
+                "feasible": self.feasible, "violated": self.violated}
+
+
+def candidate_costs(plan: ModelPlan, cache: CostCache, settings: SearchSettings, *, form: str = "train") -> Costs:
+    """Sum the rows' cached costs; the MAE score combines the rows' own terms along the plan."""
+    rows: list[RowCost] = []
+    for rp in plan.rows:
+        try:
+            rows.append(cache.get(rp.signature, form))
+        except RowProbeError as e:
+            raise CandidateError(f"row {rp.index} ({rp.row.module}): {e}") from None
+        except Exception as e:  # a module that plans but cannot be counted: the candidate fails, not the study
+            raise CandidateError(f"row {rp.index} ({rp.row.module}): cannot count: {type(e).__name__}: {e}") from None
+    score = combine([row_term(rc.convs) for rc in rows], plan.rows, weights=settings.stage_weights,
+                    scope=settings.scope, unscored=settings.unscored)
+    return Costs(sum(rc.params for rc in rows), sum(rc.macs for rc in rows), sum(rc.layers for rc in rows), score)
+
+
+def plan_candidate(space: SearchSpace, params: Mapping[str, int], *, imgsz: int,
+                   prober: Prober | None = None) -> ModelPlan:
+    try:
+        return space.plan(params, imgsz=imgsz, prober=prober)
+    except ConfigError as e:
+        raise CandidateError(e.text if e.row is None else f"row {e.row}: {e.text}") from None
+
+
+def evaluate(space: SearchSpace, params: Mapping[str, int], *, budget: Budget, measure: Measure,
+             cache: CostCache, prober: Prober | None = None, full_latency: bool = False) -> Evaluation:
+    """Plan, cost and check one candidate; raises CandidateError when any step fails."""
+    t0 = time.perf_counter()
+    plan = plan_candidate(space, params, imgsz=measure.imgsz, prober=prober)
+    timings = {"plan": time.perf_counter() - t0}
+    t0 = time.perf_counter()
+    costs = candidate_costs(plan, cache, space.settings, form=measure.form)
+    timings["costs"] = time.perf_counter() - t0
+    viol: dict[str, float] = {}
+
+    def over(name: str, value: float, limit: float | None) -> bool:
+        if limit is None:
+            return False
+        viol[name] = (value - limit) / limit
+        return viol[name] > 0
+
+    latency, screened = None, False
+    cheap = [over("layers", costs.layers, budget.max_layers), over("params", costs.params / 1e6, budget.params_m),
+             over("gflops", costs.gflops, budget.gflops)]  # all three: sums of cached costs, microseconds
+    if not any(cheap) and (budget.latency_ms is not None or full_latency):
+        t0 = time.perf_counter()
+        latency, screened = measure_plan(plan, measure, budget.latency_ms, full=full_latency)
+        timings["latency"] = time.perf_counter() - t0
+        over("latency", latency.median_ms, budget.latency_ms)
+    return Evaluation(dict(params), costs, latency, viol, screened, timings)
+
+
+def measure_plan(plan: ModelPlan, measure: Measure, budget_ms: float | None, *, full: bool = False,
+                 runs_factor: int = 1) -> tuple[Any, bool]:
+    """Build the candidate with weights and time it; any failure is the candidate's."""
+    from zoo.builder import build_from_plan
+    from zoo.deploy import deploy
+
+    try:
+        model = build_from_plan(plan)
+        if measure.deploy:
+            deploy(model)
+        return measure_candidate(model, measure, budget_ms, full=full, runs_factor=runs_factor)
+    except ConfigError as e:
+        raise CandidateError(e.text if e.row is None else f"row {e.row}: {e.text}") from None
+    except (RuntimeError, ValueError, TypeError, MemoryError) as e:
+        raise CandidateError(f"cannot time the candidate: {type(e).__name__}: {e}") from None
+
+
+def measure_candidate(model: nn.Module, measure: Measure, budget_ms: float | None, *, full: bool = False,
+                      runs_factor: int = 1) -> tuple[Any, bool]:
+    """Latency by the profiles protocol; a short screen first skips clearly-over candidates."""
+    from profiles.latency import measure_latency
+
+    kw = dict(imgsz=measure.imgsz, threads=measure.threads, device=measure.device)
+    if budget_ms is not None and not full:
+        quick = measure_latency(model, runs=3, warmup_runs=2, warmup_s=min(measure.warmup_s, 0.2), **kw)
+        if quick.median_ms > SCREEN_FACTOR * budget_ms:
+            return quick, True
+    stats = measure_latency(model, runs=measure.runs * runs_factor, warmup_runs=measure.warmup_runs,
+                            warmup_s=measure.warmup_s * runs_factor, **kw)
+    return stats, False

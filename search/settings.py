@@ -1,0 +1,99 @@
+"""What a search is told besides its config: stage weights, scope, unscored rows, widths, depths.
+
+Defaults < the config's `search:` block < a `--space FILE` (the same keys, top level or under
+`search:`) < the command line. Parsing and validation only; the space model is in space.py.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import yaml
+
+from zoo.config import Config
+from zoo.errors import ConfigError
+
+from .score import DEFAULT_STAGE_WEIGHTS, SCOPES
+
+SETTING_KEYS = ("stage_weights", "scope", "unscored", "widths", "depths")
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """What the `search:` block, a space file and the command line can set."""
+
+    stage_weights: tuple[float, ...] = DEFAULT_STAGE_WEIGHTS
+    scope: str = "all"
+    unscored: tuple[int, ...] = ()
+    widths: Any = None  # list | {stage: list} | None (defaults)
+    depths: Any = None  # list of multipliers | {row: list of counts} | None (defaults)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"stage_weights": list(self.stage_weights), "scope": self.scope, "unscored": list(self.unscored),
+                "widths": self.widths, "depths": self.depths}
+
+
+def load_settings(cfg: Config, *, space_file: str | Path | None = None,
+                  stage_weights: Sequence[float] | None = None, scope: str | None = None) -> SearchSettings:
+    """Defaults < the config's `search:` block < the space file < the command line."""
+    merged: dict[str, Any] = {}
+    for source, data in ((cfg.path, cfg.search or {}), (str(space_file), _read_space(space_file))):
+        for key, value in data.items():
+            if key not in SETTING_KEYS:
+                raise ConfigError(source, f"search: unknown key {key!r} (allowed: {', '.join(SETTING_KEYS)})")
+            merged[key] = value
+    if stage_weights is not None:
+        merged["stage_weights"] = list(stage_weights)
+    if scope is not None:
+        merged["scope"] = scope
+    return _validated(merged, cfg.path)
+
+
+def _read_space(path: str | Path | None) -> Mapping[str, Any]:
+    if path is None:
+        return {}
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(str(p), f"cannot read the search space: {e}") from None
+    if isinstance(data, dict) and isinstance(data.get("search"), dict):
+        data = data["search"]
+    if not isinstance(data, dict):
+        raise ConfigError(str(p), "a search space file must be a mapping of search keys")
+    return data
+
+
+def _validated(d: Mapping[str, Any], path: str) -> SearchSettings:
+    def err(text: str) -> ConfigError:
+        return ConfigError(path, f"search: {text}")
+
+    weights = d.get("stage_weights", DEFAULT_STAGE_WEIGHTS)
+    if (not isinstance(weights, (list, tuple)) or not weights
+            or not all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in weights)):
+        raise err(f"stage_weights must be a non-empty list of numbers, got {weights!r}")
+    scope = d.get("scope", "all")
+    if scope not in SCOPES:
+        raise err(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
+    unscored = d.get("unscored", [])
+    if not isinstance(unscored, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in unscored):
+        raise err(f"unscored must be a list of row indices, got {unscored!r}")
+    widths = d.get("widths")
+    if widths is not None:
+        lists = widths.values() if isinstance(widths, dict) else [widths]
+        if not all(_numbers(v, positive=True) for v in lists):
+            raise err(f"widths must be a list of positive numbers or {{stage: list}}, got {widths!r}")
+    depths = d.get("depths")
+    if depths is not None:
+        ok = (all(_numbers(v, positive=True, integer=True) for v in depths.values()) and
+              all(isinstance(k, int) for k in depths)) if isinstance(depths, dict) else _numbers(depths, positive=True)
+        if not ok:
+            raise err(f"depths must be a list of multipliers or {{row: list of counts}}, got {depths!r}")
+    return SearchSettings(tuple(float(w) for w in weights), scope, tuple(unscored), widths, depths)
+
+
+def _numbers(v: Any, *, positive: bool = False, integer: bool = False) -> bool:
+    return (isinstance(v, list) and bool(v) and all(
+        isinstance(x, (int, float)) and not isinstance(x, bool) and (not positive or x > 0)
+        and (not integer or isinstance(x, int)) for x in v))

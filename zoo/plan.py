@@ -1,0 +1,422 @@
+"""The row plan: every row of a config resolved at the real image size, without building the model.
+
+One RowPlan per row: the constructor call its registration's rule resolves, the input and output
+ShapeSpecs at the real image size, and a hashable RowSignature that names everything the row's module
+and its output depend on. A row's spatial effect is learnt once per signature by a meta-device probe of
+that row alone (no weights, no arithmetic) and cached for the process. The builder instantiates a plan,
+the profiler reads shapes and memory from it, the search plans candidates with per-row width multiples
+and repeats; so channels and shapes have this one source.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+import torch
+from torch import nn
+
+from .activation import Activation, activation_scope
+from .config import MAX_REPEATS, config_to_mapping, load_config
+from .errors import ConfigError
+from .registry import REGISTRY, ModuleSpec, class_signature
+from .rules import BuiltRow, Resolved, RowContext, RuleError, ShapeSpec
+from .schema import Config, Row
+
+DTYPE = "float32"  # plans describe float32 models; shapes do not depend on the dtype
+
+
+class FrozenList(tuple):
+    """A list argument inside a signature: hashable, and given back to constructors as a list."""
+
+    __slots__ = ()
+
+
+def freeze(value: Any) -> Any:
+    """Arguments -> a hashable equivalent (lists become FrozenList, dicts sorted item tuples)."""
+    if isinstance(value, list):
+        return FrozenList(freeze(v) for v in value)
+    if isinstance(value, tuple) and not isinstance(value, FrozenList):
+        return tuple(freeze(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((str(k), freeze(v)) for k, v in value.items()))
+    return value
+
+
+def thaw(value: Any) -> Any:
+    if isinstance(value, FrozenList):
+        return [thaw(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(thaw(v) for v in value)
+    return value
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)  # an Activation ("nn.ReLU()") or another literal-like object
+
+
+InputShape = tuple[int | None, int, int]  # (channels, height, width) of one input, batch 1
+
+
+@dataclass(frozen=True)
+class RowSignature:
+    """Everything a row's module and its output depend on: equal signatures, equal rows.
+
+    `copies` is the number of chained copies (repeat "chain"); `multi` says the row reads a list;
+    `activation` is the config's default activation (Conv's SiLU unless `activation:`).
+    """
+
+    family: str
+    module: str
+    impl: str
+    args: tuple[Any, ...]
+    kwargs: tuple[tuple[str, Any], ...]
+    copies: int
+    inputs: tuple[InputShape, ...]
+    multi: bool
+    activation: Activation | None = None
+    dtype: str = DTYPE
+
+    def key(self) -> str:
+        """A stable text form (the same in every process): cache and table files key on it."""
+        return json.dumps([self.family, self.module, self.impl, _jsonable(self.args), _jsonable(self.kwargs),
+                           self.copies, _jsonable(self.inputs), self.multi,
+                           None if self.activation is None else str(self.activation), self.dtype],
+                          separators=(",", ":"))
+
+    def digest(self) -> str:
+        return hashlib.sha1(self.key().encode()).hexdigest()[:20]
+
+    @property
+    def call_args(self) -> tuple[Any, ...]:
+        return thaw(self.args)
+
+    @property
+    def call_kwargs(self) -> dict[str, Any]:
+        return {k: thaw(v) for k, v in self.kwargs}
+
+
+@dataclass(frozen=True)
+class RowProbe:
+    """What one meta-device forward of a row alone shows: its output and its largest single op."""
+
+    out_shape: tuple[int, ...] | None  # a tensor output's shape (batch 1); None for a head's tuple
+    out_numel: int  # elements of every output tensor (nested outputs summed)
+    peak_numel: int  # largest leaf module's input + output elements (the memory estimate's inner peak)
+
+
+@dataclass(frozen=True)
+class RowPlan:
+    row: Row
+    spec: ModuleSpec
+    n: int  # repeats after the depth multiple (or the search's choice)
+    args: tuple[Any, ...]  # resolved constructor args
+    kwargs: Mapping[str, Any]
+    inputs: tuple[ShapeSpec, ...]
+    out: ShapeSpec
+    signature: RowSignature
+    probe: RowProbe
+    width_mult: float = 1.0
+    channel_values: tuple[tuple[int, int], ...] = ()  # (YAML position, resolved channels) of declared channels
+
+    @property
+    def index(self) -> int:
+        return self.row.index
+
+    @property
+    def section(self) -> str:
+        return self.row.section
+
+    @property
+    def out_channels(self) -> int | None:
+        return self.out.channels
+
+    @property
+    def stride(self) -> float | None:
+        return self.out.stride if self.out.channels is not None else None
+
+    @property
+    def out_shape(self) -> tuple[int, ...] | None:
+        return self.probe.out_shape
+
+    @property
+    def copies(self) -> int:
+        return self.signature.copies
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    """A config's rows at one image size (batch 1); `save` are the rows read again later."""
+
+    config: Config
+    imgsz: int
+    rows: tuple[RowPlan, ...]
+    save: frozenset[int] = field(default=frozenset())
+
+    @property
+    def image_numel(self) -> int:
+        return self.config.ch * self.imgsz * self.imgsz
+
+
+Prober = Callable[[RowSignature], RowProbe]
+
+
+class RowProbeError(Exception):
+    """A row's module cannot be built or run at its input shapes; the planner adds file and row."""
+
+
+def plan_config(source: Any, *, imgsz: int = 640, widths: Mapping[int, float] | None = None,
+                repeats: Mapping[int, int] | None = None, prober: Prober | None = None,
+                scale: str | None = None, nc: int | None = None) -> ModelPlan:
+    """Plan every row of a config (name, path, mapping or Config) at `imgsz` x `imgsz`.
+
+    `widths` (row -> width multiple on top of the config's scale) and `repeats` (row -> repeats after
+    the depth multiple) are how the search describes a candidate; `prober` learns a row's output.
+    """
+    if isinstance(imgsz, bool) or not isinstance(imgsz, int) or imgsz < 1:
+        raise ConfigError(None, f"imgsz must be a positive integer, got {imgsz!r}")
+    cfg = load_config(source, scale=scale, nc=nc)
+    family = REGISTRY.family(cfg.family)
+    unscaled = family.unscaled(cfg.nc, cfg.anchors)
+    widths, repeats = widths or {}, repeats or {}
+    probe = prober or probe_row
+    image = ShapeSpec(cfg.ch, 1.0, imgsz, imgsz)
+    rows: list[RowPlan] = []
+    built: list[BuiltRow] = []
+    for row in cfg.rows:
+        rp = _plan_row(cfg, row, image, rows, built, family.repeats, unscaled, family.channels,
+                       widths.get(row.index, 1.0), repeats.get(row.index), probe, imgsz)
+        rows.append(rp)
+        built.append(BuiltRow(row.index, row.module, rp.args, rp.out))
+    save = frozenset(s for rp in rows for s in rp.row.sources if 0 <= s < rp.row.index - 1)
+    return ModelPlan(cfg, imgsz, tuple(rows), save)
+
+
+def _plan_row(cfg: Config, row: Row, image: ShapeSpec, rows: list[RowPlan], built: list[BuiltRow],
+              scale_repeats: Callable[[int, float], int], unscaled: frozenset[int], scaler: Any,
+              width_mult: float, n_override: int | None, probe: Prober, imgsz: int) -> RowPlan:
+    def err(text: str) -> ConfigError:
+        return ConfigError(cfg.path, text, row=row.index, module=row.module, line=row.line)
+
+    try:
+        spec = REGISTRY.lookup(row.module, cfg.family)
+    except KeyError as e:
+        raise err(e.args[0]) from None
+    inputs = tuple(image if s < 0 else rows[s].out for s in row.sources)
+    n = n_override if n_override is not None else scale_repeats(row.repeats, cfg.scale.depth)
+    if n > MAX_REPEATS:
+        raise err(f"{row.repeats} repeats x depth {cfg.scale.depth} = {n} exceeds {MAX_REPEATS}")
+    ctx = RowContext(row=row, inputs=inputs, scale=cfg.scale, nc=cfg.nc, family=cfg.family, anchors=cfg.anchors,
+                     n=n, built=tuple(built), repeat=spec.repeat, unscaled=unscaled, width_mult=width_mult,
+                     scaler=scaler)
+    try:
+        resolved = spec.rule(ctx)
+        channel_values = tuple((p, ctx.channels(row.args[p])) for p in spec.channels
+                               if p < len(row.args) and isinstance(row.args[p], int)
+                               and not isinstance(row.args[p], bool))
+    except RuleError as e:
+        raise err(str(e)) from None
+    _check_arity(spec, resolved, err)
+    if any(s.channels is None for s in inputs) and resolved.out_channels is not None:
+        raise err("it reads a detection head's output")
+    sig = RowSignature(
+        family=spec.family, module=spec.name, impl=spec.impl, args=freeze(tuple(resolved.args)),
+        kwargs=tuple(sorted((k, freeze(v)) for k, v in resolved.kwargs.items())),
+        copies=n if spec.repeat == "chain" else 1,
+        inputs=tuple((s.channels, s.height, s.width) for s in inputs), multi=not isinstance(row.from_, int),
+        activation=cfg.activation)
+    try:
+        pr = probe(sig)
+    except RowProbeError as e:
+        raise err(str(e)) from None
+    out = _out_spec(pr, imgsz, err)
+    if resolved.out_channels is not None and out.channels != resolved.out_channels:
+        raise err(f"declares {resolved.out_channels} output channels but produces {out.channels} "
+                  f"(its registration's rule is wrong)")
+    return RowPlan(row, spec, n, tuple(resolved.args), dict(resolved.kwargs), inputs, out, sig, pr, width_mult,
+                   channel_values)
+
+
+def _out_spec(pr: RowProbe, imgsz: int, err: Callable[[str], ConfigError]) -> ShapeSpec:
+    shape = pr.out_shape
+    if shape is not None and len(shape) == 4:
+        h, w = shape[-2:]
+        if h == 0 or w == 0:
+            raise err("output has zero size: too many downsamplings for this image size")
+        return ShapeSpec(int(shape[1]), imgsz / h, int(h), int(w))
+    return ShapeSpec(None, 0.0)
+
+
+@functools.lru_cache(maxsize=4096)
+def _binds(cls: type, n_args: int, kwargs: tuple[str, ...]) -> bool:
+    """Whether n positional and these keyword arguments fit the constructor (counts and names only)."""
+    try:
+        class_signature(cls).bind(*range(n_args), **dict.fromkeys(kwargs))
+    except TypeError:
+        return False
+    return True
+
+
+def _check_arity(spec: ModuleSpec, resolved: Resolved, err: Callable[[str], ConfigError]) -> None:
+    if not _binds(spec.cls, len(resolved.args), tuple(sorted(resolved.kwargs))):
+        params = [p.name for p in spec.signature.parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        required = [p.name for p in spec.signature.parameters.values()
+                    if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        raise err(f"wrong number of arguments: {spec.name}({', '.join(params)}) takes "
+                  f"{len(required)}..{len(params)}, the row gives {len(resolved.args)} after channel "
+                  f"resolution {short_args(resolved.args)}")
+
+
+def explicit_config(plan: ModelPlan) -> dict[str, Any]:
+    """The planned model as plain config data with explicit channels and repeats (multiples 1.0, the
+    scale keys as its family's reference code reads them): it rebuilds to the same rows."""
+    cfg = plan.config
+    rows = []
+    for rp in plan.rows:
+        args = list(rp.row.raw_args)
+        for pos, value in rp.channel_values:
+            args[pos] = value
+        frm = rp.row.from_ if isinstance(rp.row.from_, int) else list(rp.row.from_)
+        rows.append([frm, rp.n, rp.row.module, args])
+    widest = max((v for rp in plan.rows for _, v in rp.channel_values), default=0)
+    data: dict[str, Any] = {"nc": cfg.nc, "family": cfg.family,
+                            **REGISTRY.family(cfg.family).explicit_scale(cfg, widest)}
+    nb = len(cfg.backbone)
+    explicit = {"backbone": rows[:nb], "head": rows[nb:]}
+    for key, value in config_to_mapping(cfg).items():  # anchors, activation, ch, search, extra keys
+        if key not in data and key not in ("scales", "depth_multiple", "width_multiple"):
+            data[key] = explicit.get(key, value)
+    return data
+
+
+# -- instantiating and probing one row ---------------------------------------------------------------
+
+def row_spec(sig: RowSignature) -> ModuleSpec:
+    spec = REGISTRY.lookup(sig.module, sig.family)
+    if spec.impl != sig.impl:
+        raise RowProbeError(f"{sig.module} is now registered by {spec.impl}, not {sig.impl}")
+    return spec
+
+
+def construct(spec: ModuleSpec, args: tuple[Any, ...], kwargs: Mapping[str, Any], copies: int) -> nn.Module:
+    """The row's module in eval mode, on the current default device and under the activation scope in
+    force (a whole model's build shares one, as YOLOv5 shares one SiLU): one block or `copies` chained."""
+    try:
+        blocks = [spec.cls(*args, **kwargs) for _ in range(copies)]
+    except Exception as e:  # a user's or our module rejected its arguments: report, never hide
+        raise RowProbeError(f"cannot build {spec.name}{short_args(args)}: {first_line(e)}") from None
+    module = blocks[0] if copies == 1 else nn.Sequential(*blocks)
+    return module.eval()
+
+
+def example_inputs(sig: RowSignature, *, batch: int = 1, device: str | torch.device = "cpu",
+                   dtype: torch.dtype = torch.float32) -> Any:
+    """Zeros shaped like the row's inputs (a list when the row reads a list)."""
+    feed = []
+    for c, h, w in sig.inputs:
+        if c is None:
+            raise RowProbeError("it reads a detection head's output, which has no shape")
+        feed.append(torch.zeros(batch, c, h, w, device=device, dtype=dtype))
+    return feed if sig.multi else feed[0]
+
+
+def instantiate_row(sig: RowSignature, *, device: str | torch.device = "cpu",
+                    dtype: torch.dtype = torch.float32) -> tuple[nn.Module, Any]:
+    """The row's module alone (eval mode, weights on `device`) and zero inputs of its real shapes:
+    exactly what ZooModel calls for that row."""
+    spec = row_spec(sig)
+    with torch.device(device), activation_scope(sig.activation):
+        module = construct(spec, sig.call_args, sig.call_kwargs, sig.copies)
+    return module.to(dtype=dtype), example_inputs(sig, device=device, dtype=dtype)
+
+
+def numel(value: Any) -> int:
+    """Elements of a tensor or of the tensors nested in lists, tuples and dicts."""
+    if isinstance(value, torch.Tensor):
+        return value.numel()
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(numel(v) for v in value)
+    return 0
+
+
+def run_probe(module: nn.Module, feed: Any) -> RowProbe:
+    """One forward of a row's module, recording its output and its largest leaf op's input + output."""
+    peak = [0]
+
+    def leaf_hook(_m: nn.Module, inp: Any, out: Any) -> None:
+        peak[0] = max(peak[0], numel(inp) + numel(out))
+
+    leaves = [m for m in module.modules() if not list(m.children())]
+    handles = [m.register_forward_hook(leaf_hook) for m in leaves]
+    try:
+        with torch.no_grad():
+            out = module(feed)
+    except RowProbeError:
+        raise
+    except Exception as e:  # shapes that do not fit: report the row and torch's reason
+        raise RowProbeError(f"forward pass failed with inputs {shapes_text(feed)}: {first_line(e)}") from None
+    finally:
+        for h in handles:
+            h.remove()
+    shape = tuple(int(d) for d in out.shape) if isinstance(out, torch.Tensor) else None
+    return RowProbe(shape, numel(out), max(peak[0], numel(feed) + numel(out)))
+
+
+class ProbeCache:
+    """Row probes by signature (bounded, least recently used out first): a row is probed once."""
+
+    def __init__(self, size: int = 200_000) -> None:
+        self.size = size
+        self._items: OrderedDict[RowSignature, RowProbe] = OrderedDict()
+
+    def __call__(self, sig: RowSignature) -> RowProbe:
+        hit = self._items.get(sig)
+        if hit is not None:
+            self._items.move_to_end(sig)
+            return hit
+        module, feed = instantiate_row(sig, device="meta")
+        pr = run_probe(module, feed)
+        self._items[sig] = pr
+        if len(self._items) > self.size:
+            self._items.popitem(last=False)
+        return pr
+
+    def put(self, sig: RowSignature, pr: RowProbe) -> None:
+        self._items[sig] = pr
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+probe_row = ProbeCache()  # the process's default prober (meta device); a cache, like functools.lru_cache
+
+
+# -- text helpers for errors -------------------------------------------------------------------------
+
+def shapes_text(feed: Any) -> str:
+    items = feed if isinstance(feed, list) else [feed]
+    return ", ".join(str(tuple(t.shape)) if isinstance(t, torch.Tensor) else type(t).__name__ for t in items)
+
+
+def short_args(args: Iterable[Any]) -> str:
+    text = repr(list(args))
+    return text if len(text) <= 80 else text[:77] + "...]"
+
+
+def first_line(e: BaseException) -> str:
+    lines = [ln for ln in str(e).strip().splitlines() if ln.strip()]
+    return f"{type(e).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+
+
+__all__ = ["explicit_config", "ModelPlan", "ProbeCache", "RowPlan", "RowProbe", "RowProbeError", "RowSignature", "construct",
+           "example_inputs", "instantiate_row", "plan_config", "probe_row", "run_probe"]

@@ -178,15 +178,17 @@ def tensor_leaves(value: Any) -> list[torch.Tensor]:
 def _quiet_export() -> Iterator[None]:
     """Silence the exporter's warnings and log lines (missing torchvision ops, deprecations): only the
     face prints, and they are not about the user's model."""
-    logger = logging.getLogger("torch.onnx")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript", "onnx_ir")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield
     finally:
-        logger.setLevel(level)
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
 
 
 def _version(dist: str) -> str | None:

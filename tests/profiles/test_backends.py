@@ -307,3 +307,11 @@ def test_ort_backend_refuses_what_it_cannot_time(ort_backend) -> None:
         get_backend("onnxruntime", dtype=torch.float16)
     with pytest.raises(ValueError, match="providers="):
         get_backend("onnxruntime", providers=["NoSuchExecutionProvider"])
+
+
+def test_missing_onnx_extra_is_a_one_line_hint(monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime now raises ImportError
+    with pytest.raises(BackendError, match=r"needs onnxruntime; install the onnx extra: pip install 'zoo-nas\[onnx\]'"):
+        get_backend("onnxruntime")

@@ -18,6 +18,27 @@ from torch import nn
 
 
 @dataclass(frozen=True)
+class TimingProtocol:
+    """How one measurement runs, whatever the backend: warm-up until both count and time are reached
+    (capped by `max_warmup_s`), then `runs` timed calls."""
+
+    runs: int = 30
+    warmup_runs: int = 5
+    warmup_s: float = 1.0
+    max_warmup_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.runs < 1:
+            raise ValueError(f"runs must be >= 1, got {self.runs}")
+        if self.warmup_runs < 0 or self.warmup_s < 0 or self.max_warmup_s < 0:
+            raise ValueError("warmup_runs, warmup_s and max_warmup_s must be >= 0")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"runs": self.runs, "warmup_runs": self.warmup_runs, "warmup_s": self.warmup_s,
+                "max_warmup_s": self.max_warmup_s}
+
+
+@dataclass(frozen=True)
 class LatencyStats:
     median_ms: float
     p90_ms: float
@@ -97,19 +118,29 @@ def time_callable(fn: Callable[[], Any], *, device: torch.device, runs: int = 30
     return samples, done
 
 
+def time_module(module: nn.Module, inputs: Any, *, device: str = "cpu", dtype: torch.dtype = torch.float32,
+                threads: int = 1, protocol: TimingProtocol = TimingProtocol()) -> LatencyStats:
+    """Eager latency of `module(inputs)` (a tensor, or a list for multi-input rows), both moved to
+    device/dtype, in eval and inference mode with `threads` intra-op threads."""
+    dev = torch.device(device)
+    module = module.to(device=dev, dtype=dtype).eval()
+    inputs = _to(inputs, dev, dtype)
+    with thread_count(threads), torch.inference_mode():
+        samples, warm = time_callable(lambda: module(inputs), device=dev, runs=protocol.runs,
+                                      warmup_runs=protocol.warmup_runs, warmup_s=protocol.warmup_s,
+                                      max_warmup_s=protocol.max_warmup_s)
+    return summarize(samples, warmup_runs=warm, threads=threads, device=str(dev))
+
+
 def measure_latency(model: nn.Module, *, imgsz: int = 640, batch: int = 1, device: str = "cpu",
                     dtype: torch.dtype = torch.float32, threads: int = 1, runs: int = 30,
                     warmup_runs: int = 5, warmup_s: float = 1.0) -> LatencyStats:
     """End-to-end latency of `model` (moved to device/dtype, eval mode) on a random image batch."""
     if runs < 1:
         raise ValueError(f"runs must be >= 1, got {runs}")
-    dev = torch.device(device)
-    model = model.to(device=dev, dtype=dtype).eval()
-    x = torch.randn(batch, _in_channels(model), imgsz, imgsz, device=dev, dtype=dtype)
-    with thread_count(threads), torch.inference_mode():
-        samples, warm = time_callable(lambda: model(x), device=dev, runs=runs, warmup_runs=warmup_runs,
-                                      warmup_s=warmup_s)
-    return summarize(samples, warmup_runs=warm, threads=threads, device=str(dev))
+    x = torch.randn(batch, _in_channels(model), imgsz, imgsz)
+    return time_module(model, x, device=device, dtype=dtype, threads=threads,
+                       protocol=TimingProtocol(runs=runs, warmup_runs=warmup_runs, warmup_s=warmup_s))
 
 
 def measure_row_latency(model: nn.Module, *, imgsz: int = 640, batch: int = 1, device: str = "cpu",
@@ -139,6 +170,15 @@ def measure_row_latency(model: nn.Module, *, imgsz: int = 640, batch: int = 1, d
         for _ in range(runs):
             model.run(x, hook)
     return {i: summarize(s, warmup_runs=warm, threads=threads, device=str(dev)) for i, s in samples.items()}
+
+
+def _to(value: Any, device: torch.device, dtype: torch.dtype) -> Any:
+    """Tensors (floating ones cast to dtype) moved to device, through lists and tuples."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device=device, dtype=dtype if value.is_floating_point() else value.dtype)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to(v, device, dtype) for v in value)
+    return value
 
 
 def _in_channels(model: nn.Module) -> int:

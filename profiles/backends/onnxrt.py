@@ -1,0 +1,203 @@
+"""ONNX Runtime on CPU: what a model shipped through ORT costs, the same timing protocol as eager torch.
+
+Export: `torch.onnx.export(..., dynamo=True)`, the torch.export-based exporter (needs `onnxscript`, which
+brings `onnx`). Why this one and not the TorchScript exporter (`dynamo=False`, needs only `onnx`):
+  - it is torch's default and maintained exporter since 2.9; the TorchScript one is deprecated and warns;
+  - its graph is the deployer's graph: static shapes, no Shape/Gather/Constant/Identity chains left over
+    from Python shape arithmetic (yolov8s at 320 px: 232 nodes against 480; the conv, activation and
+    concat nodes are the same), so ORT's optimisation level acts on compute, not on bookkeeping;
+  - both run offline and agree with eager torch to 4e-5 on the built-ins (yolov5s, yolov8s, damo-yolo-t;
+    RT-DETR's top-k query selection differs on near-tied random scores with either exporter).
+It costs about a second per row export (the TorchScript one about 0.3 s), which the per-row warm-up
+dominates anyway. Every export works on a deep copy: exporting traces the module, and a module that
+caches tensors (Detect's anchors) must not keep traced ones.
+
+Session: `intra_op_num_threads` pinned to the backend's threads, `inter_op_num_threads=1`, sequential
+execution, spinning off for both thread pools (a spinning pool would steal the timed thread's core),
+the graph optimisation level recorded (default ORT_ENABLE_ALL; it alone moves latency 1.7x).
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import importlib.metadata
+import logging
+import warnings
+from typing import Any, Iterator, Sequence
+
+import torch
+from torch import nn
+
+from ..latency import LatencyStats, TimingProtocol, summarize, time_callable
+from .base import (BackendError, BackendInfo, Inputs, Shape, check_threads, dtype_name, random_inputs,
+                   settings_tuple)
+
+OPT_LEVELS = ("ORT_DISABLE_ALL", "ORT_ENABLE_BASIC", "ORT_ENABLE_EXTENDED", "ORT_ENABLE_LAYOUT", "ORT_ENABLE_ALL")
+DEFAULT_OPSET = 20  # pinned so a table does not change meaning when torch's default opset moves
+EXTRA_HINT = "install the onnx extra: pip install 'zoo-nas[onnx]'"
+
+
+def _ort() -> Any:
+    try:
+        import onnxruntime
+    except ImportError:
+        raise BackendError(f"the onnxruntime backend needs onnxruntime; {EXTRA_HINT}") from None
+    return onnxruntime
+
+
+def _check_exporter() -> None:
+    for dist in ("onnx", "onnxscript"):
+        try:
+            importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            raise BackendError(f"exporting to ONNX needs {dist}; {EXTRA_HINT}") from None
+
+
+class OnnxRuntimeBackend:
+    """ORT's CPU provider (or `providers=`) with pinned threads, inter-op 1, sequential, spinning off."""
+
+    name = "onnxruntime"
+
+    def __init__(self, *, threads: int = 1, device: str = "cpu", dtype: torch.dtype = torch.float32,
+                 optimization: str = "ORT_ENABLE_ALL", providers: Sequence[str] = ("CPUExecutionProvider",),
+                 opset: int = DEFAULT_OPSET) -> None:
+        self.threads = check_threads(threads)
+        if device != "cpu":
+            raise ValueError(f"device={device!r}: the onnxruntime backend times cpu")
+        if dtype != torch.float32:
+            raise ValueError(f"dtype={dtype}: the onnxruntime backend times float32 exports")
+        if optimization not in OPT_LEVELS:
+            raise ValueError(f"optimization={optimization!r}: one of {', '.join(OPT_LEVELS)}")
+        self.ort = _ort()
+        available = self.ort.get_available_providers()
+        missing = [p for p in providers if p not in available]
+        if not providers or missing:
+            raise ValueError(f"providers={list(providers)!r}: not available here ({', '.join(available)})")
+        self.device, self.dtype, self.optimization = device, dtype, optimization
+        self.providers, self.opset = tuple(providers), int(opset)
+
+    def fingerprint(self) -> BackendInfo:
+        settings = {"graph_optimization_level": self.optimization, "providers": list(self.providers),
+                    "inter_op_num_threads": 1, "execution_mode": "ORT_SEQUENTIAL", "allow_spinning": False,
+                    "exporter": "torch.onnx dynamo", "opset": self.opset,
+                    "onnxscript": _version("onnxscript"), "onnx": _version("onnx")}
+        return BackendInfo(name=self.name, version=self.ort.__version__, device=self.device,
+                           dtype=dtype_name(self.dtype), threads=self.threads, settings=settings_tuple(settings))
+
+    def time_model(self, model: nn.Module, shape: Shape | Sequence[Shape],
+                   protocol: TimingProtocol = TimingProtocol()) -> LatencyStats:
+        return self.time_row(model, random_inputs(shape), protocol)
+
+    def time_row(self, module: nn.Module, inputs: Inputs,
+                 protocol: TimingProtocol = TimingProtocol()) -> LatencyStats:
+        session = self.session(export_onnx(module, inputs, opset=self.opset))
+        feeds = feeds_for(session, inputs)
+        samples, warm = time_callable(lambda: session.run(None, feeds), device=torch.device("cpu"),
+                                      runs=protocol.runs, warmup_runs=protocol.warmup_runs,
+                                      warmup_s=protocol.warmup_s, max_warmup_s=protocol.max_warmup_s)
+        return summarize(samples, warmup_runs=warm, threads=self.threads, device=self.device)
+
+    def session(self, model_bytes: bytes) -> Any:
+        """An InferenceSession with this backend's settings."""
+        ort = self.ort
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = self.threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, self.optimization)
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        so.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        so.log_severity_level = 3  # errors only: ORT's warnings would go to stderr past the face
+        try:
+            return ort.InferenceSession(model_bytes, sess_options=so, providers=list(self.providers))
+        except Exception as e:  # noqa: BLE001 - ORT raises its own exception types
+            raise BackendError(f"onnxruntime cannot load the exported graph: {_first_line(e)}") from None
+
+
+class _Flat(nn.Module):
+    """Positional tensors in (a multi-input row gets them back as its list), tensor leaves out."""
+
+    def __init__(self, module: nn.Module, multi: bool) -> None:
+        super().__init__()
+        self.module, self.multi = module, multi
+
+    def forward(self, *xs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.module(list(xs) if self.multi else xs[0])
+        return tuple(tensor_leaves(out))
+
+
+def export_onnx(module: nn.Module, inputs: Inputs, *, opset: int = DEFAULT_OPSET) -> bytes:
+    """`module` (a deep copy, eval mode) as an ONNX model for exactly these input shapes.
+
+    Outputs are the tensors of whatever the module returns (tuples, lists and dicts flattened in order),
+    so a head that returns (predictions, raw maps) in eval exports all of them; a module that returns no
+    tensor, or that torch.onnx cannot trace, is a BackendError naming the module.
+    """
+    _check_exporter()
+    what = type(module).__name__
+    multi = isinstance(inputs, (list, tuple))
+    xs = tuple(t.detach().clone() for t in (inputs if multi else [inputs]))  # no inference tensors
+    wrapper = _Flat(copy.deepcopy(module), multi).eval()
+    with torch.no_grad():
+        if not tensor_leaves(wrapper.module(list(xs) if multi else xs[0])):
+            raise BackendError(f"cannot export {what} to ONNX: it returns no tensor")
+    try:
+        with _quiet_export():
+            program = torch.onnx.export(wrapper, xs, dynamo=True, verbose=False, opset_version=opset,
+                                        input_names=[f"in{i}" for i in range(len(xs))], external_data=False)
+        return program.model_proto.SerializeToString()
+    except BackendError:
+        raise
+    except Exception as e:  # noqa: BLE001 - the exporter raises many types; the user needs one line
+        raise BackendError(f"cannot export {what} to ONNX (torch.onnx, dynamo): {_first_line(e)}") from None
+
+
+def feeds_for(session: Any, inputs: Inputs) -> dict[str, Any]:
+    """The session's inputs by name (`in0`, `in1`, ...) as float32 numpy arrays; inputs the exporter
+    dropped as unused are left out."""
+    tensors = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+    arrays = {f"in{i}": t.detach().to("cpu", torch.float32).contiguous().numpy() for i, t in enumerate(tensors)}
+    wanted = [i.name for i in session.get_inputs()]
+    unknown = [n for n in wanted if n not in arrays]
+    if unknown:
+        raise BackendError(f"the exported graph wants inputs {unknown} that the row does not have")
+    return {n: arrays[n] for n in wanted}
+
+
+def tensor_leaves(value: Any) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in tensor_leaves(v)]
+    return []
+
+
+@contextlib.contextmanager
+def _quiet_export() -> Iterator[None]:
+    """Silence the exporter's warnings and log lines (missing torchvision ops, deprecations): only the
+    face prints, and they are not about the user's model."""
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript", "onnx_ir")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__

@@ -32,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from scipy import stats  # noqa: E402
 
 import yolobench as yb  # noqa: E402
-from search.objectives import (ObjectiveContext, ObjectiveValue, get_objective,  # noqa: E402
-                               objective_names, rank_key)
+from search.objectives import (BaseSummary, ObjectiveContext, ObjectiveValue, depth_budget,  # noqa: E402
+                               get_objective, objective_names, rank_key, summarize)
 from _rowterms_adapter import at_size, model_rows  # noqa: E402  (TEMPORARY: until candidate_rows lands)
 
 GROUPS = {"yolo3": ("yolo3",), "yolo5": ("yolo5",), "yolo8": ("yolo8",), "yolo5+yolo8": ("yolo5", "yolo8"),
@@ -80,6 +80,7 @@ class Point:
     latency_s: Mapping[str, float]
     keys: Mapping[str, tuple[int, float]]  # objective -> rank key
     values: Mapping[str, ObjectiveValue]
+    base: BaseSummary | None = None  # layers and effectiveness, what a depth budget relative to it reads
 
 
 def evaluate(records: Sequence[yb.Record], stored: Mapping[str, Any], names: Sequence[str]) -> list[Point]:
@@ -93,7 +94,7 @@ def evaluate(records: Sequence[yb.Record], stored: Mapping[str, Any], names: Seq
         vals = {n: get_objective(n)(rows, ctx) for n in names}
         keys = {n: rank_key(vals[n], get_objective(n).direction) for n in names}
         points.append(Point(rec.model, yb.parse_name(rec.model).version, rec.imgsz, 100 * rec.map50_95,
-                            rec.latency_s, keys, vals))
+                            rec.latency_s, keys, vals, summarize(rows, ctx)))
     return points
 
 
@@ -156,6 +157,30 @@ def regret_summary(points: Sequence[Point], name: str | None, device: str) -> di
             "size_choice": _mean(choice), "size_choice_max": max(choice)}
 
 
+def base_search_regrets(points: Sequence[Point], name: str, device: str, *, budgeted: bool) -> list[float]:
+    """A search around each point as its base: same size and family, the base's latency as the budget.
+
+    With `budgeted`, an objective that grows with depth also keeps the default depth budget relative to
+    the base (search.objectives.depth_budget); the regret is against the best under the latency budget.
+    """
+    out = []
+    for pts in _by_size(points).values():
+        for b in pts:
+            feasible = [p for p in pts if p.family == b.family and p.latency_s[device] <= b.latency_s[device]]
+            rule = depth_budget(get_objective(name), b.base) if budgeted and b.base else None
+            allowed = [p for p in feasible if _within(p, rule)]
+            top = max(p.keys[name] for p in allowed)
+            out.append(max(p.map_pts for p in feasible)
+                       - statistics.fmean(p.map_pts for p in allowed if p.keys[name] == top))
+    return out
+
+
+def _within(p: Point, rule: Any) -> bool:
+    if rule is None or p.base is None:
+        return True
+    return p.base.layers <= rule.max_layers and p.base.effectiveness <= rule.max_effectiveness * (1 + 1e-12)
+
+
 def _by_size(points: Iterable[Point]) -> dict[int, list[Point]]:
     out: dict[int, list[Point]] = {}
     for p in points:
@@ -189,6 +214,10 @@ def analyse(points: Sequence[Point], names: Sequence[str], devices: Sequence[str
                                      for d in devices}
             key = [entry["regret"][d][m] for d in KEY_DEVICES if d in devices for m in ("one_size", "size_choice")]
             entry["key_regret"] = _mean(key)
+            if name is not None:
+                entry["base_search"] = {d: {"free": _mean(base_search_regrets(pts, name, d, budgeted=False)),
+                                            "depth_budget": _mean(base_search_regrets(pts, name, d, budgeted=True))}
+                                        for d in KEY_DEVICES if d in devices}
             g["objectives"][label] = entry
         out[group] = g
     return out
@@ -213,7 +242,26 @@ def table(result: Mapping[str, Any], devices: Sequence[str]) -> str:
                          f"{_f(_mean([r['one_size'] for r in allr]))} / {_f(_mean([r['size_choice'] for r in allr]))}",
                          _f(e["key_regret"])])
         parts.append(f"### {group} ({g['models']} models x 11 sizes)\n\n" + md_table(head, rows))
+    head = ["group", "objective", *(f"{short[d]}: free / depth budget" for d in key)]
+    rows = [[group, label, *(f"{_f(e['base_search'][d]['free'])} / {_f(e['base_search'][d]['depth_budget'])}"
+                             for d in key)]
+            for group, g in result.items() if group in ("yolo5", "yolo8", "pooled")
+            for label, e in sorted(g["objectives"].items()) if "base_search" in e]
+    parts.append("### Search around a base: each model as the base, its latency as the budget, candidates of its "
+                 "family at its size; regret without and with the default depth budget (layers and "
+                 "effectiveness at most the base's, for objectives that grow with depth)\n\n" + md_table(head, rows))
     return "\n\n".join(parts)
+
+
+def verdict(result: Mapping[str, Any]) -> dict[str, Any]:
+    """The lowest mean key regret (openvino and raspi4, one size and size choice) on yolo5+yolo8, vs GMACs."""
+    objs = result["yolo5+yolo8"]["objectives"]
+    best = min((n for n in objs if n != "random"), key=lambda n: objs[n]["key_regret"])
+    g = objs["gmacs"]
+    return {"lowest_key_regret": best, "kendall": objs[best]["kendall"], "key_regret": objs[best]["key_regret"],
+            "gmacs_key_regret": g["key_regret"], "mae_key_regret": objs["mae"]["key_regret"],
+            "kendall_at_least_0.9": objs[best]["kendall"] >= 0.9,
+            "regret_at_most_gmacs": objs[best]["key_regret"] <= g["key_regret"]}
 
 
 def _f(x: Any) -> str:
@@ -236,13 +284,18 @@ def main() -> None:
     points = evaluate(records, stored, names)
     result = analyse(points, names, devices)
     md = table(result, devices)
-    data = {"benchmark": "objective_validity", "metric": yb.METRIC, "sizes": sizes, "devices": list(devices),
+    best = verdict(result)
+    data = {"benchmark": "objective_validity", "verdict": best, "metric": yb.METRIC, "sizes": sizes, "devices": list(devices),
             "models": [v.name for v in variants], "not_mapped": list(unmapped), "results": result,
             "definitions": {o: get_objective(o).description for o in names}, "seconds": round(time.time() - t0, 1)}
     text = ("# Objective validity on YOLOBench (COCO mAP_0.5:0.95, stored device latencies)\n\n"
             f"{len(variants)} models built and checked row by row; not mapped (no layout in the data's README): "
             f"{', '.join(unmapped)}.\nKendall/Spearman: mean over the {len(sizes)} sizes. Pair accuracy: pairs at one "
-            f"size within 10% latency. Regret: mAP points below the best under each budget.\n\n{md}")
+            f"size within 10% latency. Regret: mAP points below the best under each budget; mean key regret: the "
+            f"mean of the openvino and raspi4 regrets, one size and size choice.\n\n"
+            f"Lowest mean key regret on yolo5+yolo8: **{best['lowest_key_regret']}** ({_f(best['key_regret'])}; "
+            f"gmacs {_f(best['gmacs_key_regret'])}, mae {_f(best['mae_key_regret'])}), Kendall {_f(best['kendall'])}.\n\n"
+            f"{md}")
     if a.no_write:
         print(text)
         return

@@ -1,0 +1,55 @@
+"""The validity benchmark's metrics (bench/objective_validity.py) on hand-made points."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+@pytest.fixture(scope="module")
+def ov():
+    spec = importlib.util.spec_from_file_location("zoo_bench_objective_validity", BENCH / "objective_validity.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def pts(ov, *specs, size=320):
+    """(model, latency s, mAP points, objective value) -> Points with one objective 'x'."""
+    return [ov.Point(m, "yolo5", size, mp, {"dev": lat}, {"x": (1, val)}, {}) for m, lat, mp, val in specs]
+
+
+def test_regret_under_every_budget(ov) -> None:
+    p = pts(ov, ("a", 1.0, 10.0, 5.0), ("b", 2.0, 20.0, 1.0), ("c", 3.0, 15.0, 9.0))
+    assert ov.regrets(p, "x", "dev") == [0.0, 10.0, 5.0]  # budget 2: picks a (5 > 1), best b
+    assert ov.regrets(p, None, "dev") == [0.0, 5.0, 5.0]  # random: best minus the mean under the budget
+
+
+def test_ties_count_as_their_mean_and_infeasible_last(ov) -> None:
+    p = pts(ov, ("a", 1.0, 10.0, 5.0), ("b", 1.0, 20.0, 5.0))
+    assert ov.regrets(p, "x", "dev") == [5.0]
+    p[1] = ov.Point("b", "yolo5", 320, 20.0, {"dev": 1.0}, {"x": (0, 99.0)}, {})  # infeasible, larger value
+    assert ov.regrets(p, "x", "dev") == [10.0]
+
+
+def test_pairwise_accuracy_only_near_latency_pairs(ov) -> None:
+    p = pts(ov, ("a", 1.00, 10.0, 1.0), ("b", 1.05, 12.0, 2.0), ("c", 1.09, 11.0, 2.0), ("d", 5.0, 0.0, 9.0))
+    # pairs within 10%: a-b right, a-c right, b-c tie (1/2); d is near nobody
+    got = ov.pairwise_accuracy(p, "x", "dev", same_size=True)
+    assert got == {"accuracy": pytest.approx(2.5 / 3), "pairs": 3}
+
+
+def test_correlations_per_size(ov) -> None:
+    p = pts(ov, ("a", 1, 10.0, 1.0), ("b", 2, 20.0, 2.0), ("c", 3, 30.0, 3.0)) + \
+        pts(ov, ("a", 1, 10.0, 3.0), ("b", 2, 20.0, 2.0), ("c", 3, 30.0, 1.0), size=480)
+    got = ov.correlations(p, "x")
+    assert (got["kendall"], got["spearman"], got["sizes"]) == (pytest.approx(0.0), pytest.approx(0.0), 2)
+
+
+def test_scalar_ranks_keep_ties_and_feasibility(ov) -> None:
+    assert ov.scalar_ranks([(1, 2.0), (0, 9.0), (1, 2.0), (1, 3.0)]) == [1.0, 0.0, 1.0, 2.0]

@@ -14,8 +14,9 @@ import torch
 from torch import nn
 
 from zoo.config import Config
-from zoo.errors import ConfigError
+from zoo.errors import ConfigError, OptionError
 from zoo.graph import ZooModel
+from zoo.limits import MAX_BATCH, MAX_IMGSZ, MAX_RUNS, MAX_THREADS, check_option
 from zoo.lint import LintWarning, lint_model
 
 from .crosscheck import CrossCheck, cross_check
@@ -80,9 +81,10 @@ def profile_model(model_or_cfg: ZooModel | Config | str | Path | Mapping[str, An
                   on_stage: Stage | None = None) -> ModelProfile:
     """Profile a built model or build one from a config (name, path, mapping, Config) first."""
     stage = on_stage or (lambda _s: None)
+    _check_options(_source_name(model_or_cfg), imgsz=imgsz, batch=batch, device=device, threads=threads, runs=runs)
     model = _model_of(model_or_cfg, scale, nc)
     source = model.config.path
-    _check_options(model, source, imgsz=imgsz, batch=batch, device=device, threads=threads, runs=runs)
+    _check_stride(model, source, imgsz)
     stage("shape lint")
     lint = lint_model(model)  # on the config as built: deploy folds blocks but keeps what the config meant
     net = copy.deepcopy(model) if (deploy or isinstance(model_or_cfg, nn.Module)) else model
@@ -153,24 +155,34 @@ def max_stride(model: ZooModel) -> int:
     return int(round(max(strides))) if strides else 1
 
 
-def _check_options(model: ZooModel, source: str, *, imgsz: int, batch: int, device: str, threads: int,
-                   runs: int) -> None:
-    s = max_stride(model)
-    if imgsz < 1 or imgsz % s:
-        up = max(s, -(-imgsz // s) * s)
-        raise ConfigError(source, f"--imgsz {imgsz} is not a positive multiple of the model's max stride {s} "
-                                  f"(try {up})")
-    if batch < 1:
-        raise ConfigError(source, f"--batch must be >= 1, got {batch}")
-    if threads < 1:
-        raise ConfigError(source, f"--threads must be >= 1, got {threads}")
-    if runs < 1:
-        raise ConfigError(source, f"--runs must be >= 1, got {runs}")
+def _source_name(source: Any) -> str:
+    """How errors name what is profiled, before it is built."""
+    if isinstance(source, ZooModel):
+        return source.config.path
+    if isinstance(source, Config):
+        return source.path
+    return str(source) if isinstance(source, (str, Path)) else "<dict>"
+
+
+def _check_options(source: str, *, imgsz: int, batch: int, device: str, threads: int, runs: int) -> None:
+    """Range checks of the options (zoo.limits), before anything is built or allocated."""
+    check_option("imgsz", imgsz, 1, MAX_IMGSZ, source=source)
+    check_option("batch", batch, 1, MAX_BATCH, source=source)
+    check_option("threads", threads, 1, MAX_THREADS, source=source)
+    check_option("runs", runs, 1, MAX_RUNS, source=source)
     try:
         dev = torch.device(device)
-    except RuntimeError as e:
-        raise ConfigError(source, f"bad --device {device!r}: {e}") from None
+    except (RuntimeError, TypeError) as e:
+        raise OptionError(source, "device", device, f"is not a device: {e}") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(source, f"--device {device}: CUDA is not available on this machine")
+        raise OptionError(source, "device", device, "needs CUDA, which is not available on this machine")
     if dev.type not in ("cpu", "cuda", "mps"):
-        raise ConfigError(source, f"--device {device}: only cpu and cuda are supported")
+        raise OptionError(source, "device", device, "is not supported (cpu, cuda)")
+
+
+def _check_stride(model: ZooModel, source: str, imgsz: int) -> None:
+    s = max_stride(model)
+    if imgsz % s:
+        up = max(s, -(-imgsz // s) * s)
+        raise OptionError(source, "imgsz", imgsz, f"is not a positive multiple of the model's max stride {s} "
+                                                  f"(try {up})")

@@ -74,11 +74,15 @@ class OptionError(ConfigError):
         super().__init__(file, text)
 
     @property
+    def where(self) -> str:
+        return "" if self.file == "<config>" else super().where  # an option may concern no file
+
+    @property
     def message(self) -> str:
-        return printable(f"{self.where}: {self.param}={shown(self.value)} {self.text}")
+        return printable(f"{self.where}: " * bool(self.where) + f"{self.param}={shown(self.value)} {self.text}")
 
     @property
     def cli_message(self) -> str:
         flag = "--" + self.param.replace("_", "-")
         given = self.value if isinstance(self.value, str) else shown(self.value)  # as typed on the command line
-        return printable(f"{self.where}: {flag} {given} {self.text}")
+        return printable(f"{self.where}: " * bool(self.where) + f"{flag} {given} {self.text}")

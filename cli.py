@@ -9,6 +9,7 @@ from typing import Sequence
 
 from zoo.command import Command
 from zoo.errors import ConfigError
+from zoo.warning_capture import capture_warnings
 
 # Packages that contribute subcommands through a COMMANDS list in their `commands` module.
 EXTENSIONS = ("zoo.commands", "zoo.surgery_commands", "profiles.commands", "search.commands")
@@ -51,11 +52,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         ensure_builtin_modules()
         for path in args.plugin:
             load_plugin(path)
-        return int(args._run(args))
+        with capture_warnings() as caught:
+            code = int(args._run(args))
+        from profiles.report import print_error
+
+        for line in caught.lines:
+            print_error(line, label="warning")
+        return code
     except ConfigError as e:
         from profiles.report import print_error
 
-        print_error(str(e))
+        print_error(e.cli_message)
         return 1
     except KeyboardInterrupt:
         from profiles.report import print_error

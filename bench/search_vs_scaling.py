@@ -14,8 +14,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import yaml  # noqa: E402
-
 import zoo  # noqa: E402
 from profiles.latency import measure_latency  # noqa: E402
 from search import Budget, Measure, SearchOptions, mae_score, run_search  # noqa: E402
@@ -48,7 +46,7 @@ def main() -> None:
     result = run_search(cfg, opts)
     t_search = time.time() - t0
     rows, data = [], []
-    raw = yaml.safe_load(open(zoo.config.CONFIG_DIR / "yolov5.yaml"))
+    raw = dict(zoo.yamlio.read_file(zoo.config.CONFIG_DIR / "yolov5.yaml").data)
     raw.pop("scales")
     candidates = [("search best", str(out / "best.yaml"))] if result.best else []
     candidates += [(f"yolov5 d{d} w{w:.2f}", {**raw, "depth_multiple": d, "width_multiple": w})

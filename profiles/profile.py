@@ -14,8 +14,9 @@ import torch
 from torch import nn
 
 from zoo.config import Config
-from zoo.errors import ConfigError
+from zoo.errors import ConfigError, OptionError
 from zoo.graph import ZooModel
+from zoo.limits import MAX_BATCH, MAX_IMGSZ, MAX_RUNS, MAX_THREADS, check_option
 from zoo.lint import LintWarning, lint_model
 from zoo.plan import ModelPlan, plan_config
 
@@ -85,9 +86,10 @@ def profile_model(model_or_cfg: ZooModel | Config | str | Path | Mapping[str, An
     the activation-memory estimate come from the row plan at `imgsz`, not from extra forward passes.
     """
     stage = on_stage or (lambda _s: None)
+    _check_options(_source_name(model_or_cfg), imgsz=imgsz, batch=batch, device=device, threads=threads, runs=runs)
     model = _model_of(model_or_cfg, scale, nc, imgsz)
     source = model.config.path
-    _check_options(model, source, imgsz=imgsz, batch=batch, device=device, threads=threads, runs=runs)
+    _check_stride(model, source, imgsz)
     plan = _plan_at(model, imgsz)
     stage("shape lint")
     lint = lint_model(model)  # on the config as built: deploy folds blocks but keeps what the config meant
@@ -150,12 +152,12 @@ def _model_of(source: Any, scale: str | None, nc: int | None, imgsz: int) -> Zoo
     from zoo.builder import DEFAULT_IMGSZ, build_model
     from zoo.config import load_config
     cfg = load_config(source, scale=scale, nc=nc)
-    if isinstance(imgsz, bool) or not isinstance(imgsz, int) or imgsz < 1 or imgsz == DEFAULT_IMGSZ:
-        return build_model(cfg)  # the option check below names a bad size
+    if imgsz == DEFAULT_IMGSZ:
+        return build_model(cfg)
     try:
         return build_model(cfg, imgsz=imgsz)
     except ConfigError:  # a size the graph cannot take: name the sizes it can, if that is the reason
-        _check_imgsz(build_model(cfg, device="meta"), cfg.path, imgsz)
+        _check_stride(build_model(cfg, device="meta"), cfg.path, imgsz)
         raise
 
 
@@ -172,28 +174,34 @@ def max_stride(model: ZooModel) -> int:
     return int(round(max(strides))) if strides else 1
 
 
-def _check_imgsz(model: ZooModel, source: str, imgsz: int) -> None:
-    s = max_stride(model)
-    if isinstance(imgsz, bool) or not isinstance(imgsz, int) or imgsz < 1 or imgsz % s:
-        up = max(s, -(-imgsz // s) * s) if isinstance(imgsz, int) else s
-        raise ConfigError(source, f"--imgsz {imgsz} is not a positive multiple of the model's max stride {s} "
-                                  f"(try {up})")
+def _source_name(source: Any) -> str:
+    """How errors name what is profiled, before it is built."""
+    if isinstance(source, ZooModel):
+        return source.config.path
+    if isinstance(source, Config):
+        return source.path
+    return str(source) if isinstance(source, (str, Path)) else "<dict>"
 
 
-def _check_options(model: ZooModel, source: str, *, imgsz: int, batch: int, device: str, threads: int,
-                   runs: int) -> None:
-    _check_imgsz(model, source, imgsz)
-    if batch < 1:
-        raise ConfigError(source, f"--batch must be >= 1, got {batch}")
-    if threads < 1:
-        raise ConfigError(source, f"--threads must be >= 1, got {threads}")
-    if runs < 1:
-        raise ConfigError(source, f"--runs must be >= 1, got {runs}")
+def _check_options(source: str, *, imgsz: int, batch: int, device: str, threads: int, runs: int) -> None:
+    """Range checks of the options (zoo.limits), before anything is built or allocated."""
+    check_option("imgsz", imgsz, 1, MAX_IMGSZ, source=source)
+    check_option("batch", batch, 1, MAX_BATCH, source=source)
+    check_option("threads", threads, 1, MAX_THREADS, source=source)
+    check_option("runs", runs, 1, MAX_RUNS, source=source)
     try:
         dev = torch.device(device)
-    except RuntimeError as e:
-        raise ConfigError(source, f"bad --device {device!r}: {e}") from None
+    except (RuntimeError, TypeError) as e:
+        raise OptionError(source, "device", device, f"is not a device: {e}") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(source, f"--device {device}: CUDA is not available on this machine")
+        raise OptionError(source, "device", device, "needs CUDA, which is not available on this machine")
     if dev.type not in ("cpu", "cuda", "mps"):
-        raise ConfigError(source, f"--device {device}: only cpu and cuda are supported")
+        raise OptionError(source, "device", device, "is not supported (cpu, cuda)")
+
+
+def _check_stride(model: ZooModel, source: str, imgsz: int) -> None:
+    s = max_stride(model)
+    if imgsz % s:
+        up = max(s, -(-imgsz // s) * s)
+        raise OptionError(source, "imgsz", imgsz, f"is not a positive multiple of the model's max stride {s} "
+                                                  f"(try {up})")

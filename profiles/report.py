@@ -257,10 +257,10 @@ def print_lint(profiles: Sequence[ModelProfile]) -> None:
             print(f"warning: {lint_text(p.source, w)}", file=sys.stderr, flush=True)
 
 
-def print_error(text: str) -> None:
+def print_error(text: str, *, label: str = "error") -> None:
     """`error: {text}` as one line on stderr (the CLI's way to report a ConfigError without a traceback)."""
     line = " ".join(part.strip() for part in str(text).splitlines() if part.strip())
-    sys.stderr.write(f"error: {line}\n")
+    sys.stderr.write(f"{label}: {line}\n")
     sys.stderr.flush()
 
 

@@ -17,6 +17,7 @@ from torch import nn
 
 from profiles.rowcosts import CostCache, RowCost
 from zoo.errors import ConfigError
+from zoo.limits import MAX_IMGSZ, MAX_RUNS, MAX_THREADS, check_option
 from zoo.plan import ModelPlan, Prober, RowProbeError
 
 from .score import MAEScore, combine, row_term
@@ -56,6 +57,11 @@ class Measure:
     warmup_runs: int = 3
     warmup_s: float = 0.3
     deploy: bool = False
+
+    def __post_init__(self) -> None:
+        check_option("imgsz", self.imgsz, 1, MAX_IMGSZ)
+        check_option("threads", self.threads, 1, MAX_THREADS)
+        check_option("runs", self.runs, 1, MAX_RUNS)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)

@@ -15,15 +15,18 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import optuna
-import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from profiles.rowcosts import CostCache
 from zoo.config import load_config
+from zoo.yamlio import write_config
 
 from .evaluate import Budget, Measure, candidate_costs, measure_plan, plan_candidate
 from .settings import SearchSettings
 from .space import SearchSpace, build_space
+
+
+EXPLICIT = "explicit channels and repeats (multiples 1.0): rebuilds to the searched model"
 
 
 class ExportError(Exception):
@@ -114,7 +117,7 @@ def export_best(study: optuna.Study, *, space: SearchSpace, budget: Budget, meas
         study.set_user_attr("zoo:best_trial", best.trial)
         files.append(write_config(best.config, out / "best.yaml",
                                   header=f"zoo search: study {study.study_name}, trial {best.trial}, "
-                                         f"score {best.score:.2f}"))
+                                         f"score {best.score:.2f}\n{EXPLICIT}"))
     done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.FAIL)]
     report = {
         "study": study.study_name, "storage": storage,
@@ -135,25 +138,6 @@ def export_best(study: optuna.Study, *, space: SearchSpace, budget: Budget, meas
         files.append(png)
     return SearchResult(study.study_name, storage, str(out), budget, base_c, best, tuple(again), len(done),
                         len(ranked), report["n_failed"], interrupted, tuple(files), report)
-
-
-def write_config(config: Mapping[str, Any], path: str | Path, *, header: str = "") -> str:
-    """YAML with one flow-style line per row, as hand-written configs look."""
-    lines = [f"# {header}"] if header else []
-    lines.append("# explicit channels and repeats (multiples 1.0): rebuilds to the searched model")
-    for key, value in config.items():
-        if key in ("backbone", "head"):
-            lines.append(f"{key}:")
-            for row in value:
-                flow = yaml.safe_dump(row, default_flow_style=True, width=1 << 16).strip()
-                lines.append(f"  - {flow}")
-        else:
-            flow = None if isinstance(value, (list, dict)) else False
-            lines.append(yaml.safe_dump({key: value}, default_flow_style=flow, sort_keys=False, width=1 << 16).rstrip())
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text("\n".join(lines) + "\n")
-    return str(p)
 
 
 def write_trials_csv(trials: Sequence[FrozenTrial], path: Path) -> str:
@@ -252,5 +236,5 @@ def export_trial(storage: str, study_name: str, *, trial: int | None = None, out
         reason = chosen.user_attrs.get("fail_reason")
         raise ExportError(f"trial {trial} did not complete ({chosen.state.name}{': ' + reason if reason else ''})")
     config = study_space(study).resolve(chosen.params)
-    path = write_config(config, out, header=f"zoo export: study {study_name}, trial {trial}")
+    path = write_config(config, out, header=f"zoo export: study {study_name}, trial {trial}\n{EXPLICIT}")
     return trial, path

@@ -18,6 +18,7 @@ from torch import nn
 from profiles.rowcosts import ConvRecorder, ConvTerm
 from zoo.deploy import deploy
 from zoo.graph import ZooModel
+from zoo.limits import MAX_IMGSZ, MAX_REPEATS, check_option
 
 DEFAULT_STAGE_WEIGHTS: tuple[float, ...] = (0.0, 0.0, 1.0, 1.0, 6.0)  # strides 2, 4, 8, 16, 32
 SCOPES = ("all", "backbone")
@@ -179,6 +180,8 @@ def mae_score(model: ZooModel, *, weights: Sequence[float] = DEFAULT_STAGE_WEIGH
     if method == "analytic":
         terms = analytic_row_terms(trace_convs(model, deployed=deployed), len(model.layers))
     elif method == "forward":
+        check_option("imgsz", imgsz, 1, MAX_IMGSZ)
+        check_option("repeats", repeats, 1, MAX_REPEATS)
         terms = forward_row_terms(model, imgsz=imgsz, repeats=repeats, seed=seed, deployed=deployed)
     else:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")

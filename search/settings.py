@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import yaml
-
 from zoo.config import Config
-from zoo.errors import ConfigError
+from zoo.errors import ConfigError, shown
+from zoo.limits import MAX_ARG, MAX_MULTIPLE, MAX_REPEATS, number_problem
+from zoo.yamlio import read_file
 
 from .score import DEFAULT_STAGE_WEIGHTS, SCOPES
 
@@ -54,10 +54,7 @@ def _read_space(path: str | Path | None) -> Mapping[str, Any]:
     if path is None:
         return {}
     p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text())
-    except (OSError, yaml.YAMLError) as e:
-        raise ConfigError(str(p), f"cannot read the search space: {e}") from None
+    data = read_file(p).data
     if isinstance(data, dict) and isinstance(data.get("search"), dict):
         data = data["search"]
     if not isinstance(data, dict):
@@ -71,29 +68,33 @@ def _validated(d: Mapping[str, Any], path: str) -> SearchSettings:
 
     weights = d.get("stage_weights", DEFAULT_STAGE_WEIGHTS)
     if (not isinstance(weights, (list, tuple)) or not weights
-            or not all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in weights)):
-        raise err(f"stage_weights must be a non-empty list of numbers, got {weights!r}")
+            or not _numbers(list(weights), limit=MAX_ARG)):
+        raise err(f"stage_weights must be a non-empty list of numbers up to {MAX_ARG:,}, got {shown(weights)}")
     scope = d.get("scope", "all")
     if scope not in SCOPES:
-        raise err(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
+        raise err(f"scope must be one of {', '.join(SCOPES)}, got {shown(scope)}")
     unscored = d.get("unscored", [])
     if not isinstance(unscored, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in unscored):
-        raise err(f"unscored must be a list of row indices, got {unscored!r}")
+        raise err(f"unscored must be a list of row indices, got {shown(unscored)}")
     widths = d.get("widths")
     if widths is not None:
         lists = widths.values() if isinstance(widths, dict) else [widths]
-        if not all(_numbers(v, positive=True) for v in lists):
-            raise err(f"widths must be a list of positive numbers or {{stage: list}}, got {widths!r}")
+        if not all(_numbers(v, positive=True, limit=MAX_MULTIPLE) for v in lists):
+            raise err(f"widths must be a list of multiples in (0, {MAX_MULTIPLE}] or {{stage: list}}, "
+                      f"got {shown(widths)}")
     depths = d.get("depths")
     if depths is not None:
-        ok = (all(_numbers(v, positive=True, integer=True) for v in depths.values()) and
-              all(isinstance(k, int) for k in depths)) if isinstance(depths, dict) else _numbers(depths, positive=True)
+        ok = (all(_numbers(v, positive=True, integer=True, limit=MAX_REPEATS) for v in depths.values()) and
+              all(isinstance(k, int) for k in depths)) if isinstance(depths, dict) else \
+            _numbers(depths, positive=True, limit=MAX_MULTIPLE)
         if not ok:
-            raise err(f"depths must be a list of multipliers or {{row: list of counts}}, got {depths!r}")
+            raise err(f"depths must be a list of multipliers in (0, {MAX_MULTIPLE}] or {{row: list of counts "
+                      f"1..{MAX_REPEATS}}}, got {shown(depths)}")
     return SearchSettings(tuple(float(w) for w in weights), scope, tuple(unscored), widths, depths)
 
 
-def _numbers(v: Any, *, positive: bool = False, integer: bool = False) -> bool:
+def _numbers(v: Any, *, positive: bool = False, integer: bool = False, limit: float) -> bool:
+    """A non-empty list of finite numbers with |x| <= limit (compared before any float() can overflow)."""
     return (isinstance(v, list) and bool(v) and all(
-        isinstance(x, (int, float)) and not isinstance(x, bool) and (not positive or x > 0)
-        and (not integer or isinstance(x, int)) for x in v))
+        isinstance(x, (int, float)) and not isinstance(x, bool) and number_problem(x, limit=limit) is None
+        and (not positive or x > 0) and (not integer or isinstance(x, int)) for x in v))

@@ -1,6 +1,7 @@
 """Load a YAML config (YOLOv5 or Ultralytics schema) into validated, frozen dataclasses.
 
-Only `yaml.safe_load`/`yaml.compose` read the file; argument strings go through `zoo.args`.
+Only `zoo.yamlio` reads the file; argument strings go through `zoo.args`; every number is range-checked
+here against `zoo.limits` as it enters. `check_row` is the one row validator (surgery uses it too).
 """
 from __future__ import annotations
 
@@ -10,14 +11,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
+from . import yamlio
 from .activation import parse_activation
 from .args import resolve_arg
-from .errors import ConfigError
+from .errors import ConfigError, OptionError, shown
+from .limits import MAX_ANCHORS, MAX_ARG, MAX_INPUT_CHANNELS, MAX_LEVELS, MAX_MULTIPLE, MAX_NC, MAX_REPEATS
 from .plugins import ensure_loaded
 from .registry import REGISTRY
 from .schema import Config, Row, Scale
+from .yamlio import NO_LINES, Lines
 CONFIG_DIR = Path(__file__).parent / "configs"
 
 
@@ -25,7 +27,7 @@ def builtin_names() -> dict[str, tuple[Path, str | None]]:
     """Built-in config names -> (file, scale). `yolov5-seg.yaml` with scales n..x gives yolov5n-seg..."""
     names: dict[str, tuple[Path, str | None]] = {}
     for path in sorted(CONFIG_DIR.glob("*.yaml")):
-        data = yaml.safe_load(path.read_text())
+        data = yamlio.read_file(path).data
         scales = data.get("scales") if isinstance(data, dict) else None
         if scales:
             base, sep, rest = path.stem.partition("-")
@@ -46,80 +48,53 @@ def load_config(source: str | Path | Mapping[str, Any] | Config, *, scale: str |
         return replace(cfg, nc=nc) if nc is not None and nc != cfg.nc else cfg
     if isinstance(source, Mapping):
         return _from_mapping(dict(source), "<dict>", str(source.get("name", "config")), scale, nc)
-    text, path, stem, scale = _read_source(source, scale)
-    data, lines = _parse_yaml(text, path)
-    return _from_mapping(data, path, stem, scale, nc, lines)
+    doc, path, stem, scale = _read_source(source, scale)
+    if not isinstance(doc.data, dict):
+        raise ConfigError(path, "a config must be a mapping with at least 'backbone'", line=1)
+    return _from_mapping(doc.data, path, stem, scale, nc, doc.lines)
 
 
-def _read_source(source: str | Path, scale: str | None) -> tuple[str, str, str, str | None]:
+def _read_source(source: str | Path, scale: str | None) -> tuple[yamlio.Document, str, str, str | None]:
     src = str(source)
     p = Path(src)
     if p.suffix in (".yaml", ".yml") or p.exists():
         if not p.is_file():
             raise ConfigError(src, f"no such config file (built-ins: {', '.join(sorted(builtin_names()))})")
-        try:
-            return p.read_text(), src, p.stem, scale
-        except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError(src, f"cannot read: {e}") from None
+        return yamlio.read_file(p, source=src), src, p.stem, scale
     names = builtin_names()
     if src in names:
         file, builtin_scale = names[src]
-        return file.read_text(), src, src, scale or builtin_scale
+        return yamlio.read_file(file, source=src), src, src, scale or builtin_scale
     import difflib
     near = difflib.get_close_matches(src, list(names), n=3)
     hint = f"; did you mean {', '.join(near)}?" if near else f" (built-ins: {', '.join(sorted(names))})"
     raise ConfigError(src, f"no such config file or built-in config{hint}")
 
 
-def _parse_yaml(text: str, path: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """safe_load for the values, compose (also safe) for line numbers of keys and rows."""
-    try:
-        data = yaml.safe_load(text)
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except RecursionError:
-        raise ConfigError(path, "YAML nesting is too deep") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ConfigError(path, f"YAML syntax error: {problem}", line=line) from None
-    if not isinstance(data, dict):
-        raise ConfigError(path, "a config must be a mapping with at least 'backbone'", line=1)
-    lines: dict[str, Any] = {}
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = key_node.value
-            lines[key] = key_node.start_mark.line + 1
-            if key in ("backbone", "head") and isinstance(value_node, yaml.SequenceNode):
-                lines[f"{key}.rows"] = [r.start_mark.line + 1 for r in value_node.value]
-    return data, lines
+def _key_error(path: str, lines: Lines, key: str, text: str) -> ConfigError:
+    return ConfigError(path, f"{key}: {text}", line=lines.key(key))
 
 
-def _key_error(path: str, lines: Mapping[str, Any], key: str, text: str) -> ConfigError:
-    return ConfigError(path, f"{key}: {text}", line=lines.get(key))
-
-
-MAX_REPEATS = 1000  # a row repeated more often is a typo, and would take minutes to build
-MAX_MULTIPLE = 16.0  # depth/width multiples beyond this are typos (YOLOv5x uses 1.33/1.25)
-
-
-def _positive(value: Any, *, integer: bool) -> bool:
+def _positive(value: Any, *, integer: bool, limit: float = MAX_ARG) -> bool:
+    """A positive number up to `limit` (ints of any size compare without overflowing)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False
-    return math.isfinite(value) and value > 0 and (not integer or isinstance(value, int))
+    if isinstance(value, float) and (integer or not math.isfinite(value)):
+        return False
+    return 0 < value <= limit
 
 
 def _pick_scale(data: Mapping[str, Any], path: str, stem: str, scale: str | None,
-                lines: Mapping[str, Any]) -> tuple[Scale, dict[str, tuple[float, ...]] | None]:
+                lines: Lines) -> tuple[Scale, dict[str, tuple[float, ...]] | None]:
     scales = data.get("scales")
     if scales is None:
         if scale is not None:
-            raise ConfigError(path, f"--scale {scale} given but the config has no 'scales'")
+            raise OptionError(path, "scale", scale, "is given but the config has no 'scales'")
         mult = {}
         for key in ("depth_multiple", "width_multiple"):
             value = data.get(key, 1.0)
-            if not _positive(value, integer=False) or value > MAX_MULTIPLE:
-                raise _key_error(path, lines, key, f"must be a number in (0, {MAX_MULTIPLE}], got {value!r}")
+            if not _positive(value, integer=False, limit=MAX_MULTIPLE):
+                raise _key_error(path, lines, key, f"must be a number in (0, {MAX_MULTIPLE}], got {shown(value)}")
             mult[key] = float(value)
         return Scale(None, mult["depth_multiple"], mult["width_multiple"]), None
     if not isinstance(scales, dict) or not scales:
@@ -129,30 +104,29 @@ def _pick_scale(data: Mapping[str, Any], path: str, stem: str, scale: str | None
     table: dict[str, tuple[float, ...]] = {}
     for key, value in scales.items():
         if (not isinstance(value, list) or len(value) not in (2, 3)
-                or not all(_positive(v, integer=False) for v in value)
-                or any(v > MAX_MULTIPLE for v in value[:2])):
-            raise _key_error(path, lines, "scales", f"scale {key!r} must be [depth, width(, max_channels)] "
-                             f"of positive numbers, got {value!r}")
+                or not all(_positive(v, integer=False, limit=MAX_MULTIPLE) for v in value[:2])
+                or not all(_positive(v, integer=False) for v in value[2:])):
+            raise _key_error(path, lines, "scales", f"scale {shown(key)} must be [depth, width(, max_channels)]: "
+                             f"multiples in (0, {MAX_MULTIPLE}], a cap up to {MAX_ARG:,}; got {shown(value)}")
         table[str(key)] = tuple(value)
     if scale is None:
         m = re.match(r"^[A-Za-z_]*?\d+([a-z])(?=$|[-_.])", stem)
         scale = m.group(1) if m and m.group(1) in table else next(iter(table))
     if scale not in table:
         raise ConfigError(path, f"scale {scale!r} is not in the config's scales ({', '.join(table)})",
-                          line=lines.get("scales"))
+                          line=lines.key("scales"))
     d, w, *cap = table[scale]
     return Scale(scale, float(d), float(w), int(cap[0]) if cap else None), table
 
 
-def family_of(data: Mapping[str, Any], path: str = "<config>", lines: Mapping[str, Any] | None = None) -> str:
+def family_of(data: Mapping[str, Any], path: str = "<config>", lines: Lines = NO_LINES) -> str:
     """The config's family: its `family:` key, else the first registered family that recognises it."""
     ensure_loaded()
-    lines = lines or {}
     names = sorted(f.name for f in REGISTRY.families())
     fam = data.get("family")
     if fam is not None:
         if fam not in names:
-            raise _key_error(path, lines, "family", f"must be one of {', '.join(names)}, got {fam!r}")
+            raise _key_error(path, lines, "family", f"must be one of {', '.join(names)}, got {shown(fam)}")
         return fam
     try:
         return REGISTRY.recognise(data)
@@ -161,23 +135,23 @@ def family_of(data: Mapping[str, Any], path: str = "<config>", lines: Mapping[st
 
 
 def _from_mapping(data: dict[str, Any], path: str, stem: str, scale: str | None, nc: int | None,
-                  lines: Mapping[str, Any] | None = None) -> Config:
-    lines = lines or {}
+                  lines: Lines = NO_LINES) -> Config:
     if "backbone" not in data:
         raise ConfigError(path, "the config has no 'backbone' section", line=1)
     if nc is None:
         nc = data.get("nc", 80)
-        if not _positive(nc, integer=True):
-            raise _key_error(path, lines, "nc", f"must be a positive integer, got {nc!r}")
-    elif not _positive(nc, integer=True):
-        raise ConfigError(path, f"--nc must be a positive integer, got {nc!r}")
+        if not _positive(nc, integer=True, limit=MAX_NC):
+            raise _key_error(path, lines, "nc", f"must be an integer from 1 to {MAX_NC:,}, got {shown(nc)}")
+    elif not _positive(nc, integer=True, limit=MAX_NC):
+        raise OptionError(path, "nc", nc, f"must be an integer from 1 to {MAX_NC:,}")
     ch = data.get("ch", 3)
-    if not _positive(ch, integer=True):
-        raise _key_error(path, lines, "ch", f"must be a positive integer, got {ch!r}")
+    if not _positive(ch, integer=True, limit=MAX_INPUT_CHANNELS):
+        raise _key_error(path, lines, "ch", f"must be an integer from 1 to {MAX_INPUT_CHANNELS:,} (input "
+                                            f"channels), got {shown(ch)}")
     anchors = data.get("anchors")
-    if anchors is not None and not _valid_anchors(anchors):
-        raise _key_error(path, lines, "anchors",
-                         "must be a positive int or a list of [w, h, w, h, ...] lists of numbers")
+    problem = None if anchors is None else anchors_problem(anchors)
+    if problem is not None:
+        raise _key_error(path, lines, "anchors", problem)
     act = None
     if data.get("activation") is not None:
         try:
@@ -199,65 +173,82 @@ def _from_mapping(data: dict[str, Any], path: str, stem: str, scale: str | None,
                   anchors=anchors, activation=act, scales=table, search=search, ch=ch, extra=extra)
 
 
-def _valid_anchors(anchors: Any) -> bool:
-    if isinstance(anchors, bool):
-        return False
-    if isinstance(anchors, int):
-        return anchors > 0
-    return (isinstance(anchors, list) and len(anchors) > 0 and all(
-        isinstance(level, list) and level and len(level) % 2 == 0
-        and all(_positive(v, integer=False) for v in level) for level in anchors))
+def anchors_problem(anchors: Any, *, table: bool = False) -> str | None:
+    """Why `anchors` is not a count per level or a [w, h, w, h, ...] list per level; None when valid.
+
+    `table=True` checks what Detect receives: lists only, zeros allowed (a count n becomes YOLOv5's
+    placeholder table 0..2n-1 per level, evolved later by AutoAnchor).
+    """
+    if isinstance(anchors, int) and not isinstance(anchors, bool) and not table:
+        if 1 <= anchors <= MAX_ANCHORS:
+            return None
+        return f"an anchor count must be from 1 to {MAX_ANCHORS} per level, got {shown(anchors)}"
+    if not isinstance(anchors, list) or not anchors:
+        return f"must be a positive int or a list of [w, h, w, h, ...] lists of numbers, got {shown(anchors)}"
+    if len(anchors) > MAX_LEVELS:
+        return f"has {len(anchors)} levels; at most {MAX_LEVELS}"
+    for level in anchors:
+        if (not isinstance(level, list) or not level or len(level) % 2
+                or not all(_positive(v, integer=False) or (table and v == 0 and not isinstance(v, bool))
+                           for v in level)):
+            return (f"each level must be a [w, h, w, h, ...] list of positive numbers up to {MAX_ARG:,}, "
+                    f"got {shown(level)}")
+        if len(level) > 2 * MAX_ANCHORS:
+            return f"a level has {len(level) // 2} anchors; at most {MAX_ANCHORS}"
+        if len(level) != len(anchors[0]):
+            return f"every level must have the same number of anchors, got {shown(anchors)}"
+    return None
 
 
-def _rows(data: Mapping[str, Any], section: str, start: int, path: str, lines: Mapping[str, Any],
+def _rows(data: Mapping[str, Any], section: str, start: int, path: str, lines: Lines,
           names: Mapping[str, Any]) -> tuple[Row, ...]:
     raw = data.get(section)
     if raw is None or raw == []:
         raise _key_error(path, lines, section, "section is present but empty")
     if not isinstance(raw, list):
         raise _key_error(path, lines, section, "must be a list of [from, repeats, module, args] rows")
-    row_lines = lines.get(f"{section}.rows") or []
-    rows = []
-    for j, item in enumerate(raw):
-        index = start + j
-        line = row_lines[j] if j < len(row_lines) else None
-        rows.append(_row(item, index, section, line, path, names))
-    return tuple(rows)
+    return tuple(check_row(item, start + j, file=path, section=section, line=lines.item(section, j), names=names)
+                 for j, item in enumerate(raw))
 
 
-def _row(item: Any, index: int, section: str, line: int | None, path: str,
-         names: Mapping[str, Any]) -> Row:
+def check_row(item: Any, index: int, *, file: str | None, section: str = "", line: int | None = None,
+              names: Mapping[str, Any] | None = None) -> Row:
+    """The one row validator: `[from, repeats, module, args]` standing at global row `index`.
+
+    `from` may only read earlier rows or the image (-1 from row 0), repeats are 1..MAX_REPEATS, args are
+    plain data resolved by zoo.args (numbers range-checked there). `names` are the config's nc/anchors.
+    """
     def err(text: str, module: str | None = None) -> ConfigError:
-        return ConfigError(path, text, row=index, module=module, line=line)
+        return ConfigError(file, text, row=index, module=module, line=line)
 
     if not isinstance(item, list) or len(item) != 4:
-        raise err(f"a row must be [from, repeats, module, args], got {item!r}")
+        raise err(f"a row must be [from, repeats, module, args], got {shown(item)}")
     f, n, module, args = item
     if not isinstance(module, str) or not module:
-        raise err(f"module must be a name, got {module!r}")
+        raise err(f"module must be a name, got {shown(module)}")
     if isinstance(f, list):
         if not f or not all(isinstance(x, int) and not isinstance(x, bool) for x in f):
-            raise err(f"'from' must be an int or a non-empty list of ints, got {f!r}", module)
+            raise err(f"'from' must be an int or a non-empty list of ints, got {shown(f)}", module)
         from_: int | tuple[int, ...] = tuple(f)
     elif isinstance(f, int) and not isinstance(f, bool):
         from_ = f
     else:
-        raise err(f"'from' must be an int or a non-empty list of ints, got {f!r}", module)
+        raise err(f"'from' must be an int or a non-empty list of ints, got {shown(f)}", module)
     for x in (from_,) if isinstance(from_, int) else from_:
-        target = index + x if x < 0 else x
-        if x >= 0 and x >= index:
-            raise err(f"'from' {x} points at this row or forward (a row can only read earlier rows)", module)
-        if target < -1:
-            raise err(f"'from' {x} is out of range (row {index} can read rows 0..{index - 1} "
+        if x >= index:
+            raise err(f"'from' {shown(x)} points forward, at this row or later (row {index} can read rows "
+                      f"0..{index - 1} or -1 for the previous row)", module)
+        if x < 0 and index + x < -1:
+            raise err(f"'from' {shown(x)} is out of range (row {index} can read rows 0..{index - 1} "
                       f"or -1 for the previous row)", module)
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_REPEATS:
-        raise err(f"repeats must be an integer from 1 to {MAX_REPEATS}, got {n!r}", module)
+        raise err(f"repeats must be an integer from 1 to {MAX_REPEATS}, got {shown(n)}", module)
     if args is None:
         args = []
     if not isinstance(args, list):
-        raise err(f"args must be a list, got {args!r}", module)
+        raise err(f"args must be a list, got {shown(args)}", module)
     try:
-        resolved = tuple(resolve_arg(a, names) for a in args)
+        resolved = tuple(resolve_arg(a, names or {}) for a in args)
     except ValueError as e:
         raise err(str(e), module) from None
     except RecursionError:

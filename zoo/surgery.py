@@ -1,8 +1,8 @@
 """Config surgery: insert, replace or delete a row of a YAML config and keep every `from` pointing at
 the same layer.
 
-Works on the plain YAML data (the mapping `yaml.safe_load` gives) and returns new data; the input is
-never changed. Rows are numbered globally, backbone then head, as the model summary numbers them.
+Works on the plain YAML data (the mapping `zoo.yamlio` reads) and returns new data; the input is
+never changed. Every row is checked by `zoo.config.check_row` (the loader's row validator) where it stands. Rows are numbered globally, backbone then head, as the model summary numbers them.
 Renumbering rules:
 - insert after I: the new row goes into I's section at I+1 and reads I through its own `from`; the row
   that read I through `-1` (the old row I+1) now reads the new row (the chain). Every other reference
@@ -20,12 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-import yaml
-
+from . import yamlio
+from .config import check_row
 from .errors import ConfigError
-
-SECTIONS = ("backbone", "head")
-IMAGE = -1  # a resolved source of -1 is the input image
+from .yamlio import SECTIONS
 
 
 @dataclass(frozen=True)
@@ -35,7 +33,7 @@ class _Slot:
 
 
 def load(path: str | Path) -> dict[str, Any]:
-    """Read a config file with yaml.safe_load (a built-in name is resolved to its file)."""
+    """Read a config file with zoo.yamlio (a built-in name is resolved to its file)."""
     p = Path(path)
     if not p.is_file():
         from .config import builtin_names
@@ -44,12 +42,7 @@ def load(path: str | Path) -> dict[str, Any]:
         if str(path) not in names:
             raise ConfigError(str(path), "no such config file or built-in config")
         p = names[str(path)][0]
-    try:
-        data = yaml.safe_load(p.read_text())
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(str(path), f"cannot read: {e}") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(str(path), f"YAML syntax error: {str(e).splitlines()[0]}") from None
+    data = yamlio.read_file(p, source=str(path)).data
     if not isinstance(data, dict) or not isinstance(data.get("backbone"), list):
         raise ConfigError(str(path), "a config must be a mapping with a 'backbone' list of rows")
     return data
@@ -100,36 +93,10 @@ def pin_scale(data: Mapping[str, Any], scale: str | None, *, file: str | None = 
     return pinned
 
 
-def parse_row(text: str, *, file: str | None = None) -> list[Any]:
-    """A `--row` text such as "[-1, 2, GhostModuleV3, [512, 3]]", read with yaml.safe_load only."""
-    try:
-        row = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ConfigError(file or "--row", f"not a YAML row: {str(e).splitlines()[0]}") from None
-    return _check_row(row, file or "--row", None)
-
-
-def dumps(data: Mapping[str, Any], *, header: str | None = None) -> str:
-    """Readable YAML: top-level keys in order, one flow-style row per line with its global index."""
-    out: list[str] = [f"# {line}".rstrip() for line in (header or "").splitlines()]
-    index = 0
-    for key, value in data.items():
-        if key in SECTIONS and isinstance(value, list):
-            out.append(f"{key}:")
-            rows = [_flow(row) for row in value]
-            width = max((len(r) for r in rows), default=0)
-            for text in rows:
-                out.append(f"  - {text.ljust(width)}  # {index}")
-                index += 1
-        else:
-            leaf = not isinstance(value, (list, dict))  # flow style only inside collections
-            out.append(yaml.safe_dump({key: value}, sort_keys=False, default_flow_style=False if leaf else None,
-                                       width=float("inf")).rstrip())
-    return "\n".join(out) + "\n"
-
-
-def save(data: Mapping[str, Any], path: str | Path, *, header: str | None = None) -> None:
-    Path(path).write_text(dumps(data, header=header))
+def parse_row(text: str) -> Any:
+    """A `--row` text such as "[-1, 2, GhostModuleV3, [512, 3]]", read by zoo.yamlio; the row is checked
+    where it is placed (insert_after, replace)."""
+    return yamlio.read_text(text, source="--row").data
 
 
 def insert_after(data: Mapping[str, Any], index: int, row: list[Any], *,
@@ -193,10 +160,6 @@ def delete(data: Mapping[str, Any], index: int, *, file: str | None = None) -> d
 
 # -- helpers -----------------------------------------------------------------------------------------
 
-def _flow(row: Any) -> str:
-    return yaml.safe_dump(row, default_flow_style=True, width=float("inf")).strip()
-
-
 def _froms(f: Any) -> list[int]:
     return [f] if isinstance(f, int) else list(f)
 
@@ -227,30 +190,9 @@ def _check_index(index: Any, slots: list[_Slot], file: str | None) -> None:
         raise ConfigError(file, f"row {index!r} does not exist (the config has rows 0..{len(slots) - 1})")
 
 
-def _check_row(row: Any, file: str | None, index: int | None) -> list[Any]:
-    """A row is [from, repeats, module, args]; `from` may not point forward or before the image."""
-    def err(text: str) -> ConfigError:
-        return ConfigError(file, text, row=index)
-
-    if not isinstance(row, list) or len(row) != 4:
-        raise err(f"a row must be [from, repeats, module, args], got {row!r}")
-    f, n, module, args = row
-    if isinstance(f, bool) or not (isinstance(f, int) or (isinstance(f, list) and f and all(
-            isinstance(x, int) and not isinstance(x, bool) for x in f))):
-        raise err(f"'from' must be an int or a non-empty list of ints, got {f!r}")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise err(f"repeats must be an integer >= 1, got {n!r}")
-    if not isinstance(module, str) or not module:
-        raise err(f"module must be a name, got {module!r}")
-    if args is not None and not isinstance(args, list):
-        raise err(f"args must be a list, got {args!r}")
-    if index is not None:
-        for x in _froms(f):
-            target = index + x if x < 0 else x
-            if x >= 0 and x >= index:
-                raise err(f"'from' {x} points forward (row {index} can read rows 0..{index - 1})")
-            if target < IMAGE:
-                raise err(f"'from' {x} is out of range for row {index}")
+def _check_row(row: Any, file: str | None, index: int) -> list[Any]:
+    """The loader's row validator (same limits), on the row as it will stand at `index`."""
+    check_row(row, index, file=file)
     return row
 
 

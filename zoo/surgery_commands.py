@@ -22,7 +22,7 @@ def _edit_args(p: argparse.ArgumentParser) -> None:
 
 
 def _edit_run(args: argparse.Namespace) -> int:
-    from . import surgery
+    from . import surgery, yamlio
     from .errors import ConfigError
 
     scale = args.scale or surgery.builtin_scale(args.config)
@@ -45,8 +45,8 @@ def _edit_run(args: argparse.Namespace) -> int:
     if not args.no_check:
         _check_builds(edited, args.out)
     pinned = f"; scale {scale} written out" if scale is not None else ""
-    surgery.save(edited, args.out, header=f"edited by `zoo edit` from {args.config}: {what}{pinned}\n"
-                                          f"rows are renumbered; comments of the source are not kept")
+    yamlio.write_config(edited, args.out, header=f"edited by `zoo edit` from {args.config}: {what}{pinned}\n"
+                                                 f"rows are renumbered; comments of the source are not kept")
     return 0
 
 

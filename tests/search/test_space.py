@@ -53,3 +53,18 @@ def test_bad_space_values() -> None:
     c = zoo.load_config({"backbone": [[-1, 1, "Conv", [16, 3, 2]]], "search": {"widths": [0, 1]}})
     with pytest.raises(zoo.ConfigError, match="widths must be"):
         load_settings(c)
+
+
+@pytest.mark.parametrize(("search", "message"), [
+    ({"widths": [2 ** 1024]}, "widths must be a list of multiples in (0, 16.0]"),
+    ({"widths": {"backbone/2": [float("inf")]}}, "widths must be"),
+    ({"depths": [1e300]}, "depths must be"),
+    ({"depths": {0: [10 ** 9]}}, "row: list of counts 1..1000"),
+    ({"stage_weights": [0, float("nan")]}, "stage_weights must be a non-empty list of numbers up to"),
+    ({"stage_weights": [2 ** 1024]}, "stage_weights must be"),
+])
+def test_space_numbers_are_range_checked(search, message) -> None:
+    c = zoo.load_config({"backbone": [[-1, 1, "Conv", [16, 3, 2]]], "search": search})
+    with pytest.raises(zoo.ConfigError) as info:
+        load_settings(c)
+    assert message in info.value.text

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 import zoo
-from zoo import surgery
+from zoo import surgery, yamlio
 from zoo.config import builtin_names
 from zoo.errors import ConfigError
 
@@ -86,16 +86,6 @@ def test_insert_then_delete_is_the_original(shared_dir) -> None:
         for i in range(n):
             edited = surgery.insert_after(data, i, [-1, 1, "nn.Identity", []])
             assert surgery.delete(edited, i + 1) == data, i
-
-
-def test_dumps_is_readable_and_loads_back(tmp_path: Path) -> None:
-    data = surgery.load("yolov5s-gfpn")
-    text = surgery.dumps(data, header="test")
-    assert "  - [[14, -1, 6], 1, Concat, [1]]" in text and text.splitlines()[0] == "# test"
-    assert "# 16" in text.splitlines()[next(i for i, ln in enumerate(text.splitlines()) if "[14, -1, 6]" in ln)]
-    assert yaml.safe_load(text) == data
-    surgery.save(data, tmp_path / "x.yaml")
-    assert surgery.load(tmp_path / "x.yaml") == data
 
 
 def test_gfpn_backbone_insert_renumbers_head_and_adds_exactly_the_row() -> None:
@@ -194,7 +184,7 @@ def test_edit_without_a_scale_checks_every_scale(tmp_path: Path, capsys: pytest.
     from cli import main
 
     src = tmp_path / "two.yaml"
-    surgery.save(surgery.load("yolov5s-gfpn"), src)
+    yamlio.write_config(surgery.load("yolov5s-gfpn"), src)
     out = tmp_path / "out.yaml"
     ok = ["--insert-after", "4", "--row", "[-1, 1, Conv, [256, 3, 1]]", "-o", str(out)]
     assert main(["edit", str(src), *ok]) == 0

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..fuse import bn_scale_shift
+from ..limits import MAX_EXPERTS, check_count
 from ..registry import register_module
 from .yolov5 import C3, Bottleneck, autopad, batch_norm, make_act
 
@@ -36,6 +37,7 @@ class CondConv2d(nn.Module):
     def __init__(self, c1: int, c2: int, k: Any = 3, s: Any = 1, padding: Any = 0, d: Any = 1, g: int = 1,
                  bias: bool = False, num_experts: int = 4) -> None:
         super().__init__()
+        check_count("num_experts", num_experts, MAX_EXPERTS)
         if c1 % g or c2 % g:
             raise ValueError(f"channels {c1} -> {c2} are not divisible by groups {g}")
         self.in_channels, self.out_channels, self.groups = c1, c2, g
@@ -91,6 +93,7 @@ class DynamicConvSingle(nn.Module):
     def __init__(self, c1: int, c2: int, k: Any = 1, s: Any = 1, padding: Any = 0, d: Any = 1, g: int = 1,
                  bias: bool = False, num_experts: int = 4) -> None:
         super().__init__()
+        check_count("num_experts", num_experts, MAX_EXPERTS)
         self.routing = nn.Linear(c1, num_experts)
         self.cond_conv = CondConv2d(c1, c2, k, s, padding, d, g, bias, num_experts)
 

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..grids import cell_grid
+from ..limits import MAX_DECODER_LAYERS, MAX_HEADS, MAX_LEVELS, MAX_NC, MAX_POINTS, MAX_QUERIES, check_count
 from ..registry import register_module
 from ..rules import Resolved, RowContext, RuleError, out_arg_rule
 from .ultralytics import FAMILY, LightConv, RepConv
@@ -148,6 +149,7 @@ class AIFI(nn.Module):
     def __init__(self, c1: int, cm: int = 2048, num_heads: int = 8, dropout: float = 0.0, act: Any = None,
                  normalize_before: bool = False) -> None:
         super().__init__()
+        check_count("num_heads", num_heads, MAX_HEADS)
         self.ma = nn.MultiheadAttention(c1, num_heads, dropout=dropout, batch_first=True)
         self.fc1 = nn.Linear(c1, cm)
         self.fc2 = nn.Linear(cm, c1)
@@ -195,6 +197,9 @@ class MSDeformAttn(nn.Module):
 
     def __init__(self, d_model: int = 256, n_levels: int = 4, n_heads: int = 8, n_points: int = 4) -> None:
         super().__init__()
+        check_count("n_heads", n_heads, MAX_HEADS)
+        check_count("n_levels", n_levels, MAX_LEVELS)
+        check_count("n_points", n_points, MAX_POINTS)
         if d_model % n_heads:
             raise ValueError(f"d_model {d_model} must be divisible by n_heads {n_heads}")
         self.d_model, self.n_levels, self.n_heads, self.n_points = d_model, n_levels, n_heads, n_points
@@ -278,6 +283,7 @@ class DeformableTransformerDecoder(nn.Module):
         super().__init__()
         import copy
 
+        check_count("num_layers", num_layers, MAX_DECODER_LAYERS)
         self.layers = nn.ModuleList(copy.deepcopy(decoder_layer) for _ in range(num_layers))
         self.num_layers = num_layers
         self.hidden_dim = hidden_dim
@@ -335,6 +341,11 @@ class RTDETRDecoder(nn.Module):
                  act: Any = None, eval_idx: int = -1, nd: int = 100, label_noise_ratio: float = 0.5,
                  box_noise_scale: float = 1.0, learnt_init_query: bool = False) -> None:
         super().__init__()
+        check_count("ndl (decoder layers)", ndl, MAX_DECODER_LAYERS)
+        check_count("nq (queries)", nq, MAX_QUERIES)
+        check_count("nh (heads)", nh, MAX_HEADS)
+        check_count("ndp (points)", ndp, MAX_POINTS)
+        check_count("nc", nc, MAX_NC)
         self.hidden_dim, self.nhead, self.nl, self.nc = hd, nh, len(ch), nc
         self.num_queries, self.num_decoder_layers = nq, ndl
         self.num_denoising, self.label_noise_ratio, self.box_noise_scale = nd, label_noise_ratio, box_noise_scale

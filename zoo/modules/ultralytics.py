@@ -14,6 +14,7 @@ from torch import nn
 
 from ..fuse import conv_branch, conv_like, fold_branches, identity_branch
 from ..grids import level_points
+from ..limits import MAX_HEADS, MAX_REPEATS, check_count
 from ..registry import explicit_scale_triple, register_family, register_module
 from ..rules import Resolved, RowContext, RuleError, out_arg_rule
 from .yolov5 import C3, Concat, Conv, DWConv, batch_norm, make_act
@@ -186,6 +187,7 @@ class SPPF(nn.Module):
     def __init__(self, c1: int, c2: int, k: int = 5, n: int = 3, shortcut: bool = False, *,
                  cv1_act: bool = False) -> None:
         super().__init__()
+        check_count("n (pools)", n, MAX_REPEATS)
         c_ = c1 // 2
         self.cv1 = Conv(c1, c_, 1, 1, act=cv1_act)
         self.cv2 = Conv(c_ * (n + 1), c2, 1, 1)
@@ -215,6 +217,7 @@ class Attention(nn.Module):
 
     def __init__(self, dim: int, num_heads: int = 8, attn_ratio: float = 0.5) -> None:
         super().__init__()
+        check_count("num_heads", num_heads, MAX_HEADS)
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.key_dim = int(self.head_dim * attn_ratio)

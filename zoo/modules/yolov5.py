@@ -12,6 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..activation import Activation, default_activation
+from ..config import anchors_problem
+from ..errors import shown
 from ..fuse import fold_conv_bn_attrs
 from ..grids import cell_grid
 from ..registry import explicit_multiples, register_family, register_module
@@ -390,6 +392,9 @@ class Concat(nn.Module):
 
 
 def _anchor_table(anchors: Any, levels: int) -> list[list[float]]:
+    problem = anchors_problem(anchors)
+    if problem is not None:
+        raise RuleError(f"anchors: {problem}")
     if isinstance(anchors, int):  # n anchors per level, to be evolved by AutoAnchor
         return [list(range(anchors * 2))] * levels
     if len(anchors) != levels:
@@ -425,6 +430,11 @@ class Detect(nn.Module):
         super().__init__()
         if isinstance(nc, bool) or not isinstance(nc, int) or nc < 1:
             raise ValueError(f"nc must be a positive integer, got {nc!r}")
+        if not isinstance(anchors, (list, tuple)):
+            raise ValueError(f"anchors must be a [w, h, w, h, ...] list per level, got {shown(anchors)}")
+        problem = anchors_problem([list(a) if isinstance(a, tuple) else a for a in anchors], table=True)
+        if problem is not None:
+            raise ValueError(f"anchors: {problem}")
         self.nc = nc
         self.no = nc + 5
         self.nl = len(anchors)

@@ -25,7 +25,8 @@ def model_rows(model: Any, size: int) -> list[dict[str, Any]]:
     from torch import nn
 
     from profiles.flops import count_flops
-    from search.score import deployed_copy, fan_in
+    from profiles.rowcosts import fan_in
+    from search.score import deployed_copy
 
     macs = count_flops(model, imgsz=size).by_row
     net = deployed_copy(model).eval()

@@ -10,7 +10,7 @@ from torch import nn
 from profiles import latency
 from profiles.backends import BackendError, TorchBackend, get_backend, random_inputs
 from profiles.latency import TimingProtocol
-from profiles.memory import walk_rows
+from zoo.plan import plan_config
 from profiles.rowtiming import capture_row_inputs, time_rows
 from zoo import build_model
 
@@ -141,10 +141,9 @@ class Spy:
 
 
 def expected_input_shapes(model, imgsz: int) -> dict[int, tuple[tuple[int, ...], ...]]:
-    """Each row's input shapes from the out shapes of the rows it reads (walk_rows), the image for -1 at 0."""
-    out = walk_rows(model, torch.randn(1, 3, imgsz, imgsz)).out_shapes
-    image = (1, 3, imgsz, imgsz)
-    return {i.index: tuple(image if s < 0 else out[s] for s in i.sources) for i in model.layers}
+    """Each row's input shapes from the row plan at `imgsz` (batch 1)."""
+    plan = plan_config(model.config, imgsz=imgsz)
+    return {rp.index: tuple((1, s.channels, s.height, s.width) for s in rp.inputs) for rp in plan.rows}
 
 
 def rows_of(backend_name: str):

@@ -333,7 +333,7 @@ def warning_plugin(tmp_path):
     plugin.write_text(WARNS)
     yield plugin
     REGISTRY.remove("WarnConv", "shared")
-    REGISTRY.loaded_plugins.discard(plugin.resolve())
+    REGISTRY.loaded.discard(str(plugin.resolve()))
 
 
 def test_warnings_while_building_become_one_line_each(tmp_path, capsys, warning_plugin) -> None:

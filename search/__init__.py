@@ -4,11 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from .export import Candidate, ExportError, SearchResult, export_best, export_trial
+from .export import Candidate, ExportError, SearchResult, export_best, export_trial, feasible_trials, trial_score
 from .objective import Budget, CandidateError, Evaluation, Measure, evaluate
 from .score import DEFAULT_STAGE_WEIGHTS, MAEScore, StageScore, mae_score
 from .space import SearchSettings, SearchSpace, build_space, load_settings
-from .study import SearchOptions, run_study
+from .study import SearchOptions, counted, run_study
 
 
 def run_search(config: Any, options: SearchOptions, *,
@@ -35,5 +35,6 @@ def run_search(config: Any, options: SearchOptions, *,
 __all__ = [
     "Budget", "Candidate", "CandidateError", "DEFAULT_STAGE_WEIGHTS", "Evaluation", "ExportError", "MAEScore",
     "Measure", "SearchOptions", "SearchResult", "SearchSettings", "SearchSpace", "StageScore", "build_space",
-    "evaluate", "export_best", "export_trial", "load_settings", "mae_score", "run_search",
+    "counted", "evaluate", "export_best", "export_trial", "feasible_trials", "load_settings", "mae_score",
+    "run_search", "trial_score",
 ]

@@ -22,6 +22,7 @@ from typing import Any, Callable, Mapping
 
 import yaml
 
+from .builder import build_model
 from .errors import ConfigError
 
 SECTIONS = ("backbone", "head")
@@ -130,6 +131,21 @@ def dumps(data: Mapping[str, Any], *, header: str | None = None) -> str:
 
 def save(data: Mapping[str, Any], path: str | Path, *, header: str | None = None) -> None:
     Path(path).write_text(dumps(data, header=header))
+
+
+def check_builds(data: Mapping[str, Any], *, file: str | None = None) -> None:
+    """Build `data` on the meta device at every scale it still holds (one after `pin_scale`).
+
+    A ConfigError names `file` (where the result goes), the scale when there are several, and the row.
+    """
+    scales = data.get("scales")
+    for scale in (list(scales) if isinstance(scales, dict) and scales else [None]):
+        try:
+            build_model(data, scale=None if scale is None else str(scale), device="meta")
+        except ConfigError as e:
+            at = f" at scale {scale}" if scale is not None and len(scales) > 1 else ""
+            raise ConfigError(file, f"the edited config does not build{at}: {e.text}", row=e.row,
+                              module=e.module) from None
 
 
 def insert_after(data: Mapping[str, Any], index: int, row: list[Any], *,

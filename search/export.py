@@ -172,15 +172,14 @@ def write_trials_csv(trials: Sequence[FrozenTrial], path: Path) -> str:
 def write_pareto(trials: Sequence[FrozenTrial], path: Path, *, budget_ms: float | None, base: Candidate | None,
                  best: Candidate | None) -> str | None:
     """Score vs latency of every measured trial, the budget line, the feasible front, base and best."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+    try:  # a bare Figure renders without pyplot, so no backend is chosen (that is the face's business)
+        from matplotlib.figure import Figure
     except ImportError:  # the `plot` extra is optional
         return None
     pts = [(t.user_attrs["latency_ms"]["median"], t.user_attrs["score"], bool(t.user_attrs.get("feasible")))
            for t in trials if t.state == TrialState.COMPLETE and t.user_attrs.get("latency_ms")]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
     for ok, color, label in ((True, "tab:blue", "feasible"), (False, "0.7", "over a budget")):
         xs = [p[0] for p in pts if p[2] == ok]
         ys = [p[1] for p in pts if p[2] == ok]
@@ -205,7 +204,6 @@ def write_pareto(trials: Sequence[FrozenTrial], path: Path, *, budget_ms: float 
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return str(path)
 
 

@@ -1,73 +1,89 @@
-"""The `zoo` command: parse, call the library, render. Commands are a table (zoo.command.Command)."""
+"""The `zoo` command: its table of subcommands and main().
+
+Each row names a subcommand, its one-line help, the handler module of zoo.face that adds its arguments
+and runs it, and its examples. A handler returns the exit code; a ConfigError becomes one `error:` line
+and exit 1, Ctrl-C exit 130, a usage error (argparse) exit 2.
+"""
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import sys
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Callable, Sequence
 
-from zoo.command import Command
 from zoo.errors import ConfigError
+from zoo.face import configs, edit, profile, search
+from zoo.face.console import error, warning
+from zoo.plugins import ensure_loaded, load_plugin
 from zoo.warning_capture import capture_warnings
 
-# Packages that contribute subcommands through a COMMANDS list in their `commands` module.
-EXTENSIONS = ("zoo.commands", "zoo.surgery_commands", "profiles.commands", "search.commands")
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]  # returns the exit code; raises ConfigError for user errors
+    epilog: str = ""  # examples shown by --help
 
 
-def _commands() -> list[Command]:
-    out: list[Command] = []
-    for name in EXTENSIONS:
-        if importlib.util.find_spec(name) is not None:
-            out.extend(importlib.import_module(name).COMMANDS)
-    return out
+COMMANDS: tuple[Command, ...] = (
+    Command("configs", "List the built-in configs (usable by name).",
+            configs.configs_args, configs.configs_run, configs.CONFIGS_EXAMPLES),
+    Command("modules", "List registered modules with their family and channel rule.",
+            configs.modules_args, configs.modules_run, configs.MODULES_EXAMPLES),
+    Command("validate", "Check configs (parse, resolve, shapes) without allocating weights.",
+            configs.validate_args, configs.validate_run, configs.VALIDATE_EXAMPLES),
+    Command("edit", "Insert, replace or delete a config row; every `from` keeps pointing at its layer.",
+            edit.edit_args, edit.edit_run, edit.EXAMPLES),
+    Command("profile", "Params, MACs/GFLOPs, latency and memory per YAML row and in total.",
+            profile.profile_args, profile.profile_run, profile.EXAMPLES),
+    Command("search", "Search widths and depths of a config under budgets (MAE score, Optuna); export the best.",
+            search.search_args, search.search_run, search.SEARCH_EXAMPLES),
+    Command("score", "Training-free MAE score of a config, with its per-stage parts.",
+            search.score_args, search.score_run, search.SCORE_EXAMPLES),
+    Command("export", "Write any trial of a study as an explicit config.",
+            search.export_args, search.export_run, search.EXPORT_EXAMPLES),
+)
+
+PLUGIN_HELP = "import a Python file that registers modules (repeatable)"
 
 
-def build_parser(commands: Sequence[Command]) -> argparse.ArgumentParser:
+def build_parser(commands: Sequence[Command] = COMMANDS) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="zoo", description="Profile and search YOLO-style detectors from their YAML configs.",
         epilog="Run `zoo COMMAND --help` for a command's options and examples.")
-    parser.add_argument("--plugin", action="append", default=[], metavar="FILE",
-                        help="import a Python file that registers modules (repeatable)")
+    parser.add_argument("--plugin", action="append", default=[], metavar="FILE", help=PLUGIN_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for cmd in commands:
         p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help, epilog=cmd.epilog,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-        p.add_argument("--plugin", action="append", default=argparse.SUPPRESS, metavar="FILE",
-                       help="import a Python file that registers modules (repeatable)")
+        p.add_argument("--plugin", action="append", default=argparse.SUPPRESS, metavar="FILE", help=PLUGIN_HELP)
         cmd.add_arguments(p)
         p.set_defaults(_run=cmd.run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser(_commands())
+    parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
     try:
-        from zoo.plugins import ensure_loaded as ensure_builtin_modules, load_plugin
-
-        ensure_builtin_modules()
+        ensure_loaded()
         for path in args.plugin:
             load_plugin(path)
         with capture_warnings() as caught:
             code = int(args._run(args))
-        from profiles.report import print_error
-
-        for line in caught.lines:
-            print_error(line, label="warning")
+        for line in caught.lines:  # warnings raised while the command ran, as the project's own lines
+            warning(line)
         return code
     except ConfigError as e:
-        from profiles.report import print_error
-
-        print_error(e.cli_message)
+        error(e.cli_message)
         return 1
     except KeyboardInterrupt:
-        from profiles.report import print_error
-
-        print_error("interrupted")
+        error("interrupted")
         return 130
 
 

@@ -1,4 +1,4 @@
-"""Costs of a built model: params, MACs/FLOPs, latency, memory; `report` is the only printer."""
+"""Costs of a built model: params, MACs/FLOPs, latency, memory; `formats` and `rows` turn a profile into text."""
 from __future__ import annotations
 
 from .crosscheck import CrossCheck, cross_check

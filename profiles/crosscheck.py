@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -52,6 +53,11 @@ class CrossCheck:
     thop_macs: int
     torch_macs: int
     families: tuple[FamilyCheck, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"fvcore_macs": self.fvcore_macs, "thop_macs": self.thop_macs, "torch_macs": self.torch_macs,
+                "by_family": [{"family": f.family, "fvcore": f.fvcore, "thop": f.thop, "torch": f.torch,
+                               "why": f.why} for f in self.families]}
 
     def ratio(self, counter: str) -> float:
         """A counter's total over fvcore's."""

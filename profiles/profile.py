@@ -46,6 +46,21 @@ class LayerProfile(CountsMacs):
     macs_share: float
     uncounted: dict[str, int] = field(default_factory=dict)
 
+    def as_dict(self) -> dict[str, Any]:
+        """The row in SPEC §4's JSON (`layers`)."""
+        lat = self.latency
+        return {
+            "index": self.index, "from": jsonable(self.from_), "repeats": self.repeats, "module": self.module,
+            "args": jsonable(self.args), "params": self.params, "macs": self.macs,
+            "gmacs": self.gmacs, "gflops": self.gflops,
+            "out_shape": list(self.out_shape) if self.out_shape is not None else None,
+            "stride": self.stride,
+            "latency_ms": None if lat is None else {"median": round(lat.median_ms, 4), "p90": round(lat.p90_ms, 4)},
+            "share": None if self.share is None else round(self.share, 4),
+            "macs_share": round(self.macs_share, 4), "uncounted_ops": dict(self.uncounted),
+            "uncounted": uncounted_text(self.uncounted),
+        }
+
 
 @dataclass(frozen=True)
 class ModelProfile(CountsMacs):
@@ -73,6 +88,46 @@ class ModelProfile(CountsMacs):
     @property
     def label(self) -> str:
         return self.name + (" (deploy)" if self.deploy else "")
+
+    @property
+    def summary(self) -> str:
+        """YOLOv5's summary line ("layers" is its count of modules)."""
+        return (f"{self.name} summary{' (deploy)' if self.deploy else ''}: {self.n_modules} layers, "
+                f"{self.params} parameters, {self.gflops:.2f} GFLOPs")
+
+    def as_dict(self) -> dict[str, Any]:
+        """SPEC §4's JSON object for one model (its keys at least, and a few more)."""
+        return {
+            "name": self.name, "scale": self.scale, "source": self.source, "summary": self.summary,
+            "imgsz": self.imgsz, "batch": self.batch, "device": self.device, "dtype": self.dtype,
+            "deploy": self.deploy, "params": self.params, "macs": self.macs, "gmacs": self.gmacs,
+            "gflops": self.gflops, "latency_ms": None if self.latency is None else self.latency.as_dict(),
+            "latency_runs": None if self.latency is None else self.latency.runs,
+            "threads": self.threads, "loadavg": list(self.loadavg) if self.loadavg is not None else None,
+            "memory": {**self.memory.as_dict(), "method": self.memory.method},
+            "uncounted_ops": dict(self.uncounted_ops), "macs_by_operator": dict(self.by_operator),
+            "cross_check": None if self.cross_check is None else self.cross_check.as_dict(),
+            "lint": [w.as_dict() for w in self.lint],
+            "layers": [lay.as_dict() for lay in self.layers],
+        }
+
+
+def uncounted_text(ops: Mapping[str, int]) -> str:
+    """{'aten::silu': 2, 'aten::max_pool2d': 3} -> 'silu×2, max_pool2d×3' (the ops a row leaves uncounted)."""
+    return ", ".join(f"{op.split('::')[-1]}×{n}" for op, n in ops.items())
+
+
+def jsonable(value: Any) -> Any:
+    """A YAML argument as JSON can hold it: tuples as lists, NaN/inf and unknown objects as text."""
+    if isinstance(value, (bool, int, str)) or value is None:
+        return value
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else str(value)
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    return repr(value)
 
 
 def profile_model(model_or_cfg: ZooModel | Config | str | Path | Mapping[str, Any], *, imgsz: int = 640,

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from .evaluate import Budget, CandidateError, Evaluation, Measure, evaluate
-from .export import Candidate, ExportError, SearchResult, export_best, export_trial
+from .export import Candidate, ExportError, SearchResult, export_best, export_trial, feasible_trials, trial_score
+from .recovery import counted
 from .run import run_search
 from .score import DEFAULT_STAGE_WEIGHTS, MAEScore, StageScore, mae_score
 from .settings import SearchSettings, load_settings
@@ -12,5 +13,6 @@ from .worker import SearchOptions, TrialEvent
 __all__ = [
     "Budget", "Candidate", "CandidateError", "DEFAULT_STAGE_WEIGHTS", "Evaluation", "ExportError", "MAEScore",
     "Measure", "SearchOptions", "SearchResult", "SearchSettings", "SearchSpace", "StageScore", "TrialEvent",
-    "build_space", "evaluate", "export_best", "export_trial", "load_settings", "mae_score", "run_search",
+    "build_space", "counted", "evaluate", "export_best", "export_trial", "feasible_trials", "load_settings",
+    "mae_score", "run_search", "trial_score",
 ]

@@ -37,6 +37,14 @@ class LintWarning:
     text: str
     code: str = ""  # "shortcut-disabled", "anchor-strides", "not-checked"
 
+    def message(self, source: str) -> str:
+        """The warning as `zoo validate` words it: where (`source: row N`), then what."""
+        where = f"{source}: row {self.row}" if self.row is not None else source
+        return f"{where}: {self.text}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"row": self.row, "code": self.code, "text": self.text}
+
 
 def lint_model(model: ZooModel) -> tuple[LintWarning, ...]:
     """All lint warnings of a built model, in row order."""

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from . import yamlio
+from .builder import build_model
 from .config import check_row
 from .errors import ConfigError
 from .yamlio import SECTIONS
@@ -97,6 +98,21 @@ def parse_row(text: str) -> Any:
     """A `--row` text such as "[-1, 2, GhostModuleV3, [512, 3]]", read by zoo.yamlio; the row is checked
     where it is placed (insert_after, replace)."""
     return yamlio.read_text(text, source="--row").data
+
+
+def check_builds(data: Mapping[str, Any], *, file: str | None = None) -> None:
+    """Build `data` on the meta device at every scale it still holds (one after `pin_scale`).
+
+    A ConfigError names `file` (where the result goes), the scale when there are several, and the row.
+    """
+    scales = data.get("scales")
+    for scale in (list(scales) if isinstance(scales, dict) and scales else [None]):
+        try:
+            build_model(data, scale=None if scale is None else str(scale), device="meta")
+        except ConfigError as e:
+            at = f" at scale {scale}" if scale is not None and len(scales) > 1 else ""
+            raise ConfigError(file, f"the edited config does not build{at}: {e.text}", row=e.row,
+                              module=e.module) from None
 
 
 def insert_after(data: Mapping[str, Any], index: int, row: list[Any], *,

@@ -10,8 +10,10 @@ import pytest
 import cli
 from profiles import profile_model
 from profiles.latency import percentile, summarize
-from profiles import report
-from profiles.report import layer_rows, to_csv, to_json, to_markdown
+from profiles.formats import to_csv, to_json, to_markdown
+from profiles.rows import layer_rows
+from zoo.face import console
+from zoo.face.render_profile import render
 from zoo import ConfigError, build_model
 
 MODEL_KEYS = {"params", "gmacs", "gflops", "latency_ms", "threads", "loadavg", "memory", "uncounted_ops", "layers",
@@ -143,7 +145,7 @@ def test_uncounted_ops_per_row_in_every_table(n64, tmp_path) -> None:
     assert csv_rows[-1]["uncounted"].startswith("silu×57")
     assert json.loads(to_json([n64]))["layers"][9]["uncounted"] == SPPF_UNCOUNTED
     out = tmp_path / "table.txt"
-    report.render([n64], "table", out)
+    render([n64], "table", out)
     line9 = next(ln for ln in out.read_text(encoding="utf-8").splitlines() if ln.strip().startswith("9 "))
     assert "SPPF" in line9 and SPPF_UNCOUNTED in line9
 
@@ -151,7 +153,7 @@ def test_uncounted_ops_per_row_in_every_table(n64, tmp_path) -> None:
 def test_lint_kept_in_profile_and_printed_to_stderr_in_table_mode(capsys) -> None:
     p = profile_model(NO_SHORTCUT, imgsz=64, latency=False)
     assert [(w.row, w.code) for w in p.lint] == [(1, "shortcut-disabled")]
-    report.render([p], "table")
+    render([p], "table")
     cap = capsys.readouterr()
     assert "residual shortcut disabled" not in cap.out and "Bottleneck" in cap.out
     warning = [ln for ln in cap.err.splitlines() if ln.startswith("warning:")]
@@ -172,12 +174,12 @@ def test_lint_in_cli_json(capsys) -> None:
 def test_no_lint_for_yolov5n(n64, capsys) -> None:
     assert n64.lint == ()
     assert json.loads(to_json([n64]))["lint"] == []
-    report.render([n64], "json")
+    render([n64], "json")
     assert "warning" not in capsys.readouterr().err
 
 
 def test_print_error_one_line_on_stderr(capsys) -> None:
-    report.print_error("bad.yaml: row 3: unknown module 'Foo'\n  (see `zoo modules`)")
+    console.error("bad.yaml: row 3: unknown module 'Foo'\n  (see `zoo modules`)")
     cap = capsys.readouterr()
     assert cap.out == ""
     assert cap.err == "error: bad.yaml: row 3: unknown module 'Foo' (see `zoo modules`)\n"

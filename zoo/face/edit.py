@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
-from .command import Command
+EXAMPLES = ("examples:\n"
+            "  zoo edit my-scales.yaml --scale m --delete 5 -o out.yaml\n"
+            "  zoo edit yolov5l-gfpn --insert-after 4 --row \"[-1, 1, Conv, [256, 3, 1]]\" -o out.yaml\n"
+            "  zoo edit my.yaml --replace 8 --row \"[-1, 3, C3_GhostDynamicConv, [1024]]\" -o out.yaml\n"
+            "  zoo edit my.yaml --delete 5 -o out.yaml")
 
 
-def _edit_args(p: argparse.ArgumentParser) -> None:
+def edit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", metavar="CFG", help="YAML file or built-in name")
     op = p.add_mutually_exclusive_group(required=True)
     op.add_argument("--insert-after", type=int, metavar="I", help="insert --row after row I (chained)")
@@ -21,9 +24,9 @@ def _edit_args(p: argparse.ArgumentParser) -> None:
                    help="do not build the result (on the meta device) before writing it")
 
 
-def _edit_run(args: argparse.Namespace) -> int:
-    from . import surgery, yamlio
-    from .errors import ConfigError
+def edit_run(args: argparse.Namespace) -> int:
+    from zoo import surgery, yamlio
+    from zoo.errors import ConfigError
 
     scale = args.scale or surgery.builtin_scale(args.config)
     data = surgery.pin_scale(surgery.load(args.config), scale, file=args.config)
@@ -43,34 +46,8 @@ def _edit_run(args: argparse.Namespace) -> int:
             edited = surgery.replace(data, args.replace, row, file=args.config)
             what = f"row {args.replace} replaced"
     if not args.no_check:
-        _check_builds(edited, args.out)
+        surgery.check_builds(edited, file=args.out)
     pinned = f"; scale {scale} written out" if scale is not None else ""
     yamlio.write_config(edited, args.out, header=f"edited by `zoo edit` from {args.config}: {what}{pinned}\n"
                                                  f"rows are renumbered; comments of the source are not kept")
     return 0
-
-
-def _check_builds(data: dict[str, Any], out: str) -> None:
-    """Build the result on the meta device at every scale it still holds (one after pin_scale)."""
-    from .builder import build_model
-    from .errors import ConfigError
-
-    scales = data.get("scales")
-    for scale in (list(scales) if isinstance(scales, dict) and scales else [None]):
-        try:
-            build_model(data, scale=None if scale is None else str(scale), device="meta")
-        except ConfigError as e:
-            at = f" at scale {scale}" if scale is not None and len(scales) > 1 else ""
-            raise ConfigError(out, f"the edited config does not build{at}: {e.text}", row=e.row,
-                              module=e.module) from None
-
-
-COMMANDS = [
-    Command("edit", "Insert, replace or delete a config row; every `from` keeps pointing at its layer.",
-            _edit_args, _edit_run,
-            "examples:\n"
-            "  zoo edit my-scales.yaml --scale m --delete 5 -o out.yaml\n"
-            "  zoo edit yolov5l-gfpn --insert-after 4 --row \"[-1, 1, Conv, [256, 3, 1]]\" -o out.yaml\n"
-            "  zoo edit my.yaml --replace 8 --row \"[-1, 3, C3_GhostDynamicConv, [1024]]\" -o out.yaml\n"
-            "  zoo edit my.yaml --delete 5 -o out.yaml"),
-]

@@ -1,16 +1,13 @@
-"""`zoo profile`: parse options, call profile_model per config, render through profiles.report."""
+"""`zoo profile`: profile each config (profiles.profile_model) with its stages on stderr, then render."""
 from __future__ import annotations
 
 import argparse
 
-import torch
+from .options import positive_int
 
-from zoo.command import Command
-from zoo.errors import ConfigError
+DTYPES = ("float32", "float16", "bfloat16")  # torch dtype names
 
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-
-EPILOG = """\
+EXAMPLES = """\
 examples:
   zoo profile yolov5s                              per-row table, latency at 1 thread, 640 px
   zoo profile yolov5n --no-latency --format json   params, GMACs/GFLOPs, uncounted ops as JSON
@@ -20,28 +17,18 @@ examples:
   zoo profile yolov5s --device cuda --batch 8 --runs 50
 
 GFLOPs = 2 x fvcore's MACs (eval mode, real input size, BN included); thop and
-torch.utils.flop_counter are shown as cross-checks with per-op differences explained.
+torch.utils.flop_counter are cross-checks (--crosscheck) with per-op differences explained.
 """
 
 
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
-    return v
-
-
-def _profile_args(p: argparse.ArgumentParser) -> None:
+def profile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("configs", nargs="+", metavar="CFG", help="YAML file or built-in name (`zoo configs`)")
-    p.add_argument("--imgsz", type=_positive, default=640, help="square input size, a multiple of the max stride")
-    p.add_argument("--batch", type=_positive, default=1)
+    p.add_argument("--imgsz", type=positive_int, default=640, help="square input size, a multiple of the max stride")
+    p.add_argument("--batch", type=positive_int, default=1)
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
-    p.add_argument("--dtype", choices=tuple(DTYPES), default="float32", help="for latency and memory")
-    p.add_argument("--threads", type=_positive, default=1, help="intra-op threads while timing (default 1)")
-    p.add_argument("--runs", type=_positive, default=30, help="timed runs after warm-up (default 30)")
+    p.add_argument("--dtype", choices=DTYPES, default="float32", help="for latency and memory")
+    p.add_argument("--threads", type=positive_int, default=1, help="intra-op threads while timing (default 1)")
+    p.add_argument("--runs", type=positive_int, default=30, help="timed runs after warm-up (default 30)")
     p.add_argument("--deploy", action="store_true", help="profile the inference graph (zoo.deploy)")
     p.add_argument("--no-latency", dest="latency", action="store_false", help="count only, do not time")
     p.add_argument("--crosscheck", "--cross-check", dest="crosscheck", action="store_true",
@@ -50,32 +37,31 @@ def _profile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-cross-check", dest="crosscheck", action="store_false",
                    help=argparse.SUPPRESS)  # the default since the cross-check became opt-in
     p.add_argument("--scale", help="scale of a `scales` config (n, s, m, l, x)")
-    p.add_argument("--nc", type=_positive, help="override the number of classes")
+    p.add_argument("--nc", type=positive_int, help="override the number of classes")
     p.add_argument("--format", choices=("table", "json", "csv", "md"), default="table")
     p.add_argument("-o", "--out", metavar="FILE", help="write the chosen format to FILE instead of stdout")
 
 
-def _profile_run(args: argparse.Namespace) -> int:
-    from . import report
-    from .profile import profile_model
+def profile_run(args: argparse.Namespace) -> int:
+    import torch
+
+    from profiles import profile_model
+    from zoo.errors import ConfigError
+
+    from .console import Progress, note
+    from .render_profile import render
 
     profiles = []
     for cfg in args.configs:
-        with report.stage_progress(f"profiling {cfg}") as stage:
+        with Progress(f"profiling {cfg}") as progress:
             profiles.append(profile_model(
-                cfg, imgsz=args.imgsz, batch=args.batch, device=args.device, dtype=DTYPES[args.dtype],
+                cfg, imgsz=args.imgsz, batch=args.batch, device=args.device, dtype=getattr(torch, args.dtype),
                 deploy=args.deploy, latency=args.latency, threads=args.threads, scale=args.scale, nc=args.nc,
-                runs=args.runs, crosscheck=args.crosscheck, on_stage=stage))
+                runs=args.runs, crosscheck=args.crosscheck, on_stage=progress.stage))
     try:
-        report.render(profiles, args.format, args.out)
+        render(profiles, args.format, args.out)
     except OSError as e:
         raise ConfigError(args.out, f"cannot write: {e.strerror or e}") from None
     if args.out:
-        report.wrote(args.out)
+        note(f"wrote {args.out}")
     return 0
-
-
-COMMANDS = [
-    Command("profile", "Params, MACs/GFLOPs, latency and memory per YAML row and in total.", _profile_args,
-            _profile_run, EPILOG),
-]

@@ -1,0 +1,106 @@
+"""Where the face writes: stdout (data and tables) and the one stderr console (errors, warnings, notes,
+progress). With `--format json` and no `--out`, stdout holds only the JSON; everything else is stderr.
+"""
+from __future__ import annotations
+
+import functools
+import sys
+from typing import IO, Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn
+
+WIDE = 220  # columns of a table rendered to a file or a pipe (no terminal to fit)
+
+
+@functools.cache
+def err_console() -> Console:
+    """The one stderr console (its stream is looked up at each write, so a redirected stderr is honoured)."""
+    return Console(stderr=True, highlight=False)
+
+
+def out_console() -> Console:
+    """Tables on stdout: the terminal's width, or WIDE and no colour when stdout is a file or a pipe."""
+    con = Console(file=sys.stdout)
+    return con if con.is_terminal else file_console(sys.stdout)
+
+
+def file_console(f: IO[str]) -> Console:
+    """Tables into a file: WIDE, no colour, lines never wrapped."""
+    return Console(file=f, width=WIDE, color_system=None, soft_wrap=False)
+
+
+def write(text: str) -> None:
+    """Data (JSON, CSV, markdown) on stdout exactly as given."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def error(text: str) -> None:
+    """`error: {text}` as one line on stderr (a ConfigError without a traceback; lines are joined)."""
+    _line("error: " + " ".join(part.strip() for part in str(text).splitlines() if part.strip()))
+
+
+def warning(text: str) -> None:
+    """`warning: {text}` on stderr."""
+    _line(f"warning: {text}")
+
+
+def note(text: str) -> None:
+    """A line for the user on stderr (`wrote FILE`), wrapped to the terminal by rich."""
+    err_console().print(text, highlight=False)
+
+
+def _line(text: str) -> None:
+    f = err_console().file
+    f.write(text + "\n")
+    f.flush()
+
+
+class Progress:
+    """What a long command is doing, on stderr; the one progress helper of every command.
+
+    Without `total`: named stages (`stage("counting MACs")`) as a spinner on a terminal, as plain lines
+    `label: stage` otherwise. With `total`: a bar over a count (`count(done, text)`), the label in front.
+    Disabled, it shows nothing.
+    """
+
+    def __init__(self, label: str, *, total: int | None = None, enabled: bool = True) -> None:
+        self.label, self.total, self.enabled = label, total, enabled
+        self._status: Any = None
+        self._bar: RichProgress | None = None
+        if total is not None:
+            self._bar = RichProgress(TextColumn(f"[bold]{escape(label)}[/bold]"), BarColumn(), MofNCompleteColumn(),
+                                     TextColumn("{task.description}"), TimeElapsedColumn(),
+                                     console=err_console(), disable=not enabled, transient=False)
+            self._task = self._bar.add_task("", total=total)
+
+    def __enter__(self) -> Progress:
+        if self._bar is not None:
+            self._bar.start()
+        elif self.enabled and err_console().is_terminal:
+            self._status = err_console().status(self.label)
+            self._status.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+        elif self._status is not None:
+            self._status.__exit__(*exc)
+            self._status = None
+
+    def stage(self, text: str) -> None:
+        """The stage now in progress."""
+        if not self.enabled:
+            return
+        if self._status is not None:
+            self._status.update(f"{self.label}: {text}")
+        else:
+            err_console().print(f"{self.label}: {text}", highlight=False)
+
+    def count(self, done: int, text: str) -> None:
+        """How many of `total` are done, and a word on them."""
+        if self._bar is not None:
+            self._bar.update(self._task, completed=min(done, self.total or done), description=text)

@@ -1,0 +1,57 @@
+"""The small listings: `zoo configs`, `zoo modules`, `zoo validate` (tables or JSON on stdout)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+from rich import box
+from rich.table import Table
+
+from . import console
+
+
+def print_builtins(names: dict[str, tuple[Path, str | None]], fmt: str = "table") -> None:
+    if fmt == "json":
+        data = [{"name": n, "file": str(path), "scale": scale} for n, (path, scale) in names.items()]
+        console.write(json.dumps(data, indent=2) + "\n")
+        return
+    t = Table(box=box.SIMPLE_HEAD)
+    for h in ("name", "scale", "file"):
+        t.add_column(h)
+    for n, (path, scale) in names.items():
+        t.add_row(n, scale or "-", Path(path).name)
+    console.out_console().print(t)
+
+
+def print_modules(specs: Sequence[Any], fmt: str = "table") -> None:
+    """Registered modules: name, family, channel rule, repeat style, constructor signature."""
+    rows = [{"name": s.name, "family": s.family, "io": s.io, "repeat": s.repeat,
+             "signature": _signature(s), "doc": s.describe() if hasattr(s, "describe") else ""}
+            for s in sorted(specs, key=lambda s: (s.family, s.name))]
+    if fmt == "json":
+        console.write(json.dumps(rows, indent=2) + "\n")
+        return
+    t = Table(box=box.SIMPLE_HEAD)
+    for h in ("name", "family", "io rule", "repeat", "signature"):
+        t.add_column(h, no_wrap=h != "signature")
+    for r in rows:
+        t.add_row(r["name"], r["family"], r["io"], r["repeat"], r["signature"])
+    console.out_console().print(t)
+
+
+def print_validated(model: Any, lint_warnings: Sequence[Any] = ()) -> None:
+    """One line per config on stdout; lint warnings on stderr."""
+    cfg = model.config
+    params = sum(p.numel() for p in model.parameters())
+    strides = "/".join(f"{float(s):g}" for s in model.stride.flatten().tolist())
+    console.write(f"{cfg.path}: ok, {len(model.layers)} rows, {params:,} params, strides {strides}\n")
+    for w in lint_warnings:
+        console.warning(w.message(cfg.path))
+
+
+def _signature(spec: Any) -> str:
+    try:
+        return str(spec.signature)
+    except (TypeError, ValueError):
+        return "(...)"

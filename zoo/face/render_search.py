@@ -1,0 +1,43 @@
+"""`zoo score` and `zoo search` output: tables (or JSON) on stdout, the files written on stderr."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.table import Table
+
+from search import MAEScore, SearchResult
+
+from . import console
+
+
+def print_score(name: str, score: MAEScore, fmt: str = "table") -> None:
+    if fmt == "json":
+        console.write(json.dumps({"config": name, **score.as_dict()}, indent=2) + "\n")
+        return
+    table = Table(title=f"MAE score of {name} ({score.method}, scope {score.scope})")
+    for col in ("stride", "weight", "stage score", "weighted", "last row"):
+        table.add_column(col, justify="right")
+    for s in score.stages:
+        table.add_row(str(s.stride), f"{s.weight:g}", f"{s.score:.3f}", f"{s.weight * s.score:.3f}", str(s.row))
+    table.add_row("", "", "", f"[bold]{score.score:.3f}[/bold]", "score")
+    console.out_console().print(table)
+
+
+def print_result(r: SearchResult) -> None:
+    """The base and the re-measured candidates against the budgets; then each file written."""
+    table = Table(title=f"zoo search {r.study_name}: {r.n_trials} trials, {r.n_feasible} feasible, "
+                        f"{r.n_failed} failed" + (" (interrupted)" if r.interrupted else ""))
+    for col in ("", "trial", "score", "latency ms", "params", "GFLOPs", "layers", "meets budget"):
+        table.add_column(col, justify="right")
+    rows: list[tuple[str, Any]] = [("base", r.base)] + [(("best" if c is r.best else "top"), c) for c in r.remeasured]
+    for label, c in rows:
+        if c is None:
+            continue
+        lat = f"{c.latency_ms['median']:.2f}" if c.latency_ms else "-"
+        table.add_row(label, "-" if c.trial is None else str(c.trial), f"{c.score:.2f}", lat, f"{c.params:,}",
+                      f"{c.gflops:.2f}" if c.gflops is not None else "-", str(c.layers),
+                      "yes" if c.meets_budget else "no")
+    console.out_console().print(table)
+    for f in r.files:
+        console.note(f"wrote {f}")

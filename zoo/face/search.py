@@ -1,0 +1,189 @@
+"""`zoo search`, `zoo score`, `zoo export`: parse, call the search library, render."""
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from .options import positive_float, positive_int, weights
+
+SEARCH_EXAMPLES = ("examples:\n  zoo search yolov5s --budget-ms 40 --imgsz 320 --trials 60\n"
+                   "  zoo search my.yaml --budget-gflops 5 --sampler nsga2 --objectives score,latency --budget-ms 30\n"
+                   "  zoo search yolov5s --budget-ms 40 --storage sqlite:///s.db --study-name s40 --workers 2")
+SCORE_EXAMPLES = ("examples:\n  zoo score yolov5s\n  zoo score damo.yaml --scope backbone --stage-weights 0,0,1,1,16\n"
+                  "  zoo score yolov5s --method forward --imgsz 320 --format json")
+EXPORT_EXAMPLES = ("examples:\n"
+                   "  zoo export --storage runs/search/yolov5s-320-40ms --study-name yolov5s-320-40ms -o b.yaml\n"
+                   "  zoo export --storage sqlite:///s.db --study-name s40 --trial 12 -o t12.yaml")
+BUDGET_UNITS = {"latency_ms": "ms", "gflops": "GFLOPs", "params_m": "M params", "max_layers": "layers"}
+
+
+def score_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", metavar="CFG", help="YAML file or built-in name")
+    p.add_argument("--scale", help="scale of a `scales` config")
+    p.add_argument("--nc", type=positive_int, help="override the number of classes")
+    p.add_argument("--stage-weights", type=weights, metavar="W2,W4,...",
+                   help="weights of strides 2,4,8,16,32 (default: the config's search: block, else 0,0,1,1,6)")
+    p.add_argument("--scope", choices=("all", "backbone"), help="rows scored (default all)")
+    p.add_argument("--method", choices=("analytic", "forward"), default="analytic")
+    p.add_argument("--imgsz", type=positive_int, default=320, help="input size of the forward method")
+    p.add_argument("--repeats", type=positive_int, default=2, help="forward passes averaged (forward method)")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+
+
+def score_run(args: argparse.Namespace) -> int:
+    from search import load_settings, mae_score
+    from zoo import build_model, load_config
+
+    from .render_search import print_score
+
+    cfg = load_config(args.config, scale=args.scale, nc=args.nc)
+    s = load_settings(cfg, stage_weights=args.stage_weights, scope=args.scope)
+    model = build_model(cfg)
+    score = mae_score(model, weights=s.stage_weights, scope=s.scope, unscored=s.unscored, method=args.method,
+                      imgsz=args.imgsz, repeats=args.repeats)
+    print_score(cfg.name, score, args.format)
+    return 0
+
+
+def search_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", metavar="CFG", help="base config: YAML file or built-in name")
+    p.add_argument("--scale", help="scale of a `scales` config")
+    p.add_argument("--nc", type=positive_int, help="override the number of classes")
+    b = p.add_argument_group("budgets (at least one)")
+    b.add_argument("--budget-ms", type=positive_float, help="latency budget, median ms")
+    b.add_argument("--budget-gflops", type=positive_float, help="GFLOPs budget (2 x fvcore MACs)")
+    b.add_argument("--budget-params", type=positive_float, help="parameter budget in millions")
+    b.add_argument("--max-layers", type=positive_int, help="most convs in the deploy form")
+    m = p.add_argument_group("measurement")
+    m.add_argument("--imgsz", type=positive_int, default=640)
+    m.add_argument("--threads", type=positive_int, default=1)
+    m.add_argument("--device", default="cpu")
+    m.add_argument("--runs", type=positive_int, default=20, help="timed runs per candidate (default 20)")
+    m.add_argument("--warmup-s", type=float, default=0.3, help="warm-up seconds per candidate (default 0.3)")
+    m.add_argument("--deploy", action="store_true",
+                   help="time and count the inference graph (compare with `zoo profile --deploy`)")
+    s = p.add_argument_group("search")
+    s.add_argument("--trials", type=positive_int, default=100, help="the study's total (resume adds the missing)")
+    s.add_argument("--timeout", type=positive_float, help="seconds per worker")
+    s.add_argument("--sampler", choices=("nsga2", "tpe", "random"), default="nsga2",
+                   help="nsga2 (default: a genetic search, cheap per trial up to 10,000 trials), tpe, random")
+    s.add_argument("--objectives", default="score", choices=("score", "score,latency"),
+                   help="score,latency: a Pareto front (use with nsga2)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--workers", type=positive_int, default=1, help="local processes on one study")
+    s.add_argument("--storage", help="Optuna URL (sqlite:///x.db, postgresql://...) or a journal file")
+    s.add_argument("--study-name", help="default <config>-<imgsz>-<budget>ms")
+    s.add_argument("--space", metavar="FILE", help="search space YAML (keys of the search: block)")
+    s.add_argument("--stage-weights", type=weights, metavar="W2,W4,...")
+    s.add_argument("--scope", choices=("all", "backbone"))
+    s.add_argument("--top-k", type=positive_int, default=5, help="candidates re-measured at the end")
+    s.add_argument("-o", "--out", help="export folder (default runs/search/<study>)")
+    s.add_argument("--no-progress", action="store_true")
+
+
+def search_run(args: argparse.Namespace) -> int:
+    from search import Budget, Measure, SearchOptions, load_settings, run_search
+    from zoo import load_config
+    from zoo.errors import ConfigError
+
+    from .console import Progress, error, note
+    from .render_search import print_result
+
+    budget = Budget(args.budget_ms, args.budget_gflops, args.budget_params, args.max_layers)
+    if not budget.any():
+        raise ConfigError(args.config, "give a budget: --budget-ms, --budget-gflops, --budget-params or --max-layers")
+    cfg = load_config(args.config, scale=args.scale, nc=args.nc)
+    settings = load_settings(cfg, space_file=args.space, stage_weights=args.stage_weights, scope=args.scope)
+    opts = SearchOptions(
+        budget=budget, measure=Measure(imgsz=args.imgsz, threads=args.threads, device=args.device, runs=args.runs,
+                                       warmup_s=args.warmup_s, deploy=args.deploy),
+        settings=settings, trials=args.trials, timeout_s=args.timeout, sampler=args.sampler,
+        objectives=tuple(args.objectives.split(",")), seed=args.seed, workers=args.workers, storage=args.storage,
+        study_name=args.study_name, out=args.out, top_k=args.top_k, plugins=tuple(getattr(args, "plugin", [])))
+    quiet_optuna()
+    tally = Tally()
+    with Progress("search", total=args.trials, enabled=not args.no_progress) as bar:
+        result = run_search(cfg, opts, on_trial=lambda ev: bar.count(*tally.trial(ev)),
+                            on_poll=lambda study: bar.count(*tally.poll(study)))
+    print_result(result)
+    if result.interrupted:
+        note("interrupted: exported the best so far; run the same command to resume")
+    if result.best is None:
+        lat = f"{result.base.latency_ms['median']:.2f} ms" if result.base and result.base.latency_ms else "?"
+        error(f"no candidate meets the budget {budget_text(budget)} after re-measurement "
+              f"({result.n_feasible} feasible in the search, {result.n_trials} trials; base: {lat}); "
+              f"relax the budget or widen the space")
+        return 1
+    return 130 if result.interrupted else 0
+
+
+class Tally:
+    """Counts for the progress bar: a study's finished trials (read once, or at each poll when worker
+    processes run them) plus the trials this process reports one by one."""
+
+    def __init__(self) -> None:
+        self.done = self.feasible = self.failed = 0
+        self.best: tuple[float, int] | None = None
+        self.read = False
+
+    def poll(self, study: Any) -> tuple[int, str]:
+        from optuna.trial import TrialState
+
+        from search import counted, feasible_trials, trial_score
+
+        trials = study.get_trials(deepcopy=False)
+        done = [t for t in counted(trials) if t.state != TrialState.RUNNING]
+        ok = feasible_trials(trials)
+        self.done, self.feasible = len(done), len(ok)
+        self.failed = sum(1 for t in done if t.state == TrialState.FAIL)
+        self.best = (trial_score(ok[0]), ok[0].number) if ok else None
+        self.read = True
+        return self.text()
+
+    def trial(self, event: Any) -> tuple[int, str]:
+        self.done += 1
+        if event.state == "FAIL":
+            self.failed += 1
+        elif event.feasible:
+            self.feasible += 1
+            if event.score is not None and (self.best is None or event.score > self.best[0]):
+                self.best = (event.score, event.number)
+        return self.text()
+
+    def text(self) -> tuple[int, str]:
+        best = f"best {self.best[0]:.2f} (trial {self.best[1]})" if self.best else "no feasible trial yet"
+        return self.done, f"{best}, {self.feasible} feasible, {self.failed} failed"
+
+
+def budget_text(b: Any) -> str:
+    """`40 ms, 1.5 M params`: the budgets given, in their units."""
+    return ", ".join(f"{v:g} {BUDGET_UNITS[k]}" for k, v in b.as_dict().items() if v is not None)
+
+
+def quiet_optuna() -> None:
+    """Optuna logs every trial at INFO; the progress bar says what matters (the CLI owns verbosity)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+def export_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--storage", required=True, help="Optuna URL, or the study's journal file or folder")
+    p.add_argument("--study-name", required=True)
+    p.add_argument("--trial", type=int, help="trial number (default: the exported best)")
+    p.add_argument("-o", "--out", required=True, metavar="FILE")
+
+
+def export_run(args: argparse.Namespace) -> int:
+    from search import ExportError, export_trial
+
+    from .console import error, note
+
+    quiet_optuna()
+    try:
+        number, path = export_trial(args.storage, args.study_name, trial=args.trial, out=args.out)
+    except ExportError as e:
+        error(str(e))
+        return 1
+    note(f"wrote {path} (trial {number})")
+    return 0

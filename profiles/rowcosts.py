@@ -70,7 +70,7 @@ class RowCost:
     params: int
     macs: int
     convs: tuple[ConvTerm, ...]  # deploy-form calls in execution order
-    out_shape: tuple[int, ...] | None
+    out_shape: tuple[int, ...] | None = None
 
     @property
     def layers(self) -> int:

@@ -15,13 +15,14 @@ from typing import Any, Mapping
 
 from torch import nn
 
+from profiles.flops import flops_of
 from profiles.rowcosts import CostCache, RowCost
 from zoo.errors import ConfigError
 from zoo.limits import MAX_IMGSZ, MAX_RUNS, MAX_THREADS, check_option
 from zoo.plan import ModelPlan, Prober, RowProbeError
 
-from .score import MAEScore, combine, row_term
-from .settings import SearchSettings
+from .objectives import (DepthBudget, Objective, ObjectiveContext, ObjectiveValue, RowTerms, check_depth,
+                         depth_budget, get_objective, rows_from_plan, summarize)
 from .space import SearchSpace
 
 SCREEN_FACTOR = 1.3  # a 3-run median this far over the budget is infeasible without a full measurement
@@ -72,18 +73,48 @@ class Measure:
 
 
 @dataclass(frozen=True)
+class Scoring:
+    """How a search scores candidates: its objective, the context, the depth budget relative to its base."""
+
+    objective: Objective
+    ctx: ObjectiveContext
+    depth: DepthBudget | None  # the default one of an objective that grows with depth (None: none, or the user's)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"objective": self.objective.name, "direction": self.objective.direction,
+                "stage_weights": list(self.objective.weights(self.ctx)) if self.objective.stage_weights or
+                self.ctx.stage_weights else None,
+                "depth_budget": self.depth.as_dict() if self.depth is not None else None}
+
+
+def make_scoring(space: SearchSpace, budget: Budget, measure: Measure, cache: CostCache,
+                 prober: Prober | None = None) -> Scoring:
+    """The objective of the space's settings, and its depth budget from the base at the search's size."""
+    s = space.settings
+    objective = get_objective(s.objective)
+    ctx = ObjectiveContext(imgsz=measure.imgsz, stage_weights=s.stage_weights, scope=s.scope,
+                           unscored=frozenset(s.unscored))
+    base = rows_of(plan_candidate(space, space.uniform_params(1.0), imgsz=measure.imgsz, prober=prober or cache),
+                   cache, form=measure.form)
+    summary = summarize(base, ctx)
+    ctx = ObjectiveContext(imgsz=ctx.imgsz, stage_weights=ctx.stage_weights, scope=ctx.scope,
+                           unscored=ctx.unscored, base=summary)
+    depth = depth_budget(objective, summary, max_layers=budget.max_layers)
+    return Scoring(objective, ctx, depth if depth is not None and depth.reason != "set by the user" else None)
+
+
+@dataclass(frozen=True)
 class Costs:
-    """A candidate's totals: sums of its rows' costs, and its MAE score."""
+    """A candidate's totals (sums of its rows' costs) and its objective value."""
 
     params: int
     macs: int
     layers: int
-    score: MAEScore
+    value: ObjectiveValue
+    effectiveness: float | None = None
 
     @property
     def gflops(self) -> float:
-        from profiles.flops import flops_of
-
         return flops_of(self.macs) / 1e9
 
 
@@ -97,8 +128,9 @@ class Evaluation:
     timings_s: Mapping[str, float] = field(default_factory=dict)
 
     @property
-    def score(self) -> MAEScore:
-        return self.costs.score
+    def score(self) -> float:
+        """The objective's value (what the study maximises or minimises)."""
+        return self.costs.value.value
 
     @property
     def params(self) -> int:
@@ -123,24 +155,34 @@ class Evaluation:
     def user_attrs(self) -> dict[str, Any]:
         """What a trial records (JSON-serialisable); the config is rebuilt from the space when exported."""
         lat = self.latency.as_dict() if self.latency is not None else None
-        return {"score": self.costs.score.score, "params": self.costs.params, "gflops": self.costs.gflops,
-                "layers": self.costs.layers, "latency_ms": lat, "screened": self.screened,
-                "feasible": self.feasible, "violated": self.violated}
+        return {"score": self.costs.value.value, "terms": dict(self.costs.value.terms), "params": self.costs.params,
+                "gflops": self.costs.gflops, "layers": self.costs.layers, "latency_ms": lat,
+                "screened": self.screened, "feasible": self.feasible, "violated": self.violated}
 
 
-def candidate_costs(plan: ModelPlan, cache: CostCache, settings: SearchSettings, *, form: str = "train") -> Costs:
-    """Sum the rows' cached costs; the MAE score combines the rows' own terms along the plan."""
-    rows: list[RowCost] = []
+def rows_of(plan: ModelPlan, cache: CostCache, *, form: str = "train") -> tuple[RowTerms, ...]:
+    """The plan's rows with their cached costs; a row that cannot be costed fails the candidate."""
+    costs: list[RowCost] = []
     for rp in plan.rows:
         try:
-            rows.append(cache.get(rp.signature, form))
+            costs.append(cache.get(rp.signature, form))
         except RowProbeError as e:
             raise CandidateError(f"row {rp.index} ({rp.row.module}): {e}") from None
         except Exception as e:  # a module that plans but cannot be counted: the candidate fails, not the study
             raise CandidateError(f"row {rp.index} ({rp.row.module}): cannot count: {type(e).__name__}: {e}") from None
-    score = combine([row_term(rc.convs) for rc in rows], plan.rows, weights=settings.stage_weights,
-                    scope=settings.scope, unscored=settings.unscored)
-    return Costs(sum(rc.params for rc in rows), sum(rc.macs for rc in rows), sum(rc.layers for rc in rows), score)
+    return rows_from_plan(plan, costs)
+
+
+def candidate_costs(plan: ModelPlan, cache: CostCache, scoring: Scoring, *, form: str = "train") -> Costs:
+    """Sum the rows' cached costs and score them with the search's objective."""
+    rows = rows_of(plan, cache, form=form)
+    try:
+        value = scoring.objective(rows, scoring.ctx)
+    except (ValueError, ArithmeticError) as e:
+        raise CandidateError(f"objective {scoring.objective.name}: {e}") from None
+    rho = check_depth(rows, scoring.ctx, scoring.depth).effectiveness if scoring.depth is not None else None
+    return Costs(sum(r.cost.params for r in rows), sum(r.cost.macs for r in rows), sum(r.cost.layers for r in rows),
+                 value, rho)
 
 
 def plan_candidate(space: SearchSpace, params: Mapping[str, int], *, imgsz: int,
@@ -152,13 +194,14 @@ def plan_candidate(space: SearchSpace, params: Mapping[str, int], *, imgsz: int,
 
 
 def evaluate(space: SearchSpace, params: Mapping[str, int], *, budget: Budget, measure: Measure,
-             cache: CostCache, prober: Prober | None = None, full_latency: bool = False) -> Evaluation:
+             cache: CostCache, scoring: Scoring, prober: Prober | None = None,
+             full_latency: bool = False) -> Evaluation:
     """Plan, cost and check one candidate; raises CandidateError when any step fails."""
     t0 = time.perf_counter()
     plan = plan_candidate(space, params, imgsz=measure.imgsz, prober=prober)
     timings = {"plan": time.perf_counter() - t0}
     t0 = time.perf_counter()
-    costs = candidate_costs(plan, cache, space.settings, form=measure.form)
+    costs = candidate_costs(plan, cache, scoring, form=measure.form)
     timings["costs"] = time.perf_counter() - t0
     viol: dict[str, float] = {}
 
@@ -169,8 +212,14 @@ def evaluate(space: SearchSpace, params: Mapping[str, int], *, budget: Budget, m
         return viol[name] > 0
 
     latency, screened = None, False
-    cheap = [over("layers", costs.layers, budget.max_layers), over("params", costs.params / 1e6, budget.params_m),
-             over("gflops", costs.gflops, budget.gflops)]  # all three: sums of cached costs, microseconds
+    depth = scoring.depth
+    cheap = [over("layers", costs.layers, budget.max_layers if depth is None else depth.max_layers),
+             over("params", costs.params / 1e6, budget.params_m), over("gflops", costs.gflops, budget.gflops)]
+    if depth is not None and depth.max_effectiveness and costs.effectiveness is not None:
+        cheap.append(over("effectiveness", costs.effectiveness, depth.max_effectiveness))
+    if not costs.value.feasible:  # an objective's own budget (DeepMAD's effectiveness)
+        viol["objective"] = 1.0
+        cheap.append(True)
     if not any(cheap) and (budget.latency_ms is not None or full_latency):
         t0 = time.perf_counter()
         latency, screened = measure_plan(plan, measure, budget.latency_ms, full=full_latency)

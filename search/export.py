@@ -21,7 +21,7 @@ from profiles.rowcosts import CostCache
 from zoo.config import load_config
 from zoo.yamlio import write_config
 
-from .evaluate import Budget, Measure, candidate_costs, measure_plan, plan_candidate
+from .evaluate import Budget, Measure, Scoring, candidate_costs, make_scoring, measure_plan, plan_candidate
 from .settings import SearchSettings
 from .space import SearchSpace, build_space
 
@@ -82,36 +82,42 @@ def feasible_trials(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
 
 
 def check_candidate(space: SearchSpace, params: Mapping[str, int], *, trial: int | None, kind: str, budget: Budget,
-                    measure: Measure, cache: CostCache, factor: int) -> Candidate:
+                    measure: Measure, cache: CostCache, scoring: Scoring, factor: int) -> Candidate:
     """A candidate's exact costs and, under a latency budget, a longer latency measurement."""
     plan = plan_candidate(space, params, imgsz=measure.imgsz, prober=cache)
-    costs = candidate_costs(plan, cache, space.settings, form=measure.form)
+    costs = candidate_costs(plan, cache, scoring, form=measure.form)
     lat = None
     if budget.latency_ms is not None:
         stats, _ = measure_plan(plan, measure, None, full=True, runs_factor=max(1, factor))
         lat = stats.as_dict()
+    depth = scoring.depth
     checks = [(budget.latency_ms, lat["median"] if lat else None), (budget.gflops, costs.gflops),
-              (budget.params_m, costs.params / 1e6), (budget.max_layers, costs.layers)]
-    meets = all(limit is None or (value is not None and value <= limit) for limit, value in checks)
-    return Candidate(trial, kind, space.resolve(params, prober=cache), costs.score.score,
-                     costs.score.as_dict()["stages"], costs.params, costs.gflops, costs.layers, lat, meets)
+              (budget.params_m, costs.params / 1e6),
+              (budget.max_layers if depth is None else depth.max_layers, costs.layers),
+              (depth.max_effectiveness if depth is not None else None, costs.effectiveness)]
+    meets = costs.value.feasible and all(limit is None or (value is not None and value <= limit * (1 + 1e-12))
+                                         for limit, value in checks)
+    terms = [{"name": k, "value": v} for k, v in costs.value.terms.items()]
+    return Candidate(trial, kind, space.resolve(params, prober=cache), costs.value.value, terms, costs.params,
+                     costs.gflops, costs.layers, lat, meets)
 
 
 def export_best(study: optuna.Study, *, space: SearchSpace, budget: Budget, measure: Measure, out: str | Path,
-                top_k: int = 5, factor: int = 3, storage: str = "", interrupted: bool = False,
-                cache: CostCache | None = None) -> SearchResult:
+                scoring: Scoring | None = None, top_k: int = 5, factor: int = 3, storage: str = "",
+                interrupted: bool = False, cache: CostCache | None = None) -> SearchResult:
     """Check the top feasible trials (re-measured under a latency budget) and the base; write the files."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cache = cache or CostCache(form=measure.form)
+    scoring = scoring or make_scoring(space, budget, measure, cache)
     trials = study.get_trials(deepcopy=False)
     ranked = feasible_trials(trials)
     top = ranked[:top_k] if budget.latency_ms is not None else ranked[:1]
     again = [check_candidate(space, t.params, trial=t.number, kind=t.user_attrs.get("kind", "sampled"),
-                             budget=budget, measure=measure, cache=cache, factor=factor) for t in top]
+                             budget=budget, measure=measure, cache=cache, scoring=scoring, factor=factor) for t in top]
     best = next((c for c in sorted(again, key=lambda c: c.score, reverse=True) if c.meets_budget), None)
     base_c = check_candidate(space, space.uniform_params(1.0), trial=None, kind="base", budget=budget,
-                             measure=measure, cache=cache, factor=factor)
+                             measure=measure, cache=cache, scoring=scoring, factor=factor)
     files = []
     if best is not None:
         study.set_user_attr("zoo:best_trial", best.trial)
@@ -123,7 +129,7 @@ def export_best(study: optuna.Study, *, space: SearchSpace, budget: Budget, meas
         "study": study.study_name, "storage": storage,
         "budget_ms": budget.latency_ms, "budgets": budget.as_dict(),
         "imgsz": measure.imgsz, "threads": measure.threads, "device": measure.device, "deploy": measure.deploy,
-        "stage_weights": list(space.settings.stage_weights), "scope": space.settings.scope,
+        "objective": scoring.as_dict(), "scope": space.settings.scope,
         "base": base_c.as_dict(), "best": best.as_dict() if best else None,
         "remeasured": [c.as_dict() for c in again],
         "n_trials": len(done), "n_feasible": len(ranked),
@@ -187,7 +193,7 @@ def write_pareto(trials: Sequence[FrozenTrial], path: Path, *, budget_ms: float 
             ax.scatter([cand.latency_ms["median"]], [cand.score], marker=marker, s=120, c=color, label=label,
                        edgecolors="k", zorder=3)
     ax.set_xlabel("latency (ms, median)")
-    ax.set_ylabel("MAE score")
+    ax.set_ylabel("score")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -202,9 +208,10 @@ def study_space(study: optuna.Study) -> SearchSpace:
         raise ExportError(f"study {study.study_name!r} was not made by `zoo search` (no zoo:config record)")
     cfg = load_config(dict(record["zoo:config"]), scale=record.get("zoo:scale"))
     s = record.get("zoo:settings") or {}
-    settings = SearchSettings(tuple(s.get("stage_weights", ())) or SearchSettings().stage_weights,
-                              s.get("scope", "all"), tuple(s.get("unscored", ())), s.get("widths"),
-                              _int_keys(s.get("depths")))
+    weights = s.get("stage_weights")
+    settings = SearchSettings(tuple(weights) if weights else None, s.get("scope", "all"),
+                              tuple(s.get("unscored", ())), s.get("widths"), _int_keys(s.get("depths")),
+                              s.get("objective", SearchSettings().objective))
     return build_space(cfg, settings)
 
 

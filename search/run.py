@@ -19,8 +19,9 @@ import optuna
 from profiles.rowcosts import CostCache
 from zoo.config import Config, config_to_mapping, load_config
 
-from .evaluate import Budget, CandidateError, evaluate
+from .evaluate import Budget, CandidateError, Scoring, evaluate, make_scoring
 from .export import SearchResult, export_best
+from .objectives import get_objective
 from .recovery import counted, recover
 from .samplers import directions
 from .space import SearchSpace, build_space
@@ -52,6 +53,7 @@ class RunInfo:
     ran: int  # trials run by this call
     requeued: tuple[int, ...]
     resumed: bool
+    scoring: Scoring
 
 
 def study_record(cfg: Config, options: SearchOptions) -> dict[str, Any]:
@@ -63,12 +65,12 @@ def study_record(cfg: Config, options: SearchOptions) -> dict[str, Any]:
 
 
 def initialise(study: optuna.Study, space: SearchSpace, cfg: Config, options: SearchOptions,
-               cache: CostCache) -> None:
+               cache: CostCache, scoring: Scoring) -> None:
     """Record the study and enqueue the base, then the uniform scalings that meet the cheap budgets
     (best score first, at most `max_uniform`); done once, completed if a start was interrupted."""
     if study.user_attrs.get(INITIALISED):
         return
-    for key, value in study_record(cfg, options).items():
+    for key, value in {**study_record(cfg, options), "zoo:scoring": scoring.as_dict()}.items():
         study.set_user_attr(key, value)
     present = [t.params for t in study.get_trials(deepcopy=False)]
     queue = [(space.uniform_params(1.0), "base")]
@@ -79,12 +81,14 @@ def initialise(study: optuna.Study, space: SearchSpace, cfg: Config, options: Se
         if p == queue[0][0]:
             continue
         try:
-            ev = evaluate(space, p, budget=cheap, measure=options.measure, cache=cache, prober=cache)
+            ev = evaluate(space, p, budget=cheap, measure=options.measure, cache=cache, scoring=scoring,
+                          prober=cache)
         except CandidateError:
             continue
         if ev.feasible:
-            scored.append((ev.score.score, f"uniform d{d:g} w{w:g}", p))
-    queue += [(p, kind) for _, kind, p in sorted(scored, key=lambda x: -x[0])[:limit]]
+            scored.append((ev.score, f"uniform d{d:g} w{w:g}", p))
+    sign = -1 if scoring.objective.direction == "maximize" else 1
+    queue += [(p, kind) for _, kind, p in sorted(scored, key=lambda x: sign * x[0])[:limit]]
     for params, kind in queue:
         if params not in present:
             study.enqueue_trial(params, user_attrs={"kind": kind})
@@ -97,14 +101,16 @@ def run_study(cfg: Config, options: SearchOptions, *, on_trial: Callable[[TrialE
     name = options.study_name or default_study_name(cfg, options.measure.imgsz, options.budget)
     storage_path = resolve_storage(options.storage, name, folder=options.out)
     storage = open_storage(storage_path)
-    study = optuna.create_study(storage=storage, study_name=name, directions=directions(options.objectives),
+    direction = get_objective(options.settings.objective).direction
+    study = optuna.create_study(storage=storage, study_name=name, directions=directions(options.objectives, direction),
                                 load_if_exists=True)
+    cache = CostCache(cache_file(storage_path, name), form=options.measure.form)
+    space = build_space(cfg, options.settings, prober=cache)
+    scoring = make_scoring(space, options.budget, options.measure, cache)
     resumed = bool(study.user_attrs.get(INITIALISED))
     handle = StudyHandle(storage_path, name, cfg, replace(options, study_name=name),
                          cache_file(storage_path, name), optuna_verbosity)
-    cache = CostCache(handle.cache_path, form=options.measure.form)
-    space = build_space(cfg, options.settings, prober=cache)
-    initialise(study, space, cfg, options, cache)
+    initialise(study, space, cfg, options, cache, scoring)
     requeued = recover(storage, study)
     missing = options.trials - len(counted(study.get_trials(deepcopy=False)))
     interrupted, ran = False, 0
@@ -117,7 +123,7 @@ def run_study(cfg: Config, options: SearchOptions, *, on_trial: Callable[[TrialE
         except KeyboardInterrupt:
             interrupted = True
         requeued += recover(storage, study)  # the interrupted trial(s) of this run go back in the queue
-    return RunInfo(study, space, handle, interrupted, ran, tuple(requeued), resumed)
+    return RunInfo(study, space, handle, interrupted, ran, tuple(requeued), resumed, scoring)
 
 
 def _run_processes(handle: StudyHandle, storage: Any, study: optuna.Study, workers: int,
@@ -179,8 +185,8 @@ def run_search(config: Any, options: SearchOptions, *, on_trial: Callable[[Trial
                                                  else Path("runs/search") / info.handle.study_name)
     top_k = min(options.top_k, 2) if info.interrupted else options.top_k
     return export_best(info.study, space=info.space, budget=options.budget, measure=options.measure,
-                       out=out, top_k=top_k, factor=options.remeasure_factor, storage=info.handle.storage,
-                       interrupted=info.interrupted)
+                       scoring=info.scoring, out=out, top_k=top_k, factor=options.remeasure_factor,
+                       storage=info.handle.storage, interrupted=info.interrupted)
 
 
 __all__ = ["INITIALISED", "RunInfo", "default_study_name", "initialise", "run_search", "run_study", "study_record"]

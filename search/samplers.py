@@ -27,9 +27,9 @@ def make_sampler(name: str, seed: int, *, trials: int, workers: int = 1) -> optu
     raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {name!r}")
 
 
-def directions(objectives: Sequence[str]) -> list[str]:
-    """The score is maximised; latency (the second objective of a Pareto search) minimised."""
-    return ["maximize" if o == "score" else "minimize" for o in objectives]
+def directions(objectives: Sequence[str], score_direction: str = "maximize") -> list[str]:
+    """The score goes its objective's way; latency (the second objective of a Pareto search) is minimised."""
+    return [score_direction if o == "score" else "minimize" for o in objectives]
 
 
 __all__ = ["DEFAULT_SAMPLER", "SAMPLERS", "directions", "make_sampler"]

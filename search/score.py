@@ -1,16 +1,17 @@
-"""The MAE (maximum-entropy) score of MODULES.md §MAE, for any built config.
+"""The MAE (maximum-entropy) score of MODULES.md §MAE for a built model, with its stages.
 
-Both forms read the deploy form (RepConv folded, BN folded), rows in order, convs inside a row in
-execution order: the analytic form adds 0.5*log(fan-in) per conv call, the forward form measures the
-log output std of each conv on unit-variance input with N(0, 1) weights, whose expectation is the same
-number. A stage's score is the running sum at its last scored row plus log(that row's channels).
+The formula lives in search.objectives.mae; this module gives it a model. The analytic form reads the
+rows' deploy-form conv calls from the row plan (the numbers the search uses); the forward form measures
+the log output std of each conv on unit-variance input with N(0, 1) weights, whose expectation is the
+same number. `trace_convs` reads the built model's conv calls by a forward pass: an independent way to
+the analytic terms, which the tests compare with the plan's.
 """
 from __future__ import annotations
 
 import copy
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable, Protocol, Sequence
+from typing import Any, Iterable, Sequence
 
 import torch
 from torch import nn
@@ -19,9 +20,13 @@ from profiles.rowcosts import ConvRecorder, ConvTerm
 from zoo.deploy import deploy
 from zoo.graph import ZooModel
 from zoo.limits import MAX_IMGSZ, MAX_REPEATS, check_option
+from zoo.plan import plan_config
 
-DEFAULT_STAGE_WEIGHTS: tuple[float, ...] = (0.0, 0.0, 1.0, 1.0, 6.0)  # strides 2, 4, 8, 16, 32
-SCOPES = ("all", "backbone")
+from .objectives.base import SCOPES, ObjectiveContext, RowTerms
+from .objectives.mae import MAE_STAGE_WEIGHTS, mae_stages
+from .objectives.stages import row_entropy
+
+DEFAULT_STAGE_WEIGHTS: tuple[float, ...] = MAE_STAGE_WEIGHTS  # strides 2, 4, 8, 16, 32
 METHODS = ("analytic", "forward")
 # Activations the forward form replaces by identity (functional ones inside a forward are not seen).
 _ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.SiLU, nn.LeakyReLU, nn.Hardswish, nn.Hardsigmoid, nn.GELU, nn.Mish,
@@ -56,15 +61,6 @@ class MAEScore:
     def as_dict(self) -> dict[str, Any]:
         return {"score": self.score, "method": self.method, "scope": self.scope,
                 "stages": [{"stride": s.stride, "weight": s.weight, "score": s.score} for s in self.stages]}
-
-
-class ScoredRow(Protocol):
-    """What the score reads of a row: a LayerInfo of a built model or a RowPlan of a planned one."""
-
-    index: int
-    section: str
-    out_channels: int | None
-    stride: float | None
 
 
 def row_term(convs: Iterable[ConvTerm | ConvCall]) -> float:
@@ -143,49 +139,52 @@ def forward_row_terms(model: ZooModel, *, imgsz: int = 320, repeats: int = 2, se
     return [t / repeats for t in total]
 
 
-def combine(row_terms: Sequence[float], layers: Sequence[ScoredRow], *,
-            weights: Sequence[float] = DEFAULT_STAGE_WEIGHTS, scope: str = "all", unscored: Iterable[int] = (),
-            method: str = "analytic") -> MAEScore:
-    """Running sum over scored rows; each stride's stage ends at its last scored row."""
+def model_rows(model: ZooModel) -> tuple[RowTerms, ...]:
+    """A built model's rows with their costs, from its row plan (the rows' costs as the search counts them)."""
+    from profiles.rowcosts import CostCache
+
+    from .objectives import rows_from_plan
+
+    cache = CostCache()
+    plan = plan_config(model.config, imgsz=model.plan.imgsz if model.plan is not None else 640, prober=cache)
+    return rows_from_plan(plan, [cache.get(rp.signature) for rp in plan.rows])
+
+
+def mae_of_rows(rows: Sequence[RowTerms], *, weights: Sequence[float] | None = None, scope: str = "all",
+                unscored: Iterable[int] = (), method: str = "analytic",
+                terms: Sequence[float] | None = None) -> MAEScore:
+    """MAE of rows (with measured per-row `terms` in place of the analytic ones for the forward form)."""
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
-    if not weights:
+    if weights is not None and not weights:
         raise ValueError("stage weights must not be empty")
-    skip = set(unscored)
-    scored = [info for info in layers if (scope == "all" or info.section == "backbone") and info.index not in skip]
-    running = 0.0
-    last: dict[int, tuple[float, int]] = {}
-    kept = [0.0] * len(layers)
-    for info in scored:
-        running += row_terms[info.index]
-        kept[info.index] = row_terms[info.index]
-        if info.out_channels is not None and info.stride:
-            last[int(round(info.stride))] = (running + math.log(info.out_channels), info.index)
-    stages = tuple(StageScore(s, stage_weight(s, weights), v, row) for s, (v, row) in sorted(last.items()))
-    return MAEScore(sum(st.weight * st.score for st in stages), stages, tuple(kept), method, scope)
+    ctx = ObjectiveContext(stage_weights=tuple(weights) if weights is not None else None, scope=scope,
+                           unscored=frozenset(unscored))
+    own = (lambda r: terms[r.index]) if terms is not None else row_entropy
+    stages = mae_stages(rows, ctx, own)
+    skip = ctx.unscored
+    kept = tuple((own(r) if (scope == "all" or r.section == "backbone") and r.index not in skip else 0.0)
+                 for r in rows)
+    total = 0.0
+    for st in stages:
+        total += st.weight * st.score
+    return MAEScore(total, tuple(StageScore(st.stride, st.weight, st.score, st.row) for st in stages), kept,
+                    method, scope)
 
 
-def stage_weight(stride: int, weights: Sequence[float]) -> float:
-    """Weight of a stride: weights[i] for stride 2**(i+1); deeper levels take the last; stride 1 none."""
-    if stride < 2:
-        return 0.0
-    i = int(round(math.log2(stride))) - 1
-    return float(weights[min(i, len(weights) - 1)])
-
-
-def mae_score(model: ZooModel, *, weights: Sequence[float] = DEFAULT_STAGE_WEIGHTS, scope: str = "all",
+def mae_score(model: ZooModel, *, weights: Sequence[float] | None = None, scope: str = "all",
               unscored: Iterable[int] = (), method: str = "analytic", imgsz: int = 320, repeats: int = 2,
               seed: int = 0, deployed: bool = False) -> MAEScore:
-    """The MAE score of a built model (a copy is deployed; pass deployed=True if it already is)."""
-    if method == "analytic":
-        terms = analytic_row_terms(trace_convs(model, deployed=deployed), len(model.layers))
-    elif method == "forward":
+    """The MAE score of a built model (stage weights: MAE's own [0, 0, 1, 1, 6] unless given)."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    rows = model_rows(model)
+    terms = None
+    if method == "forward":
         check_option("imgsz", imgsz, 1, MAX_IMGSZ)
         check_option("repeats", repeats, 1, MAX_REPEATS)
         terms = forward_row_terms(model, imgsz=imgsz, repeats=repeats, seed=seed, deployed=deployed)
-    else:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    return combine(terms, model.layers, weights=weights, scope=scope, unscored=unscored, method=method)
+    return mae_of_rows(rows, weights=weights, scope=scope, unscored=unscored, method=method, terms=terms)
 
 
 def _linearise(net: nn.Module) -> None:
@@ -213,3 +212,58 @@ def _image(net: nn.Module, size: int) -> torch.Tensor:
     p = next(net.parameters(), None)
     dev = p.device if p is not None else torch.device("cpu")
     return torch.zeros(1, _channels(net), size, size, device=dev)
+
+
+@dataclass(frozen=True)
+class ConfigScore:
+    """A config's value under one objective at one image size (MAE keeps its stage breakdown)."""
+
+    name: str
+    objective: str
+    imgsz: int
+    value: Any  # search.objectives.ObjectiveValue
+    mae: MAEScore | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"config": self.name, "objective": self.objective, "imgsz": self.imgsz,
+                               "score": self.value.value, "feasible": self.value.feasible,
+                               "terms": dict(self.value.terms)}
+        if self.mae is not None:
+            out.update({k: v for k, v in self.mae.as_dict().items() if k != "score"})
+        return out
+
+
+def score_config(source: Any, *, imgsz: int = 640, settings: Any = None, method: str = "analytic",
+                 repeats: int = 2) -> ConfigScore:
+    """Score a config (name, path, mapping or Config) with its settings' objective at `imgsz`."""
+    from profiles.rowcosts import CostCache
+    from zoo.builder import build_model
+    from zoo.config import load_config
+
+    from .objectives import get_objective, rows_from_plan
+    from .settings import load_settings
+
+    check_option("imgsz", imgsz, 1, MAX_IMGSZ)
+    cfg = load_config(source)
+    s = settings or load_settings(cfg)
+    objective = get_objective(s.objective)
+    cache = CostCache()
+    plan = plan_config(cfg, imgsz=imgsz, prober=cache)
+    rows = rows_from_plan(plan, [cache.get(rp.signature) for rp in plan.rows])
+    ctx = ObjectiveContext(imgsz=imgsz, stage_weights=s.stage_weights, scope=s.scope, unscored=frozenset(s.unscored))
+    mae = None
+    if objective.name == "mae":
+        terms = None
+        if method == "forward":
+            check_option("repeats", repeats, 1, MAX_REPEATS)
+            terms = forward_row_terms(build_model(cfg, imgsz=imgsz), imgsz=imgsz, repeats=repeats)
+        elif method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+        mae = mae_of_rows(rows, weights=s.stage_weights, scope=s.scope, unscored=s.unscored, method=method,
+                          terms=terms)
+    value = objective(rows, ctx)
+    if mae is not None and method == "forward":
+        from .objectives import ObjectiveValue
+
+        value = ObjectiveValue(mae.score, terms={f"stage{st.stride}": st.score for st in mae.stages})
+    return ConfigScore(cfg.name, objective.name, imgsz, value, mae)

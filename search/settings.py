@@ -14,28 +14,32 @@ from zoo.errors import ConfigError, shown
 from zoo.limits import MAX_ARG, MAX_MULTIPLE, MAX_REPEATS, number_problem
 from zoo.yamlio import read_file
 
-from .score import DEFAULT_STAGE_WEIGHTS, SCOPES
+from .objectives.base import SCOPES
 
-SETTING_KEYS = ("stage_weights", "scope", "unscored", "widths", "depths")
+SETTING_KEYS = ("objective", "stage_weights", "scope", "unscored", "widths", "depths")
+DEFAULT_OBJECTIVE = "feature_entropy"  # lowest regret on YOLOBench (bench/results/objective_validity.md)
 
 
 @dataclass(frozen=True)
 class SearchSettings:
     """What the `search:` block, a space file and the command line can set."""
 
-    stage_weights: tuple[float, ...] = DEFAULT_STAGE_WEIGHTS
+    stage_weights: tuple[float, ...] | None = None  # None: the objective's own
     scope: str = "all"
     unscored: tuple[int, ...] = ()
     widths: Any = None  # list | {stage: list} | None (defaults)
     depths: Any = None  # list of multipliers | {row: list of counts} | None (defaults)
+    objective: str = DEFAULT_OBJECTIVE
 
     def as_dict(self) -> dict[str, Any]:
-        return {"stage_weights": list(self.stage_weights), "scope": self.scope, "unscored": list(self.unscored),
-                "widths": self.widths, "depths": self.depths}
+        return {"objective": self.objective,
+                "stage_weights": list(self.stage_weights) if self.stage_weights is not None else None,
+                "scope": self.scope, "unscored": list(self.unscored), "widths": self.widths, "depths": self.depths}
 
 
 def load_settings(cfg: Config, *, space_file: str | Path | None = None,
-                  stage_weights: Sequence[float] | None = None, scope: str | None = None) -> SearchSettings:
+                  stage_weights: Sequence[float] | None = None, scope: str | None = None,
+                  objective: str | None = None) -> SearchSettings:
     """Defaults < the config's `search:` block < the space file < the command line."""
     merged: dict[str, Any] = {}
     for source, data in ((cfg.path, cfg.search or {}), (str(space_file), _read_space(space_file))):
@@ -47,6 +51,8 @@ def load_settings(cfg: Config, *, space_file: str | Path | None = None,
         merged["stage_weights"] = list(stage_weights)
     if scope is not None:
         merged["scope"] = scope
+    if objective is not None:
+        merged["objective"] = objective
     return _validated(merged, cfg.path)
 
 
@@ -66,9 +72,16 @@ def _validated(d: Mapping[str, Any], path: str) -> SearchSettings:
     def err(text: str) -> ConfigError:
         return ConfigError(path, f"search: {text}")
 
-    weights = d.get("stage_weights", DEFAULT_STAGE_WEIGHTS)
-    if (not isinstance(weights, (list, tuple)) or not weights
-            or not _numbers(list(weights), limit=MAX_ARG)):
+    from .objectives import get_objective
+
+    objective = d.get("objective", DEFAULT_OBJECTIVE)
+    try:
+        get_objective(objective if isinstance(objective, str) else "")
+    except KeyError as e:
+        raise err(e.args[0]) from None
+    weights = d.get("stage_weights")
+    if weights is not None and (not isinstance(weights, (list, tuple)) or not weights
+                                or not _numbers(list(weights), limit=MAX_ARG)):
         raise err(f"stage_weights must be a non-empty list of numbers up to {MAX_ARG:,}, got {shown(weights)}")
     scope = d.get("scope", "all")
     if scope not in SCOPES:
@@ -90,7 +103,8 @@ def _validated(d: Mapping[str, Any], path: str) -> SearchSettings:
         if not ok:
             raise err(f"depths must be a list of multipliers in (0, {MAX_MULTIPLE}] or {{row: list of counts "
                       f"1..{MAX_REPEATS}}}, got {shown(depths)}")
-    return SearchSettings(tuple(float(w) for w in weights), scope, tuple(unscored), widths, depths)
+    return SearchSettings(tuple(float(w) for w in weights) if weights is not None else None, scope,
+                          tuple(unscored), widths, depths, objective)
 
 
 def _numbers(v: Any, *, positive: bool = False, integer: bool = False, limit: float) -> bool:

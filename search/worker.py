@@ -25,7 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 from profiles.rowcosts import CostCache
 from zoo.config import Config
 
-from .evaluate import Budget, CandidateError, Evaluation, Measure, evaluate
+from .evaluate import Budget, CandidateError, Evaluation, Measure, evaluate, make_scoring
 from .recovery import INTERRUPTED, SURPLUS, Stamper, counted, identity, recover
 from .samplers import directions, make_sampler
 from .settings import SearchSettings
@@ -107,9 +107,9 @@ class Interrupts:
 class Mirror:
     """The sampler's own study, in memory: the shared study's finished trials are copied in."""
 
-    def __init__(self, options: SearchOptions, rank: int) -> None:
+    def __init__(self, options: SearchOptions, direction: str, rank: int) -> None:
         sampler = make_sampler(options.sampler, options.seed + rank, trials=options.trials, workers=options.workers)
-        self.study = optuna.create_study(sampler=sampler, directions=directions(options.objectives))
+        self.study = optuna.create_study(sampler=sampler, directions=directions(options.objectives, direction))
         self.known: set[int] = set()  # shared-study numbers already in the mirror
 
     def sync(self, trials: list[FrozenTrial]) -> None:
@@ -177,9 +177,9 @@ def _record(storage: BaseStorage, trial_id: int, ev: Evaluation | None, objectiv
 
 def objective_values(ev: Evaluation, objectives: tuple[str, ...]) -> list[float]:
     if tuple(objectives) == ("score",):
-        return [ev.score.score]
+        return [ev.score]
     lat = ev.latency.median_ms if ev.latency is not None else float("inf")
-    return [ev.score.score, lat]
+    return [ev.score, lat]
 
 
 def run_worker(handle: StudyHandle, rank: int = 0, on_trial: Callable[[TrialEvent], None] | None = None, *,
@@ -199,8 +199,9 @@ def run_worker(handle: StudyHandle, rank: int = 0, on_trial: Callable[[TrialEven
     study_id = storage.get_study_id_from_name(handle.study_name)
     cache = CostCache(handle.cache_path, form=o.measure.form)
     space = build_space(handle.config, o.settings, prober=cache)
+    scoring = make_scoring(space, o.budget, o.measure, cache)
     dists = _dims(space)
-    mirror = Mirror(o, rank)
+    mirror = Mirror(o, scoring.objective.direction, rank)
     trials = study.get_trials(deepcopy=False)
     mirror.sync(trials)
     n_counted = len(counted(trials))
@@ -244,7 +245,8 @@ def run_worker(handle: StudyHandle, rank: int = 0, on_trial: Callable[[TrialEven
                 try:
                     guard.in_eval = True
                     try:
-                        ev = evaluate(space, params, budget=o.budget, measure=o.measure, cache=cache, prober=cache)
+                        ev = evaluate(space, params, budget=o.budget, measure=o.measure, cache=cache,
+                                      scoring=scoring, prober=cache)
                     finally:
                         guard.in_eval = False
                 except CandidateError as e:
@@ -266,7 +268,7 @@ def run_worker(handle: StudyHandle, rank: int = 0, on_trial: Callable[[TrialEven
                 ran += 1
                 if on_trial is not None:
                     on_trial(TrialEvent(number, "FAIL" if ev is None else "COMPLETE",
-                                        None if ev is None else ev.score.score,
+                                        None if ev is None else ev.score,
                                         bool(ev is not None and ev.feasible), reason))
             if guard.requested:
                 raise KeyboardInterrupt

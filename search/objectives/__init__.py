@@ -8,11 +8,11 @@ sets for objectives that grow without bound in depth.
 from __future__ import annotations
 
 from . import deepmad, feature_entropy, gmacs, mae, params  # noqa: F401  (importing registers them)
-from .base import (BaseSummary, ConvTerm, ObjectiveContext, ObjectiveValue, RowCost, RowTerms,
-                   rank_key)
+from .base import (BaseSummary, ConvTerm, ObjectiveContext, ObjectiveValue, RowCost, RowTerms, rank_key,
+                   rows_from_plan)
 from .budgets import DepthBudget, DepthCheck, check_depth, depth_budget, layers, summarize
 from .registry import Objective, get_objective, objective_names, register_objective, unregister_objective
 
 __all__ = ["BaseSummary", "ConvTerm", "DepthBudget", "DepthCheck", "Objective", "ObjectiveContext", "ObjectiveValue",
            "RowCost", "RowTerms", "check_depth", "depth_budget", "get_objective", "layers", "objective_names",
-           "rank_key", "register_objective", "summarize", "unregister_objective"]
+           "rank_key", "register_objective", "rows_from_plan", "summarize", "unregister_objective"]

@@ -12,34 +12,16 @@ import math
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
+from profiles.rowcosts import ConvTerm, RowCost
+from zoo.plan import ModelPlan
+
+__all__ = ["BaseSummary", "ConvTerm", "ObjectiveContext", "ObjectiveValue", "RowCost", "RowTerms",
+           "rank_key", "rows_from_plan"]
+
 SCOPES = ("all", "backbone")
 DIRECTIONS = ("maximize", "minimize")
 
 
-# replaced by profiles.rowcosts ----------------------------------------------------------------------
-@dataclass(frozen=True)
-class ConvTerm:
-    """One conv or linear call of the deploy form: its fan-in (C_in*k_h*k_w/groups) and out channels."""
-
-    fan_in: float
-    out_channels: int
-    kind: str = "conv"  # "conv" | "linear"
-
-
-@dataclass(frozen=True)
-class RowCost:
-    """One row's cost: params, fvcore MACs (zoo profile's conventions), deploy-form calls in order."""
-
-    params: int
-    macs: int
-    convs: tuple[ConvTerm, ...] = ()
-    out_shape: tuple[int, ...] | None = None
-
-    @property
-    def layers(self) -> int:
-        """Conv calls of the deploy form, as TinyNAS counts layers (linear layers are not counted)."""
-        return sum(1 for c in self.convs if c.kind == "conv")
-# ------------------------------------------------------------------------ replaced by profiles.rowcosts
 
 
 @dataclass(frozen=True)
@@ -53,6 +35,15 @@ class RowTerms:
     stride: float | None
     out_hw: tuple[int, int] | None
     cost: RowCost
+
+
+def rows_from_plan(plan: ModelPlan, costs: Sequence[RowCost]) -> tuple[RowTerms, ...]:
+    """A planned candidate's rows with their costs (one RowCost per plan row, in order)."""
+    out = []
+    for rp, cost in zip(plan.rows, costs, strict=True):
+        hw = (rp.out.height, rp.out.width) if rp.out.channels is not None else None
+        out.append(RowTerms(rp.index, rp.section, rp.row.module, rp.out_channels, rp.stride, hw, cost))
+    return tuple(out)
 
 
 @dataclass(frozen=True)

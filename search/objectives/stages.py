@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 from .base import ObjectiveContext, RowTerms
 
@@ -32,11 +32,13 @@ def row_entropy(row: RowTerms) -> float:
     return sum(0.5 * math.log(c.fan_in) for c in row.cost.convs)
 
 
-def stage_ends(rows: Sequence[RowTerms], ctx: ObjectiveContext) -> tuple[StageEnd, ...]:
+def stage_ends(rows: Sequence[RowTerms], ctx: ObjectiveContext,
+               entropy: Callable[[RowTerms], float] = row_entropy) -> tuple[StageEnd, ...]:
+    """The stage ends; `entropy` gives a row's own term (the analytic one unless a measurement is given)."""
     running, layers, log_width = 0.0, 0, 0.0
     last: dict[int, StageEnd] = {}
     for r in ctx.scored(rows):
-        running += row_entropy(r)
+        running += entropy(r)
         for c in r.cost.convs:
             if c.kind == "conv":
                 layers += 1

@@ -104,8 +104,24 @@ def test_zoo_score_json(tmp_path, capsys) -> None:
 
     p = tmp_path / "tiny.yaml"
     p.write_text(yaml.safe_dump(TINYNAS))
-    assert cli.main(["score", str(p), "--stage-weights", "0,0,1,1,16", "--format", "json"]) == 0
+    assert cli.main(["score", str(p), "--objective", "mae", "--stage-weights", "0,0,1,1,16", "--format", "json"]) == 0
     out = json.loads(capsys.readouterr().out)
+    assert out["objective"] == "mae"
     assert [s["stride"] for s in out["stages"]] == [2, 4, 8, 16, 32]
     assert out["score"] == pytest.approx(sum(s["weight"] * s["score"] for s in out["stages"]))
     assert out["stages"][4]["weight"] == 16
+
+
+def test_zoo_score_default_objective_reads_the_image_size(tmp_path, capsys) -> None:
+    """`zoo score` scores with the search's default objective; feature_entropy grows with the image area."""
+    import yaml
+
+    p = tmp_path / "chain.yaml"
+    p.write_text(yaml.safe_dump(CHAIN))
+    values = {}
+    for size in (160, 320):
+        assert cli.main(["score", str(p), "--imgsz", str(size), "--format", "json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["objective"] == "feature_entropy"
+        values[size] = out["score"]
+    assert values[320] == pytest.approx(4 * values[160], rel=1e-12)  # every map has 4x the units at 2x the side

@@ -11,11 +11,24 @@ from search import MAEScore, SearchResult
 from . import console
 
 
-def print_score(name: str, score: MAEScore, fmt: str = "table") -> None:
+def print_score(result: Any, fmt: str = "table") -> None:
+    """One config's score: JSON, or the MAE stage table, or the value and its named parts."""
     if fmt == "json":
-        console.write(json.dumps({"config": name, **score.as_dict()}, indent=2) + "\n")
+        console.write(json.dumps(result.as_dict(), indent=2) + "\n")
         return
-    table = Table(title=f"MAE score of {name} ({score.method}, scope {score.scope})")
+    if result.mae is None:
+        table = Table(title=f"{result.objective} score of {result.name} at {result.imgsz} px")
+        table.add_column("part")
+        table.add_column("value", justify="right")
+        for k, v in result.value.terms.items():
+            table.add_row(k, f"{v:.4f}")
+        table.add_row("[bold]score[/bold]", f"[bold]{result.value.value:.4f}[/bold]")
+        console.out_console().print(table)
+        if not result.value.feasible:
+            console.warning(f"{result.name}: {result.value.reason}")
+        return
+    score = result.mae
+    table = Table(title=f"MAE score of {result.name} ({score.method}, scope {score.scope})")
     for col in ("stride", "weight", "stage score", "weighted", "last row"):
         table.add_column(col, justify="right")
     for s in score.stages:

@@ -24,24 +24,25 @@ def score_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stage-weights", type=weights, metavar="W2,W4,...",
                    help="weights of strides 2,4,8,16,32 (default: the config's search: block, else 0,0,1,1,6)")
     p.add_argument("--scope", choices=("all", "backbone"), help="rows scored (default all)")
-    p.add_argument("--method", choices=("analytic", "forward"), default="analytic")
-    p.add_argument("--imgsz", type=positive_int, default=320, help="input size of the forward method")
+    p.add_argument("--objective", help="objective to score with (default: the config's search: block, else "
+                                       "the search's default, feature_entropy); `mae` shows its stages")
+    p.add_argument("--method", choices=("analytic", "forward"), default="analytic",
+                   help="mae only: analytic (the conv fan-ins) or forward (measured on Gaussian weights)")
+    p.add_argument("--imgsz", type=positive_int, default=640, help="input image size (default 640)")
     p.add_argument("--repeats", type=positive_int, default=2, help="forward passes averaged (forward method)")
     p.add_argument("--format", choices=("table", "json"), default="table")
 
 
 def score_run(args: argparse.Namespace) -> int:
-    from search import load_settings, mae_score
-    from zoo import build_model, load_config
+    from search import load_settings, score_config
+    from zoo import load_config
 
     from .render_search import print_score
 
     cfg = load_config(args.config, scale=args.scale, nc=args.nc)
-    s = load_settings(cfg, stage_weights=args.stage_weights, scope=args.scope)
-    model = build_model(cfg)
-    score = mae_score(model, weights=s.stage_weights, scope=s.scope, unscored=s.unscored, method=args.method,
-                      imgsz=args.imgsz, repeats=args.repeats)
-    print_score(cfg.name, score, args.format)
+    s = load_settings(cfg, stage_weights=args.stage_weights, scope=args.scope, objective=args.objective)
+    print_score(score_config(cfg, imgsz=args.imgsz, settings=s, method=args.method, repeats=args.repeats),
+                args.format)
     return 0
 
 
@@ -67,6 +68,9 @@ def search_args(p: argparse.ArgumentParser) -> None:
     s.add_argument("--timeout", type=positive_float, help="seconds per worker")
     s.add_argument("--sampler", choices=("nsga2", "tpe", "random"), default="nsga2",
                    help="nsga2 (default: a genetic search, cheap per trial up to 10,000 trials), tpe, random")
+    s.add_argument("--objective", help="training-free objective (default: the config's search: block, else "
+                                       "feature_entropy, the best on YOLOBench; mae for the MAE-NAS recipe; "
+                                       "`zoo score --help` lists them)")
     s.add_argument("--objectives", default="score", choices=("score", "score,latency"),
                    help="score,latency: a Pareto front (use with nsga2)")
     s.add_argument("--seed", type=int, default=0)
@@ -93,7 +97,8 @@ def search_run(args: argparse.Namespace) -> int:
     if not budget.any():
         raise ConfigError(args.config, "give a budget: --budget-ms, --budget-gflops, --budget-params or --max-layers")
     cfg = load_config(args.config, scale=args.scale, nc=args.nc)
-    settings = load_settings(cfg, space_file=args.space, stage_weights=args.stage_weights, scope=args.scope)
+    settings = load_settings(cfg, space_file=args.space, stage_weights=args.stage_weights, scope=args.scope,
+                             objective=args.objective)
     opts = SearchOptions(
         budget=budget, measure=Measure(imgsz=args.imgsz, threads=args.threads, device=args.device, runs=args.runs,
                                        warmup_s=args.warmup_s, deploy=args.deploy),

@@ -1,11 +1,16 @@
-"""Search quality: best MAE score under one budget at equal trials, TPE vs random, 5 seeds.
+"""Search quality: the best score at 1,000 trials under one GFLOPs budget, NSGA-II (default) vs TPE vs
+random, 5 seeds each, against every uniform scaling of the space that meets the same budget.
 
-The budget is params (80% of the base's), so every trial costs a build and a score only and the
-comparison measures the samplers, not latency noise. Usage: python bench/search_quality.py [--trials 30]
+The budget is GFLOPs (80% of the base's at --imgsz), so a trial costs its plan and cached row costs only
+and the comparison measures the samplers. The uniform scalings are every (depth multiple, width multiple)
+of the space's grid (search.space.SearchSpace.uniform_grid), scored with the same objective and checked
+against the same budgets (the objective's default depth budget included).
+Usage: python bench/search_quality.py [--config yolov5s --trials 1000 --seeds 5]
 """
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -14,48 +19,95 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import optuna  # noqa: E402
+import torch  # noqa: E402
+
 import zoo  # noqa: E402
-from search.export import feasible_trials, trial_score  # noqa: E402
-from search.objective import Budget, Measure  # noqa: E402
-from search.space import load_settings  # noqa: E402
-from search.study import SearchOptions, run_study  # noqa: E402
+from profiles.rowcosts import CostCache  # noqa: E402
+from search import Budget, Measure, SearchOptions, feasible_trials, load_settings, trial_score  # noqa: E402
+from search.evaluate import CandidateError, evaluate, make_scoring  # noqa: E402
+from search.run import run_study  # noqa: E402
+from search.space import build_space  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _search_common import machine, md_table, write  # noqa: E402
+from search_throughput import base_costs  # noqa: E402
+
+SAMPLERS = ("nsga2", "tpe", "random")
+
+
+def uniform_scalings(name: str, budget: Budget, measure: Measure) -> list[tuple[float, float, float]]:
+    """(depth, width, score) of every uniform scaling of the space that meets the budget."""
+    cfg = zoo.load_config(name)
+    cache = CostCache()
+    space = build_space(cfg, load_settings(cfg), prober=cache)
+    scoring = make_scoring(space, budget, measure, cache)
+    out = []
+    for d, w, p in space.uniform_grid():
+        try:
+            ev = evaluate(space, p, budget=budget, measure=measure, cache=cache, scoring=scoring, prober=cache)
+        except CandidateError:
+            continue
+        if ev.feasible:
+            out.append((d, w, ev.score))
+    return sorted(out, key=lambda x: -x[2])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--config", default="yolov5n")
-    ap.add_argument("--trials", type=int, default=30)
+    ap.add_argument("--config", default="yolov5s")
+    ap.add_argument("--imgsz", type=int, default=320)
+    ap.add_argument("--trials", type=int, default=1000)
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--fraction", type=float, default=0.8)
     a = ap.parse_args()
+    torch.set_num_threads(1)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    load0 = os.getloadavg()
+    _, gflops = base_costs(a.config, a.imgsz)
+    budget = Budget(gflops=round(a.fraction * gflops, 2))
+    measure = Measure(imgsz=a.imgsz)
+    uniform = uniform_scalings(a.config, budget, measure)
+    best_uniform = uniform[0][2] if uniform else float("-inf")
     cfg = zoo.load_config(a.config)
-    base_params = sum(p.numel() for p in zoo.build_model(cfg).parameters())
-    budget = Budget(params_m=a.fraction * base_params / 1e6)
     results: dict[str, list[float]] = {}
+    times: dict[str, list[float]] = {}
     t0 = time.time()
-    with tempfile.TemporaryDirectory() as tmp:
-        for sampler in ("tpe", "random"):
-            for seed in range(a.seeds):
-                opts = SearchOptions(budget=budget, measure=Measure(imgsz=320), settings=load_settings(cfg),
-                                     trials=a.trials, sampler=sampler, seed=seed, max_uniform=0,
-                                     storage=str(Path(tmp) / f"{sampler}{seed}.log"), study_name="q")
+    objective = None
+    for sampler in SAMPLERS:
+        for seed in range(a.seeds):
+            with tempfile.TemporaryDirectory() as tmp:
+                opts = SearchOptions(budget=budget, measure=measure, settings=load_settings(cfg), trials=a.trials,
+                                     sampler=sampler, seed=seed, max_uniform=0,
+                                     storage=str(Path(tmp) / "journal.log"), study_name="q", out=tmp)
+                s0 = time.perf_counter()
                 info = run_study(cfg, opts)
-                ok = feasible_trials(info.study.get_trials())
+                times.setdefault(sampler, []).append(time.perf_counter() - s0)
+                objective = info.scoring.objective.name
+                ok = feasible_trials(info.study.get_trials(deepcopy=False))
                 results.setdefault(sampler, []).append(trial_score(ok[0]) if ok else float("nan"))
-                print(sampler, seed, results[sampler][-1], flush=True)
-    rows = [[s, a.trials, *(f"{v:.2f}" for v in vs), f"{statistics.mean(vs):.2f}", f"{statistics.pstdev(vs):.2f}"]
+            print(sampler, seed, f"{results[sampler][-1]:.4f}", f"{times[sampler][-1]:.0f} s", flush=True)
+    rows = [[s, a.trials, *(f"{v:.4f}" for v in vs), f"{statistics.mean(vs):.4f}", f"{statistics.pstdev(vs):.4f}",
+             f"{sum(v > best_uniform for v in vs)}/{len(vs)}", f"{statistics.mean(times[s]):.0f}"]
             for s, vs in results.items()]
-    ratio = statistics.mean(results["tpe"]) / statistics.mean(results["random"])
-    head = ["sampler", "trials", *(f"seed {i}" for i in range(a.seeds)), "mean", "sd"]
-    table = (f"Search quality: best MAE score of {a.config} under {budget.params_m:.3f} M params "
-             f"({a.fraction:.0%} of the base), base enqueued only\n\n" + md_table(head, rows) +
-             f"\n\nTPE / random mean best score: {ratio:.4f}; TPE wins {sum(t > r for t, r in zip(results['tpe'], results['random']))}"
-             f"/{a.seeds} seeds; {time.time() - t0:.0f} s")
-    write("search_quality", {"config": a.config, "trials": a.trials, "budget_params_m": budget.params_m,
-                             "scores": results, "tpe_over_random": ratio, "machine": machine()}, table)
+    head = ["sampler", "trials", *(f"seed {i}" for i in range(a.seeds)), "mean", "sd",
+            "seeds above every uniform scaling", "s per study"]
+    ratio = statistics.mean(results["nsga2"]) / statistics.mean(results["random"])
+    uni_rows = [[f"{d:g}", f"{w:g}", f"{s:.4f}"] for d, w, s in uniform]
+    load1 = os.getloadavg()
+    table = (f"Search quality on {a.config} at {a.imgsz} px: best {objective} under {budget.gflops:g} GFLOPs "
+             f"({a.fraction:.0%} of the base), {a.trials} trials, {a.seeds} seeds, only the base enqueued "
+             f"(uniform scalings not enqueued); load average {load0[0]:.2f} before, {load1[0]:.2f} after\n\n"
+             + md_table(head, rows)
+             + f"\n\nNSGA-II / random mean best score: {ratio:.4f}; best uniform scaling within the budget: "
+               f"{best_uniform:.4f}\n\nUniform scalings of the space within the budget (depth multiple, width "
+               f"multiple of the base, score):\n\n" + md_table(["depth", "width", "score"], uni_rows)
+             + f"\n\n{time.time() - t0:.0f} s in all")
+    write("search_quality", {"config": a.config, "imgsz": a.imgsz, "trials": a.trials, "budget": budget.as_dict(),
+                             "objective": objective, "scores": results, "seconds": times,
+                             "uniform": [{"depth": d, "width": w, "score": s} for d, w, s in uniform],
+                             "nsga2_over_random": ratio, "loadavg_before": load0, "loadavg_after": load1,
+                             "machine": machine()}, table)
 
 
 if __name__ == "__main__":

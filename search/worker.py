@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import optuna
 from optuna.distributions import IntDistribution
@@ -78,6 +78,7 @@ class TrialEvent:
     score: float | None
     feasible: bool
     reason: str | None = None
+    timings_s: Mapping[str, float] = field(default_factory=dict)  # sampler, claim, plan, costs, latency, record
 
 
 class Interrupts:
@@ -220,7 +221,9 @@ def run_worker(handle: StudyHandle, rank: int = 0, on_trial: Callable[[TrialEven
                     if rank == 0 and time.time() - last_recover > RECOVER_EVERY_S:
                         recover(storage, study)
                         last_recover = time.time()
+                t0 = time.perf_counter()
                 mt = mirror.study.ask()
+                t1 = time.perf_counter()
                 with exclusive(storage):  # the count and the claim: no other process in between
                     if n_counted + NEAR_END >= o.trials:
                         n_counted = len(counted(study.get_trials(deepcopy=False)))
@@ -229,6 +232,7 @@ def run_worker(handle: StudyHandle, rank: int = 0, on_trial: Callable[[TrialEven
                         break
                     claim = _claim(storage, study, study_id, mt, dists)
                 trial_id, number, params = claim
+                t2 = time.perf_counter()
                 mirror.known.add(number)
                 n_counted += 1
                 since_sync += 1
@@ -258,7 +262,9 @@ def run_worker(handle: StudyHandle, rank: int = 0, on_trial: Callable[[TrialEven
                     mirror.study.tell(mt, state=TrialState.FAIL)
                     raise
                 stamper.trial_id = None
+                t3 = time.perf_counter()
                 _record(storage, trial_id, ev, o.objectives, choices, reason)
+                t4 = time.perf_counter()
                 if ev is None:
                     mirror.study.tell(mt, state=TrialState.FAIL)
                 else:
@@ -267,9 +273,11 @@ def run_worker(handle: StudyHandle, rank: int = 0, on_trial: Callable[[TrialEven
                     mirror.study.tell(mt, objective_values(ev, o.objectives))
                 ran += 1
                 if on_trial is not None:
+                    timings = {"sampler": (t1 - t0) + (time.perf_counter() - t4), "claim": t2 - t1,
+                               **(ev.timings_s if ev is not None else {}), "record": t4 - t3}
                     on_trial(TrialEvent(number, "FAIL" if ev is None else "COMPLETE",
                                         None if ev is None else ev.score,
-                                        bool(ev is not None and ev.feasible), reason))
+                                        bool(ev is not None and ev.feasible), reason, timings))
             if guard.requested:
                 raise KeyboardInterrupt
     finally:

@@ -94,7 +94,8 @@ def make_scoring(space: SearchSpace, budget: Budget, measure: Measure, cache: Co
     objective = get_objective(s.objective)
     ctx = ObjectiveContext(imgsz=measure.imgsz, stage_weights=s.stage_weights, scope=s.scope,
                            unscored=frozenset(s.unscored))
-    base = rows_of(plan_candidate(space, space.uniform_params(1.0), imgsz=measure.imgsz, prober=prober or cache),
+    probe = prober if prober is not None else cache
+    base = rows_of(plan_candidate(space, space.uniform_params(1.0), imgsz=measure.imgsz, prober=probe),
                    cache, form=measure.form)
     summary = summarize(base, ctx)
     ctx = ObjectiveContext(imgsz=ctx.imgsz, stage_weights=ctx.stage_weights, scope=ctx.scope,

@@ -365,3 +365,22 @@ def test_search_report_states_the_objective_and_its_validity(tmp_path, test_modu
         assert report["objective"] == objective
         assert report["validity"] == validity_report(objective) and report["validity"]["pooled"]["models"] == 25
         assert (report["depth_budget"] is None) == (objective == "gmacs")  # only depth-unbounded ones get one
+
+
+def test_zoo_search_takes_the_objective(tmp_path, capsys, test_module) -> None:
+    """`zoo search --objective gmacs` scores with it (report.json says so); an unknown name is one error line."""
+    import yaml
+
+    t = test_module("search/test_study.py")
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump(t.TINY))
+    args = ["search", str(cfg), "--budget-gflops", "10", "--trials", "2", "--storage", str(tmp_path / "j.log"),
+            "--study-name", "o", "-o", str(tmp_path / "o"), *t.CLI_FAST]
+    assert cli.main([*args, "--objective", "gmacs"]) == 0
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["objective"]["objective"] == "gmacs" and report["objective"]["validity"] == validity_report("gmacs")
+    assert report["best"]["score"] == pytest.approx(report["best"]["gflops"] / 2)  # GMACs = GFLOPs / 2
+    capsys.readouterr()
+    assert cli.main([*args, "--objective", "gmac"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown objective 'gmac'; did you mean gmacs" in err[0]

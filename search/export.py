@@ -22,6 +22,7 @@ from zoo.config import load_config
 from zoo.yamlio import write_config
 
 from .evaluate import Budget, Measure, Scoring, candidate_costs, make_scoring, measure_plan, plan_candidate
+from .objectives import validity_report
 from .settings import SearchSettings
 from .space import SearchSpace, build_space
 
@@ -129,7 +130,7 @@ def export_best(study: optuna.Study, *, space: SearchSpace, budget: Budget, meas
         "study": study.study_name, "storage": storage,
         "budget_ms": budget.latency_ms, "budgets": budget.as_dict(),
         "imgsz": measure.imgsz, "threads": measure.threads, "device": measure.device, "deploy": measure.deploy,
-        "objective": scoring.as_dict(), "scope": space.settings.scope,
+        "objective": {**scoring.as_dict(), "validity": validity_report(scoring.objective.name)}, "scope": space.settings.scope,
         "base": base_c.as_dict(), "best": best.as_dict() if best else None,
         "remeasured": [c.as_dict() for c in again],
         "n_trials": len(done), "n_feasible": len(ranked),

@@ -13,10 +13,10 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
-from zoo.config import Config
+from zoo.builder import DEFAULT_IMGSZ, build_model
+from zoo.config import Config, load_config
 from zoo.errors import ConfigError, OptionError
 from zoo.graph import ZooModel
-from zoo.limits import MAX_BATCH, MAX_IMGSZ, MAX_RUNS, MAX_THREADS, check_option
 from zoo.lint import LintWarning, lint_model
 from zoo.plan import ModelPlan, plan_config
 
@@ -24,6 +24,7 @@ from .crosscheck import CrossCheck, cross_check
 from .flops import CountsMacs, count_flops
 from .latency import LatencyStats, loadavg, measure_latency, measure_row_latency
 from .memory import MemoryEstimate, estimate_memory
+from .options import check_run_options
 
 Stage = Callable[[str], None]
 
@@ -141,10 +142,11 @@ def profile_model(model_or_cfg: ZooModel | Config | str | Path | Mapping[str, An
     the activation-memory estimate come from the row plan at `imgsz`, not from extra forward passes.
     """
     stage = on_stage or (lambda _s: None)
-    _check_options(_source_name(model_or_cfg), imgsz=imgsz, batch=batch, device=device, threads=threads, runs=runs)
+    check_run_options(_source_name(model_or_cfg), imgsz=imgsz, batch=batch, threads=threads, runs=runs,
+                      device=device, dtype=dtype)
     model = _model_of(model_or_cfg, scale, nc, imgsz)
     source = model.config.path
-    _check_stride(model, source, imgsz)
+    check_stride_multiple(model, source, imgsz)
     plan = _plan_at(model, imgsz)
     stage("shape lint")
     lint = lint_model(model)  # on the config as built: deploy folds blocks but keeps what the config meant
@@ -204,16 +206,28 @@ def _model_of(source: Any, scale: str | None, nc: int | None, imgsz: int) -> Zoo
         return source
     if isinstance(source, nn.Module):
         raise ConfigError(None, f"can only profile a ZooModel or a config, got {type(source).__name__}")
-    from zoo.builder import DEFAULT_IMGSZ, build_model
-    from zoo.config import load_config
+    return build_checked(source, imgsz=imgsz, scale=scale, nc=nc)
+
+
+def build_checked(source: Config | str | Path | Mapping[str, Any], *, imgsz: int = DEFAULT_IMGSZ,
+                  scale: str | None = None, nc: int | None = None,
+                  device: str | torch.device | None = None) -> ZooModel:
+    """A config built at `imgsz` and refused wherever `zoo profile` refuses it: an `imgsz` that is not a
+    multiple of the max stride names the sizes that work, a row that cannot take the size names the row.
+    `device="meta"` allocates no weights (`zoo validate`: the same checks without the cost)."""
     cfg = load_config(source, scale=scale, nc=nc)
-    if imgsz == DEFAULT_IMGSZ:
-        return build_model(cfg)
     try:
-        return build_model(cfg, imgsz=imgsz)
-    except ConfigError:  # a size the graph cannot take: name the sizes it can, if that is the reason
-        _check_stride(build_model(cfg, device="meta"), cfg.path, imgsz)
+        model = build_model(cfg, imgsz=imgsz, device=device)
+    except ConfigError as e:
+        if imgsz != DEFAULT_IMGSZ:  # a size the graph cannot take: name the sizes it can, if that is the reason
+            try:
+                at_default = build_model(cfg, device="meta")
+            except ConfigError:
+                raise e from None
+            check_stride_multiple(at_default, cfg.path, imgsz)
         raise
+    check_stride_multiple(model, cfg.path, imgsz)
+    return model
 
 
 def _plan_at(model: ZooModel, imgsz: int) -> ModelPlan:
@@ -238,23 +252,9 @@ def _source_name(source: Any) -> str:
     return str(source) if isinstance(source, (str, Path)) else "<dict>"
 
 
-def _check_options(source: str, *, imgsz: int, batch: int, device: str, threads: int, runs: int) -> None:
-    """Range checks of the options (zoo.limits), before anything is built or allocated."""
-    check_option("imgsz", imgsz, 1, MAX_IMGSZ, source=source)
-    check_option("batch", batch, 1, MAX_BATCH, source=source)
-    check_option("threads", threads, 1, MAX_THREADS, source=source)
-    check_option("runs", runs, 1, MAX_RUNS, source=source)
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise OptionError(source, "device", device, f"is not a device: {e}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise OptionError(source, "device", device, "needs CUDA, which is not available on this machine")
-    if dev.type not in ("cpu", "cuda", "mps"):
-        raise OptionError(source, "device", device, "is not supported (cpu, cuda)")
-
-
-def _check_stride(model: ZooModel, source: str, imgsz: int) -> None:
+def check_stride_multiple(model: ZooModel, source: str, imgsz: int) -> None:
+    """`imgsz` a multiple of the model's largest stride, as profile, validate and search require (OptionError
+    naming imgsz= or --imgsz, with the nearest size that works)."""
     s = max_stride(model)
     if imgsz % s:
         up = max(s, -(-imgsz // s) * s)

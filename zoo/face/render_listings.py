@@ -8,6 +8,8 @@ from typing import Any, Sequence
 from rich import box
 from rich.table import Table
 
+from zoo.errors import printable
+
 from . import console
 
 
@@ -40,14 +42,17 @@ def print_modules(specs: Sequence[Any], fmt: str = "table") -> None:
     console.out_console().print(t)
 
 
-def print_validated(model: Any, lint_warnings: Sequence[Any] = ()) -> None:
-    """One line per config on stdout; lint warnings on stderr."""
+def print_validated(model: Any, imgsz: int, lint_warnings: Sequence[Any] = (), caught: Sequence[str] = ()) -> None:
+    """One line per config on stdout; its lint warnings and the warnings raised while building on stderr."""
     cfg = model.config
     params = sum(p.numel() for p in model.parameters())
     strides = "/".join(f"{float(s):g}" for s in model.stride.flatten().tolist())
-    console.write(f"{cfg.path}: ok, {len(model.layers)} rows, {params:,} params, strides {strides}\n")
+    console.write(printable(f"{cfg.path}: ok at {imgsz} px: {len(model.layers)} rows, {params:,} params, "
+                            f"strides {strides}") + "\n")
     for w in lint_warnings:
         console.warning(w.message(cfg.path))
+    for line in caught:
+        console.warning(f"{cfg.path}: {line}")
 
 
 def _signature(spec: Any) -> str:

@@ -244,3 +244,48 @@ def test_conv_argument_checks_meta_skips() -> None:
     for m, text in bad:
         with pytest.raises(RowProbeError, match=text):
             check_conv_arguments(m)
+
+
+# -- the small listings and the names a user types -------------------------------------------------------------
+
+def test_modules_unknown_family_is_an_error(capsys) -> None:
+    line = one_error_line(capsys, cli.main(["modules", "--family", "nonsense"]))
+    assert line == "error: --family nonsense is not a family: damo, ultralytics, yolov5, shared"
+    assert capsys.readouterr().out == ""
+
+
+def test_modules_say_what_each_rule_does(capsys) -> None:
+    from zoo.registry import REGISTRY
+
+    assert cli.main(["modules", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows == [s.as_dict() for s in sorted(REGISTRY.specs(), key=lambda s: (s.family, s.name))]
+    by = {(r["family"], r["name"]): r for r in rows}
+    assert by[("yolov5", "C3")]["io"] == "output width = arg 0, width-scaled; input width inserted first"
+    assert by[("yolov5", "Concat")]["io"] == "output width = sum of the input widths"
+    assert by[("damo", "ResK1KX")]["rule"] == "custom" and by[("damo", "ResK1KX")]["channels"] == [0, 1]
+    assert by[("damo", "ResK1KX")]["io"].startswith("own rule: args [out, btn, k, stride(, act)]")
+    for r in rows:  # no function name of the code base reaches the user
+        assert "_rule" not in r["io"] and "<function" not in r["io"] and not r["io"].startswith("_"), r
+    assert cli.main(["modules", "--family", "damo"]) == 0
+    table = capsys.readouterr().out
+    assert "_stage_rule" not in table and "own rule: args [out, btn" in table
+
+
+@pytest.mark.parametrize("typed,suggested", [("YOLOv5s", "yolov5s"), ("Yolov8N", "yolov8n"), ("yolov5S-seg", "yolov5s-seg")])
+def test_config_did_you_mean_ignores_case(capsys, typed: str, suggested: str) -> None:
+    line = one_error_line(capsys, cli.main(["validate", typed]))
+    assert line.startswith(f"error: {typed}: no such config file or built-in config; did you mean {suggested},")
+
+
+def test_module_did_you_mean_ignores_case(tmp_path, capsys) -> None:
+    path = tmp_path / "c3.yaml"
+    path.write_text(HEADER + "  - [-1, 1, c3, [64]]\n")
+    assert "unknown module 'c3'; did you mean C3," in one_error_line(capsys, cli.main(["validate", str(path)]))
+
+
+@pytest.mark.parametrize("name", ["yolov5s.pt", "weights/best.pth", "last.ckpt", "yolov5s.ONNX"])
+def test_checkpoints_are_not_configs(capsys, name: str) -> None:
+    line = one_error_line(capsys, cli.main(["profile", name, "--no-latency"]))
+    assert line.startswith(f"error: {name}: this is a weights file; zoo reads YAML model configs, not checkpoints")
+    assert ("give the built-in yolov5s or" in line) == name.lower().startswith("yolov5s.")

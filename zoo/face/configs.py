@@ -25,15 +25,20 @@ def configs_run(args: argparse.Namespace) -> int:
 
 
 def modules_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--family", help="only this family (yolov5, ultralytics, damo, shared)")
+    p.add_argument("--family", help="only this family (yolov5, ultralytics, damo, or shared: every family's)")
     p.add_argument("--format", choices=("table", "json"), default="table", help="a table or JSON on stdout")
 
 
 def modules_run(args: argparse.Namespace) -> int:
     from zoo import REGISTRY
+    from zoo.errors import OptionError
+    from zoo.registry import SHARED
 
     from .render_listings import print_modules
 
+    families = sorted(f.name for f in REGISTRY.families()) + [SHARED]
+    if args.family is not None and args.family not in families:
+        raise OptionError(None, "family", args.family, f"is not a family: {', '.join(families)}")
     print_modules([s for s in REGISTRY.specs() if args.family in (None, s.family)], fmt=args.format)
     return 0
 

@@ -22,7 +22,7 @@ def layer_rows(p: ModelProfile) -> Rows:
     rows = []
     for lay in p.layers:
         row = [str(lay.index), compact(lay.from_), str(lay.repeats), f"{lay.params:,}", lay.module,
-               short(compact(lay.args), 44), "x".join(map(str, lay.out_shape[1:])) if lay.out_shape else "-",
+               args_text(lay.args), "x".join(map(str, lay.out_shape[1:])) if lay.out_shape else "-",
                f"{lay.stride:g}" if lay.stride else "-", f"{lay.gmacs:.3f}", f"{lay.gflops:.3f}"]
         if timed:
             lat = lay.latency
@@ -93,8 +93,41 @@ def compact(value: Any) -> str:
     return json.dumps(jsonable(value), separators=(",", ":")) if not isinstance(value, str) else value
 
 
-def short(text: str, n: int) -> str:
-    return text if len(text) <= n else text[: n - 1] + "…"
+def args_text(args: Any, width: int | None = None) -> str:
+    """A row's arguments as YOLOv5's summary and its users write them (`[None, 2, 'nearest']`), in at most
+    `width` characters: nested lists are collapsed to `[...]` deepest first, then trailing items are
+    left out (`[3, 16, ...]`); a number is never cut."""
+    value = list(args) if isinstance(args, tuple) else args
+    full = literal(value)
+    if width is None or len(full) <= width:
+        return full
+    for depth in range(_depth(value) - 1, 0, -1):
+        text = literal(value, depth)
+        if len(text) <= width:
+            return text
+    if isinstance(value, list):
+        for keep in range(len(value) - 1, 0, -1):
+            text = "[" + ", ".join(literal(v, 0) for v in value[:keep]) + ", ...]"
+            if len(text) <= width:
+                return text
+    return literal(value, 0)
+
+
+def literal(value: Any, depth: int | None = None) -> str:
+    """Python's literal form (tuples as lists); lists nested `depth` levels down are written `[...]`."""
+    if isinstance(value, (list, tuple)):
+        if depth is not None and depth <= 0:
+            return "[...]"
+        inner = None if depth is None else depth - 1
+        return "[" + ", ".join(literal(v, inner) for v in value) + "]"
+    return repr(value)
+
+
+def _depth(value: Any) -> int:
+    """List nesting: 0 for a scalar, 1 for [1, 2], 2 for [[1], 2]."""
+    if isinstance(value, (list, tuple)):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
 
 
 def _num(v: float | None, spec: str) -> str:

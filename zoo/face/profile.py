@@ -39,6 +39,8 @@ def profile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=("table", "json", "csv", "md"), default="table",
                    help="table (fits the terminal; --wide shows every column), json (a list, one object per "
                         "config), csv (one line per row) or md (markdown)")
+    p.add_argument("--wide", action="store_true",
+                   help="table: every column, args in full, however wide (default: fit the terminal)")
     p.add_argument("-o", "--out", metavar="FILE", help="write the chosen format to FILE instead of stdout")
 
 
@@ -57,7 +59,7 @@ def profile_run(args: argparse.Namespace) -> int:
                 deploy=args.deploy, latency=args.latency, threads=args.threads, scale=args.scale, nc=args.nc,
                 runs=args.runs, crosscheck=args.crosscheck, on_stage=progress.stage))
     try:
-        render(profiles, args.format, args.out)
+        render(profiles, args.format, args.out, wide=args.wide)
     except OSError as e:
         raise ConfigError(args.out, f"cannot write: {e.strerror or e}") from None
     if args.out:

@@ -22,7 +22,8 @@ from zoo.plan import ModelPlan, plan_config
 
 from .crosscheck import CrossCheck, cross_check
 from .flops import CountsMacs, count_flops
-from .latency import LatencyStats, loadavg, measure_latency, measure_row_latency
+from .latency import (MAX_CV, LatencyStats, LatencyWarning, latency_warnings, loadavg, measure_latency,
+                      measure_row_latency, usable_cores)
 from .memory import MemoryEstimate, estimate_memory
 from .options import check_run_options
 
@@ -56,7 +57,8 @@ class LayerProfile(CountsMacs):
             "gmacs": self.gmacs, "gflops": self.gflops,
             "out_shape": list(self.out_shape) if self.out_shape is not None else None,
             "stride": self.stride,
-            "latency_ms": None if lat is None else {"median": round(lat.median_ms, 4), "p90": round(lat.p90_ms, 4)},
+            "latency_ms": None if lat is None else lat.as_dict(),  # median, p90 and the CV of its timed runs
+            "latency_runs": None if lat is None else lat.runs,
             "share": None if self.share is None else round(self.share, 4),
             "macs_share": round(self.macs_share, 4), "uncounted_ops": dict(self.uncounted),
             "uncounted": uncounted_text(self.uncounted),
@@ -85,6 +87,8 @@ class ModelProfile(CountsMacs):
     cross_check: CrossCheck | None
     layers: tuple[LayerProfile, ...]
     lint: tuple[LintWarning, ...] = ()  # shape lint of the config as built (as `zoo validate` reports it)
+    cores: int | None = None  # the cores the process could use while timing (the load is compared with them)
+    latency_warnings: tuple[LatencyWarning, ...] = ()  # load above the cores, CV above MAX_CV, half on CPU
 
     @property
     def label(self) -> str:
@@ -105,6 +109,8 @@ class ModelProfile(CountsMacs):
             "gflops": self.gflops, "latency_ms": None if self.latency is None else self.latency.as_dict(),
             "latency_runs": None if self.latency is None else self.latency.runs,
             "threads": self.threads, "loadavg": list(self.loadavg) if self.loadavg is not None else None,
+            "cores": self.cores, "latency_cv_max": MAX_CV,
+            "latency_warnings": [w.as_dict() for w in self.latency_warnings],
             "memory": {**self.memory.as_dict(), "method": self.memory.method},
             "uncounted_ops": dict(self.uncounted_ops), "macs_by_operator": dict(self.by_operator),
             "cross_check": None if self.cross_check is None else self.cross_check.as_dict(),
@@ -196,7 +202,8 @@ def profile_model(model_or_cfg: ZooModel | Config | str | Path | Mapping[str, An
         macs=fc.macs, n_modules=len(list(net.modules())), latency=total_lat, threads=threads,
         loadavg=total_lat.loadavg if total_lat is not None else loadavg(), memory=memory,
         uncounted_ops=fc.uncounted, by_operator=fc.by_operator, cross_check=cc, layers=tuple(layers),
-        lint=lint)
+        lint=lint, cores=usable_cores(),
+        latency_warnings=latency_warnings(total_lat, dtype=dtype) if total_lat is not None else ())
 
 
 def _model_of(source: Any, scale: str | None, nc: int | None, imgsz: int) -> ZooModel:

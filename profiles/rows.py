@@ -83,8 +83,9 @@ def totals_text(p: ModelProfile) -> list[str]:
     else:
         lines.append("latency not measured (--no-latency)")
     load = ", ".join(f"{x:.2f}" for x in p.loadavg) if p.loadavg else "n/a"
+    cores = f" on {p.cores} core{'s' if p.cores != 1 else ''}" if p.cores else ""
     lines.append(f"memory: params {p.memory.param_bytes / 1e6:.2f} MB, peak activations "
-                 f"{p.memory.peak_activation_bytes / 1e6:.2f} MB ({p.memory.method}); load average {load}")
+                 f"{p.memory.peak_activation_bytes / 1e6:.2f} MB ({p.memory.method}); load average {load}{cores}")
     return lines
 
 

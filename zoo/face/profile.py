@@ -46,11 +46,16 @@ def profile_args(p: argparse.ArgumentParser) -> None:
 
 def profile_run(args: argparse.Namespace) -> int:
     from profiles import profile_model
+    from profiles.latency import half_on_cpu
     from zoo.errors import ConfigError
 
-    from .console import Progress, note
+    from .console import Progress, note, warning
     from .render_profile import render
 
+    if args.latency:  # before the wait, not after: a half dtype on CPU is slow to time
+        half = half_on_cpu(args.device, dtype_of(args.dtype))
+        if half is not None:
+            warning(f"--dtype {args.dtype}: {half.text}")
     profiles = []
     for cfg in args.configs:
         with Progress(f"profiling {cfg}") as progress:

@@ -123,11 +123,18 @@ def _natural_width(con: Console, table: Table) -> int:
     return Measurement.get(con, con.options.update(width=10 ** 4), table).maximum
 
 
+SAID_BEFORE = frozenset({"half-on-cpu"})  # latency warnings the handler prints before timing starts
+
+
 def print_lint(profiles: Sequence[ModelProfile]) -> None:
-    """Each profile's shape lint warnings on stderr, one line each, as `zoo validate` prints them."""
+    """Each profile's shape lint warnings (as `zoo validate` prints them) and the warnings on its latency,
+    on stderr, one line each."""
     for p in profiles:
         for w in p.lint:
             console.warning(w.message(p.source))
+        for lw in p.latency_warnings:
+            if lw.code not in SAID_BEFORE:
+                console.warning(f"{p.label}: latency: {lw.text}")
 
 
 def metric_table(title: str, head: list[str], rows: list[list[str]]) -> Table:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from importlib import metadata
+from importlib.metadata import PackageNotFoundError, version as installed_version
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -66,8 +66,8 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
 
 def version() -> str:
     try:
-        return metadata.version(DISTRIBUTION)
-    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return installed_version(DISTRIBUTION)
+    except PackageNotFoundError:  # run from a source tree that was never installed
         return "unknown (not installed)"
 
 

@@ -75,7 +75,7 @@ def comparison_rows(profiles: Sequence[ModelProfile]) -> Rows:
 def totals_text(p: ModelProfile) -> list[str]:
     """The totals under a model's table: counts, latency, memory and the load average."""
     lat = p.latency
-    lines = [f"{p.gmacs:.3f} GMACs = {p.gflops:.3f} GFLOPs (2 x fvcore MACs, eval, {p.batch}x{p.imgsz}x{p.imgsz}"
+    lines = [f"{p.gmacs:.3f} GMACs = {p.gflops:.3f} GFLOPs (2 x fvcore MACs, eval, {p.input_text}"
              f"{', deploy graph' if p.deploy else ''}); {p.params:,} params"]
     if lat is not None:
         lines.append(f"latency {lat.median_ms:.2f} ms median, {lat.p90_ms:.2f} ms p90, CV {lat.cv:.3f} "
@@ -90,7 +90,9 @@ def totals_text(p: ModelProfile) -> list[str]:
 
 
 def compact(value: Any) -> str:
-    """A `from` or an argument list on one line, as JSON without spaces (strings as they are)."""
+    """A `from` or an argument list on one line, as JSON without spaces (strings as they are; no `from`: -)."""
+    if value is None:
+        return "-"
     return json.dumps(jsonable(value), separators=(",", ":")) if not isinstance(value, str) else value
 
 

@@ -105,7 +105,8 @@ def fitted_table(p: ModelProfile, con: Console, *, wide: bool = False) -> Table:
 
 def _row_table(p: ModelProfile, head: list[str], rows: list[list[str]], columns: Sequence[str],
                args_width: int | None = None) -> Table:
-    title = Text(printable(f"{p.label}  ({p.source}, {p.imgsz}px, batch {p.batch})"))
+    size = f"input {p.input_text}" if p.input_shape is not None else f"{p.imgsz}px, batch {p.batch}"
+    title = Text(printable(f"{p.label}  ({p.source}, {size})"))
     t = Table(title=title, box=box.SIMPLE_HEAD)
     at = [head.index(c) for c in columns]
     for c in columns:

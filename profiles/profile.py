@@ -125,7 +125,8 @@ class ModelProfile(CountsMacs):
         return {
             "name": self.name, "scale": self.scale, "source": self.source, "summary": self.summary,
             "imgsz": self.imgsz, "batch": self.batch, "device": self.device, "dtype": self.dtype,
-            "deploy": self.deploy, "params": self.params, "macs": self.macs, "gmacs": self.gmacs,
+            "deploy": self.deploy, "params": self.params, "modules": self.n_modules, "macs": self.macs,
+            "gmacs": self.gmacs,
             "gflops": self.gflops, "latency_ms": None if self.latency is None else self.latency.as_dict(),
             "latency_runs": None if self.latency is None else self.latency.runs,
             "threads": self.threads, "loadavg": list(self.loadavg) if self.loadavg is not None else None,

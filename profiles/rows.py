@@ -56,6 +56,7 @@ def comparison_rows(profiles: Sequence[ModelProfile]) -> Rows:
         ("latency CV", lambda p: p.latency.cv if p.latency else None, ".3f"),
         ("param MB", lambda p: p.memory.param_bytes / 1e6, ".2f"),
         ("peak activation MB", lambda p: p.memory.peak_activation_bytes / 1e6, ".2f"),
+        ("modules", lambda p: p.n_modules, ".0f"),
         ("rows", lambda p: len(p.layers), ".0f"),
     ]
     head = ["metric", base.label]
@@ -76,7 +77,8 @@ def totals_text(p: ModelProfile) -> list[str]:
     """The totals under a model's table: counts, latency, memory and the load average."""
     lat = p.latency
     lines = [f"{p.gmacs:.3f} GMACs = {p.gflops:.3f} GFLOPs (2 x fvcore MACs, eval, {p.input_text}"
-             f"{', deploy graph' if p.deploy else ''}); {p.params:,} params"]
+             f"{', deploy graph' if p.deploy else ''}); {p.params:,} params; {p.n_modules} modules (YOLOv5's "
+             f"\"layers\") in {len(p.layers)} {'rows' if p.input_shape is None else 'parts'}"]
     if lat is not None:
         lines.append(f"latency {lat.median_ms:.2f} ms median, {lat.p90_ms:.2f} ms p90, CV {lat.cv:.3f} "
                      f"({lat.runs} runs after {lat.warmup_runs} warm-up, {p.threads} thread(s), {p.device}, {p.dtype})")

@@ -185,3 +185,26 @@ def test_print_error_one_line_on_stderr(capsys) -> None:
     cap = capsys.readouterr()
     assert cap.out == ""
     assert cap.err == "error: bad.yaml: row 3: unknown module 'Foo' (see `zoo modules`)\n"
+
+
+def test_layers_means_modules_in_profile(n64) -> None:
+    """YOLOv5's summary line keeps its wording ("214 layers" counts modules); the totals say what it counts."""
+    assert n64.summary == "yolov5n summary: 214 layers, 1872157 parameters, 0.05 GFLOPs"
+    from profiles.rows import totals_text
+
+    assert totals_text(n64)[0].endswith('; 1,872,157 params; 214 modules (YOLOv5\'s "layers") in 25 rows')
+    assert json.loads(to_json([n64]))[0]["modules"] == 214
+
+
+def test_layers_means_deploy_convs_in_search(capsys) -> None:
+    from types import SimpleNamespace
+
+    from search import Budget
+    from zoo.face.render_search import print_result
+    from zoo.face.search import budget_text
+
+    assert budget_text(Budget(None, None, None, 12)) == "12 convs (deploy)"
+    print_result(SimpleNamespace(study_name="s", n_trials=0, n_feasible=0, n_failed=0, interrupted=False,
+                                 base=None, remeasured=[], best=None, files=[]))
+    header = capsys.readouterr().out
+    assert "convs (deploy)" in header and " layers " not in header

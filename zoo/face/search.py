@@ -14,7 +14,7 @@ SCORE_EXAMPLES = ("examples:\n  zoo score yolov5s\n  zoo score damo.yaml --scope
 EXPORT_EXAMPLES = ("examples:\n"
                    "  zoo export --storage runs/search/yolov5s-320-40ms --study-name yolov5s-320-40ms -o b.yaml\n"
                    "  zoo export --storage sqlite:///s.db --study-name s40 --trial 12 -o t12.yaml")
-BUDGET_UNITS = {"latency_ms": "ms", "gflops": "GFLOPs", "params_m": "M params", "max_layers": "layers"}
+BUDGET_UNITS = {"latency_ms": "ms", "gflops": "GFLOPs", "params_m": "M params", "max_layers": "convs (deploy)"}
 
 
 def score_args(p: argparse.ArgumentParser) -> None:

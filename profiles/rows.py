@@ -83,7 +83,7 @@ def totals_text(p: ModelProfile) -> list[str]:
         lines.append(f"latency {lat.median_ms:.2f} ms median, {lat.p90_ms:.2f} ms p90, CV {lat.cv:.3f} "
                      f"({lat.runs} runs after {lat.warmup_runs} warm-up, {p.threads} thread(s), {p.device}, {p.dtype})")
     else:
-        lines.append("latency not measured (--no-latency)")
+        lines.append("latency not measured")
     load = ", ".join(f"{x:.2f}" for x in p.loadavg) if p.loadavg else "n/a"
     cores = f" on {p.cores} core{'s' if p.cores != 1 else ''}" if p.cores else ""
     lines.append(f"memory: params {p.memory.param_bytes / 1e6:.2f} MB, peak activations "

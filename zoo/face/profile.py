@@ -13,6 +13,9 @@ examples:
   zoo profile yolov5n yolov5s my.yaml              side by side, deltas against the first
   zoo profile my.yaml --scale m --nc 3 --imgsz 320 --format md --out my.md
   zoo profile yolov5s --device cuda --batch 8 --runs 50
+  zoo profile yolov5s --wide | less -S             every column, args in full, whatever the terminal
+
+The table fits the terminal: a compact layout under 100 columns, every column from 100 on.
 
 GFLOPs = 2 x fvcore's MACs (eval mode, real input size, BN included); thop and
 torch.utils.flop_counter are cross-checks (--crosscheck) with per-op differences explained.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from importlib.metadata import PackageNotFoundError, version as installed_version
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -47,17 +48,39 @@ COMMANDS: tuple[Command, ...] = (
 )
 
 PLUGIN_HELP = "import a Python file that registers modules (repeatable)"
+DISTRIBUTION = "zoo-nas"  # the package's name in pyproject.toml: `zoo --version` reads its installed version
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Descriptions and examples as written; every option's default after its help, unless there is none
+    to show (a flag without a value, None, an empty list) or the help already says what the default is."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (action.nargs == 0 or default is None or default is argparse.SUPPRESS
+                or (isinstance(default, list) and not default) or "default" in text.lower()):
+            return text
+        return super()._get_help_string(action)
+
+
+def version() -> str:
+    try:
+        return installed_version(DISTRIBUTION)
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
 
 
 def build_parser(commands: Sequence[Command] = COMMANDS) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="zoo", description="Profile and search YOLO-style detectors from their YAML configs.",
-        epilog="Run `zoo COMMAND --help` for a command's options and examples.")
+        epilog="Run `zoo COMMAND --help` for a command's options and examples.", formatter_class=HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     parser.add_argument("--plugin", action="append", default=[], metavar="FILE", help=PLUGIN_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for cmd in commands:
         p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help, epilog=cmd.epilog,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+                           formatter_class=HelpFormatter)
         p.add_argument("--plugin", action="append", default=argparse.SUPPRESS, metavar="FILE", help=PLUGIN_HELP)
         cmd.add_arguments(p)
         p.set_defaults(_run=cmd.run)
@@ -66,11 +89,11 @@ def build_parser(commands: Sequence[Command] = COMMANDS) -> argparse.ArgumentPar
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "command", None):
-        parser.print_help()
-        return 2
     try:
+        args = parser.parse_args(argv)  # the shared option types raise OptionError: one line, exit 1
+        if not getattr(args, "command", None):
+            parser.print_help()
+            return 2
         ensure_loaded()
         for path in args.plugin:
             load_plugin(path)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .crosscheck import CrossCheck, cross_check
 from .flops import FlopCount, count_flops
-from .profile import LayerProfile, ModelProfile, profile_model
+from .profile import LayerProfile, ModelProfile, build_checked, check_stride_multiple, profile_model
 
-__all__ = ["CrossCheck", "FlopCount", "LayerProfile", "ModelProfile", "count_flops", "cross_check",
-           "profile_model"]
+__all__ = ["CrossCheck", "FlopCount", "LayerProfile", "ModelProfile", "build_checked", "check_stride_multiple",
+           "count_flops", "cross_check", "profile_model"]

@@ -11,7 +11,7 @@ import re
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 from torch import nn
@@ -110,7 +110,8 @@ def row_count(model: nn.Module) -> int:
     return len(layers) if layers is not None else 0
 
 
-def _analysis(net: nn.Module, inputs: Any, recorded: list[tuple[str, int | None]]) -> Any:
+def _analysis(net: nn.Module, inputs: Any, recorded: list[tuple[str, int | None]],
+              locate: Callable[[str], int | None] | None = None) -> Any:
     """fvcore's analysis as every count of the project sets it up (one place for the conventions)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # fvcore and its imports warn about deprecated torch APIs
@@ -120,7 +121,8 @@ def _analysis(net: nn.Module, inputs: Any, recorded: list[tuple[str, int | None]
                 .unsupported_ops_warnings(False).uncalled_modules_warnings(False)
                 .tracer_warnings("none").ancestor_mode("caller"))  # shared blocks (one SiLU for all
     # Convs, as YOLOv5's default_act) count in the row that calls them, not where first named
-    analysis.set_op_handle(**{op: _recording_handle(op, recorded) for op in COSTLY_IGNORED_OPS})
+    analysis.set_op_handle(**{op: _recording_handle(op, recorded, locate or _row_of_scope)
+                              for op in COSTLY_IGNORED_OPS})
     return analysis
 
 
@@ -139,21 +141,38 @@ def count_module_macs(module: nn.Module, inputs: Any) -> int:
 
 def count_flops(model: nn.Module, *, imgsz: int = 640, batch: int = 1) -> FlopCount:
     """fvcore's MACs of `model` in eval mode on a `batch` x ch x imgsz x imgsz input."""
+    scopes = {f"{FlatOutputs.PREFIX}model.{i}": i for i in range(row_count(model))}
+    return _count(model, example_input(model, imgsz, batch), scopes, _row_of_scope, imgsz=imgsz, batch=batch)
+
+
+def count_flops_by_child(model: nn.Module, inputs: torch.Tensor) -> FlopCount:
+    """fvcore's MACs of any module in eval mode on `inputs`, with count_flops' conventions, per top-level
+    child: `by_row[i]` is the i-th of `named_children()` (a model without YAML rows)."""
+    scopes = {f"{FlatOutputs.PREFIX}{name}": i for i, (name, _) in enumerate(model.named_children())}
+
+    def locate(scope: str) -> int | None:
+        return next((scopes[part] for part in scope.split("/") if part in scopes), None)
+
+    return _count(model, inputs, scopes, locate, imgsz=int(inputs.shape[-1]) if inputs.dim() else 0,
+                  batch=int(inputs.shape[0]) if inputs.dim() else 1)
+
+
+def _count(model: nn.Module, x: torch.Tensor, scopes: dict[str, int], locate: Callable[[str], int | None], *,
+           imgsz: int, batch: int) -> FlopCount:
+    """One fvcore pass: the total, per operator, per part (`scopes`: module path -> row) and what is uncounted."""
     was_training = model.training
     model.eval()
-    x = example_input(model, imgsz, batch)
     recorded: list[tuple[str, int | None]] = []
     try:
-        analysis = _analysis(model, x, recorded)
+        analysis = _analysis(model, x, recorded, locate)
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             total = int(analysis.total())
             by_operator = {k: int(v) for k, v in analysis.by_operator().items() if v}
             by_module = analysis.by_module()
             unsupported = analysis.unsupported_ops()
-            rows = range(row_count(model))
-            by_row = {i: int(by_module.get(f"{FlatOutputs.PREFIX}model.{i}", 0)) for i in rows}
-            unsupported_by_row = {i: analysis.unsupported_ops(f"{FlatOutputs.PREFIX}model.{i}") for i in rows}
+            by_row = {i: int(by_module.get(scope, 0)) for scope, i in scopes.items()}
+            unsupported_by_row = {i: analysis.unsupported_ops(scope) for scope, i in scopes.items()}
     finally:
         model.train(was_training)
     uncounted = Counter(_costly(unsupported))
@@ -175,12 +194,12 @@ def _sorted(counts: Counter[str]) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-def _recording_handle(op: str, recorded: list[tuple[str, int | None]]) -> Any:
+def _recording_handle(op: str, recorded: list[tuple[str, int | None]], locate: Callable[[str], int | None]) -> Any:
     """An fvcore handle for an op it would ignore: counts 0 MACs and records (op, row)."""
 
     def handle(inputs: list[Any], outputs: list[Any]) -> int:
         scope = outputs[0].node().scopeName() if outputs else ""
-        recorded.append((op, _row_of_scope(scope)))
+        recorded.append((op, locate(scope)))
         return 0
 
     return handle

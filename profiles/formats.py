@@ -17,9 +17,9 @@ CSV_FIELDS = ("model", "index", "from", "repeats", "module", "args", "params", "
 
 
 def to_json(profiles: Sequence[ModelProfile]) -> str:
-    """One object for one config, a list for several."""
-    data = [p.as_dict() for p in profiles]
-    return json.dumps(data[0] if len(data) == 1 else data, indent=2)
+    """A list with one object per config, whether one config or several: `[0]` is always the first
+    (a reader written for one config keeps working when a second is added)."""
+    return json.dumps([p.as_dict() for p in profiles], indent=2)
 
 
 def to_csv(profiles: Sequence[ModelProfile]) -> str:

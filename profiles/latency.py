@@ -80,6 +80,79 @@ def loadavg() -> tuple[float, float, float] | None:
         return None
 
 
+# -- is this measurement worth reading? ----------------------------------------------------------------------
+MAX_CV = 0.10  # run-to-run CV above which a latency is noise more than a figure: on a quiet machine the
+#                timed runs of one model differ by 1-5%; a loaded one gave 33.6 to 318.7 ms for one model
+HALF_ON_CPU_SLOWDOWN = "15-20x"  # float16 YOLO models on a CPU without native float16 kernels, against float32
+#                                  (yolov5n at 320 px here: 64 ms float32, 983 ms float16); bfloat16 is as slow
+#                                  without AVX512-BF16/AMX and as fast as float32 with them (51 ms here)
+
+
+@dataclass(frozen=True)
+class LatencyWarning:
+    """Why a latency may not mean what it says: `load` (more runnable work than cores), `cv` (the timed runs
+    disagree), `half-on-cpu` (a dtype CPUs run slowly)."""
+
+    code: str
+    text: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"code": self.code, "text": self.text}
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def cpu_has_fast(dtype: torch.dtype) -> bool:
+    """Whether this CPU has native kernels for a half dtype (AVX512-BF16 or AMX for bfloat16, AMX-FP16 for
+    float16); torch's own capability probes, read as False where a torch build lacks them."""
+    probes = {torch.bfloat16: ("_is_avx512_bf16_supported", "_is_amx_tile_supported"),
+              torch.float16: ("_is_amx_fp16_supported",)}.get(dtype, ())
+    for name in probes:
+        probe = getattr(torch.cpu, name, None)
+        try:
+            if probe is not None and probe():
+                return True
+        except RuntimeError:
+            continue
+    return False
+
+
+def half_on_cpu(device: Any, dtype: torch.dtype) -> LatencyWarning | None:
+    """float16/bfloat16 timed on a CPU without native kernels for it: valid, but nothing like the float32 or
+    GPU figure."""
+    if torch.device(device).type != "cpu" or dtype not in (torch.float16, torch.bfloat16) or cpu_has_fast(dtype):
+        return None
+    name = str(dtype).replace("torch.", "")
+    return LatencyWarning("half-on-cpu", f"{name} on this CPU runs about {HALF_ON_CPU_SLOWDOWN} slower than "
+                                         f"float32 (it has no native {name} kernels): time float32 on CPU, or "
+                                         f"{name} on a GPU")
+
+
+def latency_warnings(stats: LatencyStats, *, dtype: torch.dtype = torch.float32,
+                     cores: int | None = None) -> tuple[LatencyWarning, ...]:
+    """What makes one measurement doubtful: a 1-minute load above the cores, a CV above MAX_CV, half on CPU."""
+    cores = usable_cores() if cores is None else cores
+    out = []
+    if stats.loadavg is not None and stats.loadavg[0] > cores:
+        out.append(LatencyWarning("load", f"load average {stats.loadavg[0]:.2f} is above the {cores} core"
+                                          f"{'s' if cores != 1 else ''} this process can use: other work shares "
+                                          f"the CPUs and latencies come out slower and noisier than on a quiet "
+                                          f"machine"))
+    if stats.cv > MAX_CV:
+        out.append(LatencyWarning("cv", f"the {stats.runs} timed runs vary by CV {stats.cv:.3f} (above {MAX_CV:g}): "
+                                        f"the median is unreliable; time more runs on a quieter machine"))
+    half = half_on_cpu(stats.device, dtype)
+    if half is not None:
+        out.append(half)
+    return tuple(out)
+
+
 @contextlib.contextmanager
 def thread_count(threads: int) -> Iterator[None]:
     """Run with `threads` intra-op threads, restoring the previous setting after."""

@@ -8,22 +8,25 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from torch import nn
 
-from zoo.config import Config
+from zoo.builder import DEFAULT_IMGSZ, build_model
+from zoo.config import Config, load_config
 from zoo.errors import ConfigError, OptionError
 from zoo.graph import ZooModel
-from zoo.limits import MAX_BATCH, MAX_IMGSZ, MAX_RUNS, MAX_THREADS, check_option
 from zoo.lint import LintWarning, lint_model
-from zoo.plan import ModelPlan, plan_config
+from zoo.plan import ModelPlan, RowProbe, RowProbeError, plan_config, run_probe
 
 from .crosscheck import CrossCheck, cross_check
-from .flops import CountsMacs, count_flops
-from .latency import LatencyStats, loadavg, measure_latency, measure_row_latency
-from .memory import MemoryEstimate, estimate_memory
+from .childtiming import measure_child_latency
+from .flops import CountsMacs, count_flops, count_flops_by_child
+from .latency import (MAX_CV, LatencyStats, LatencyWarning, TimingProtocol, latency_warnings, loadavg,
+                      measure_latency, measure_row_latency, time_module, usable_cores)
+from .memory import MemoryEstimate, buffer_bytes, estimate_memory, param_bytes
+from .options import check_run_options
 
 Stage = Callable[[str], None]
 
@@ -33,7 +36,7 @@ class LayerProfile(CountsMacs):
     """One YAML row as built: what it is, what it costs."""
 
     index: int
-    from_: int | tuple[int, ...]
+    from_: int | tuple[int, ...] | None  # None: a plain module's part (no YAML routing)
     repeats: int
     module: str
     args: tuple[Any, ...]
@@ -46,6 +49,13 @@ class LayerProfile(CountsMacs):
     macs_share: float
     uncounted: dict[str, int] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        lat = f", {self.latency.median_ms:.2f} ms" if self.latency is not None else ""
+        return f"LayerProfile({self.index} {self.module}: {self.params:,} params, {self.gflops:.3f} GFLOPs{lat})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.as_dict()
+
     def as_dict(self) -> dict[str, Any]:
         """The row in SPEC §4's JSON (`layers`)."""
         lat = self.latency
@@ -55,7 +65,8 @@ class LayerProfile(CountsMacs):
             "gmacs": self.gmacs, "gflops": self.gflops,
             "out_shape": list(self.out_shape) if self.out_shape is not None else None,
             "stride": self.stride,
-            "latency_ms": None if lat is None else {"median": round(lat.median_ms, 4), "p90": round(lat.p90_ms, 4)},
+            "latency_ms": None if lat is None else lat.as_dict(),  # median, p90 and the CV of its timed runs
+            "latency_runs": None if lat is None else lat.runs,
             "share": None if self.share is None else round(self.share, 4),
             "macs_share": round(self.macs_share, 4), "uncounted_ops": dict(self.uncounted),
             "uncounted": uncounted_text(self.uncounted),
@@ -84,10 +95,24 @@ class ModelProfile(CountsMacs):
     cross_check: CrossCheck | None
     layers: tuple[LayerProfile, ...]
     lint: tuple[LintWarning, ...] = ()  # shape lint of the config as built (as `zoo validate` reports it)
+    cores: int | None = None  # the cores the process could use while timing (the load is compared with them)
+    latency_warnings: tuple[LatencyWarning, ...] = ()  # load above the cores, CV above MAX_CV, half on CPU
+    input_shape: tuple[int, ...] | None = None  # what a plain nn.Module was profiled at (None: batch x ch x imgsz²)
 
     @property
     def label(self) -> str:
         return self.name + (" (deploy)" if self.deploy else "")
+
+    @property
+    def input_text(self) -> str:
+        """The input profiled at: `1x640x640` (batch x size x size) or a plain module's whole shape."""
+        dims = self.input_shape or (self.batch, self.imgsz, self.imgsz)
+        return "x".join(map(str, dims))
+
+    def __repr__(self) -> str:
+        lat = f", {self.latency.median_ms:.2f} ms median" if self.latency is not None else ""
+        return (f"ModelProfile({self.label}: {self.params:,} params, {self.gflops:.2f} GFLOPs at {self.input_text}"
+                f"{lat}, {len(self.layers)} rows, {self.device} {self.dtype})")
 
     @property
     def summary(self) -> str:
@@ -100,16 +125,24 @@ class ModelProfile(CountsMacs):
         return {
             "name": self.name, "scale": self.scale, "source": self.source, "summary": self.summary,
             "imgsz": self.imgsz, "batch": self.batch, "device": self.device, "dtype": self.dtype,
-            "deploy": self.deploy, "params": self.params, "macs": self.macs, "gmacs": self.gmacs,
+            "deploy": self.deploy, "params": self.params, "modules": self.n_modules, "macs": self.macs,
+            "gmacs": self.gmacs,
             "gflops": self.gflops, "latency_ms": None if self.latency is None else self.latency.as_dict(),
             "latency_runs": None if self.latency is None else self.latency.runs,
             "threads": self.threads, "loadavg": list(self.loadavg) if self.loadavg is not None else None,
+            "cores": self.cores, "latency_cv_max": MAX_CV,
+            "latency_warnings": [w.as_dict() for w in self.latency_warnings],
             "memory": {**self.memory.as_dict(), "method": self.memory.method},
             "uncounted_ops": dict(self.uncounted_ops), "macs_by_operator": dict(self.by_operator),
             "cross_check": None if self.cross_check is None else self.cross_check.as_dict(),
             "lint": [w.as_dict() for w in self.lint],
+            "input_shape": list(self.input_shape) if self.input_shape is not None else None,
             "layers": [lay.as_dict() for lay in self.layers],
         }
+
+    def to_dict(self) -> dict[str, Any]:
+        """as_dict() under the name pandas and most libraries use."""
+        return self.as_dict()
 
 
 def uncounted_text(ops: Mapping[str, int]) -> str:
@@ -130,21 +163,44 @@ def jsonable(value: Any) -> Any:
     return repr(value)
 
 
-def profile_model(model_or_cfg: ZooModel | Config | str | Path | Mapping[str, Any], *, imgsz: int = 640,
+def profile_model(model_or_cfg: nn.Module | Config | str | Path | Mapping[str, Any], *, imgsz: int = 640,
                   batch: int = 1, device: str = "cpu", dtype: torch.dtype = torch.float32,
                   deploy: bool = False, latency: bool = True, threads: int = 1, scale: str | None = None,
                   nc: int | None = None, runs: int = 30, warmup_s: float = 1.0, crosscheck: bool = False,
-                  on_stage: Stage | None = None) -> ModelProfile:
-    """Profile a built model or build one from a config (name, path, mapping, Config) first.
+                  input_shape: Sequence[int] | None = None, on_stage: Stage | None = None) -> ModelProfile:
+    """Profile a config (name, path, mapping, Config), a built ZooModel, or any nn.Module.
 
     One counting pass (fvcore) by default; `crosscheck=True` adds thop and torch's counter. Shapes and
     the activation-memory estimate come from the row plan at `imgsz`, not from extra forward passes.
+    A plain nn.Module has no YAML rows: give `input_shape=(1, 3, 640, 640)` and it is profiled per
+    top-level child (fvcore counts, params, latency; no plan, so no lint and memory from one pass).
+    For a zoo model `input_shape` is another way to say (batch, ch, imgsz, imgsz).
     """
     stage = on_stage or (lambda _s: None)
-    _check_options(_source_name(model_or_cfg), imgsz=imgsz, batch=batch, device=device, threads=threads, runs=runs)
+    source_name = _source_name(model_or_cfg)
+    shape = _check_input_shape(source_name, input_shape) if input_shape is not None else None
+    if isinstance(model_or_cfg, nn.Module) and not isinstance(model_or_cfg, ZooModel):
+        if shape is None:
+            raise OptionError(source_name, "input_shape", None, "is needed to profile a plain nn.Module "
+                                                                "(e.g. input_shape=(1, 3, 640, 640))")
+        if scale is not None or nc is not None or crosscheck:
+            raise ConfigError(source_name, "scale, nc and crosscheck apply to zoo models, not to a plain nn.Module")
+        check_run_options(source_name, threads=threads, runs=runs, device=device, dtype=dtype)
+        return _profile_module(model_or_cfg, shape, device=device, dtype=dtype, deploy=deploy, latency=latency,
+                               threads=threads, runs=runs, warmup_s=warmup_s, stage=stage)
+    if shape is not None:
+        if len(shape) != 4 or shape[2] != shape[3]:
+            raise OptionError(source_name, "input_shape", input_shape, "must be (batch, channels, size, size) "
+                                                                       "for a zoo model (square images)")
+        batch, imgsz = shape[0], shape[2]
+    check_run_options(source_name, imgsz=imgsz, batch=batch, threads=threads, runs=runs,
+                      device=device, dtype=dtype)
     model = _model_of(model_or_cfg, scale, nc, imgsz)
+    if shape is not None and shape[1] != model.config.ch:
+        raise OptionError(source_name, "input_shape", input_shape, f"has {shape[1]} channels, the config "
+                                                                   f"{model.config.ch}")
     source = model.config.path
-    _check_stride(model, source, imgsz)
+    check_stride_multiple(model, source, imgsz)
     plan = _plan_at(model, imgsz)
     stage("shape lint")
     lint = lint_model(model)  # on the config as built: deploy folds blocks but keeps what the config meant
@@ -194,7 +250,105 @@ def profile_model(model_or_cfg: ZooModel | Config | str | Path | Mapping[str, An
         macs=fc.macs, n_modules=len(list(net.modules())), latency=total_lat, threads=threads,
         loadavg=total_lat.loadavg if total_lat is not None else loadavg(), memory=memory,
         uncounted_ops=fc.uncounted, by_operator=fc.by_operator, cross_check=cc, layers=tuple(layers),
-        lint=lint)
+        lint=lint, cores=usable_cores(),
+        latency_warnings=latency_warnings(total_lat, dtype=dtype) if total_lat is not None else ())
+
+
+def _check_input_shape(source: str, shape: Any) -> tuple[int, ...]:
+    """(batch, channels, ...) of positive ints in zoo.limits' bounds."""
+    dims = tuple(shape) if isinstance(shape, (list, tuple, torch.Size)) else None
+    if (not dims or len(dims) > 8 or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims)):
+        raise OptionError(source, "input_shape", shape, "must be a tuple of positive integers such as (1, 3, 640, 640)")
+    check_run_options(source, batch=dims[0])
+    for d in dims[1:]:
+        check_run_options(source, imgsz=d)  # no side (nor channel count) beyond the largest image side
+    return dims
+
+
+def _profile_module(module: nn.Module, shape: tuple[int, ...], *, device: str, dtype: torch.dtype, deploy: bool,
+                    latency: bool, threads: int, runs: int, warmup_s: float, stage: Stage) -> ModelProfile:
+    """A plain nn.Module profiled per top-level child: no YAML rows, no plan, no lint."""
+    name = type(module).__name__
+    net = copy.deepcopy(module)
+    if deploy:
+        from zoo.deploy import deploy as to_deploy
+        to_deploy(net)
+    dev = torch.device(device)
+    net = net.to(device=dev, dtype=torch.float32).eval()
+    x = torch.zeros(shape, device=dev)
+    children = list(net.named_children())
+
+    stage("one forward pass (shapes, memory)")
+    net = net.to(dtype=dtype)
+    probe, out_shapes = _forward_shapes(net, x.to(dtype), name)
+    element = torch.empty((), dtype=dtype).element_size()
+    if dev.type == "cuda":
+        from .memory import cuda_peak_activation_bytes
+        peak, method = cuda_peak_activation_bytes(net, x.to(dtype)), "cuda allocator peak"
+    else:
+        peak, method = probe.peak_numel * element, "estimate (largest op, one pass)"
+    memory = MemoryEstimate(param_bytes=param_bytes(net), buffer_bytes=buffer_bytes(net),
+                            peak_activation_bytes=peak, method=method)
+
+    stage("counting MACs (fvcore)")
+    net = net.to(dtype=torch.float32)
+    fc = count_flops_by_child(net, x)
+    net = net.to(dtype=dtype)
+
+    total_lat = None
+    part_lat: dict[int, LatencyStats] = {}
+    if latency:
+        stage(f"timing end to end ({runs} runs, {threads} thread{'s' if threads > 1 else ''})")
+        total_lat = time_module(net, x, device=device, dtype=dtype, threads=threads,
+                                protocol=TimingProtocol(runs=runs, warmup_s=warmup_s))
+        stage(f"timing each part ({runs} runs)")
+        with torch.no_grad():
+            part_lat = measure_child_latency(net, x.to(dtype), threads=threads, runs=runs, warmup_s=warmup_s)
+    part_sum = sum(s.median_ms for s in part_lat.values())
+    layers = []
+    for i, (child_name, child) in enumerate(children):
+        macs, lat, out = fc.by_row.get(i, 0), part_lat.get(i), out_shapes.get(i)
+        layers.append(LayerProfile(
+            index=i, from_=None, repeats=1, module=_part_name(child_name, child), args=(),
+            params=sum(p.numel() for p in child.parameters()), macs=macs, out_shape=out,
+            stride=shape[-1] / out[-1] if out is not None and len(out) == len(shape) == 4 and out[-1] else None,
+            latency=lat, share=(lat.median_ms / part_sum if lat is not None and part_sum > 0 else None),
+            macs_share=macs / fc.macs if fc.macs else 0.0, uncounted=fc.uncounted_by_row.get(i, {})))
+    return ModelProfile(
+        name=name, scale=None, source=f"<{name}>", imgsz=shape[-1], batch=shape[0], device=str(device),
+        dtype=str(dtype).replace("torch.", ""), deploy=deploy, params=sum(p.numel() for p in net.parameters()),
+        macs=fc.macs, n_modules=len(list(net.modules())), latency=total_lat, threads=threads,
+        loadavg=total_lat.loadavg if total_lat is not None else loadavg(), memory=memory,
+        uncounted_ops=fc.uncounted, by_operator=fc.by_operator, cross_check=None, layers=tuple(layers),
+        cores=usable_cores(), input_shape=shape,
+        latency_warnings=latency_warnings(total_lat, dtype=dtype) if total_lat is not None else ())
+
+
+def _forward_shapes(net: nn.Module, x: torch.Tensor, name: str) -> tuple[RowProbe, dict[int, tuple[int, ...]]]:
+    """One forward pass: the largest op (zoo.plan.run_probe, the memory estimate) and each child's output shape."""
+    shapes: dict[int, tuple[int, ...]] = {}
+
+    def hook(i: int) -> Any:
+        def record(_m: nn.Module, _inp: Any, out: Any) -> None:
+            if isinstance(out, torch.Tensor):
+                shapes[i] = tuple(int(d) for d in out.shape)
+        return record
+
+    handles = [child.register_forward_hook(hook(i)) for i, child in enumerate(net.children())]
+    try:
+        probe = run_probe(net, x)
+    except RowProbeError as e:
+        raise ConfigError(f"<{name}>", f"input_shape={tuple(x.shape)}: {e}") from None
+    finally:
+        for h in handles:
+            h.remove()
+    return probe, shapes
+
+
+def _part_name(name: str, child: nn.Module) -> str:
+    """`Conv2d` for an nn.Sequential's numbered child, `backbone: Sequential` for a named one."""
+    kind = type(child).__name__
+    return kind if name.isdigit() else f"{name}: {kind}"
 
 
 def _model_of(source: Any, scale: str | None, nc: int | None, imgsz: int) -> ZooModel:
@@ -202,18 +356,28 @@ def _model_of(source: Any, scale: str | None, nc: int | None, imgsz: int) -> Zoo
         if scale is not None or nc is not None:
             raise ConfigError(source.config.path, "scale/nc apply to configs, not to an already built model")
         return source
-    if isinstance(source, nn.Module):
-        raise ConfigError(None, f"can only profile a ZooModel or a config, got {type(source).__name__}")
-    from zoo.builder import DEFAULT_IMGSZ, build_model
-    from zoo.config import load_config
+    return build_checked(source, imgsz=imgsz, scale=scale, nc=nc)
+
+
+def build_checked(source: Config | str | Path | Mapping[str, Any], *, imgsz: int = DEFAULT_IMGSZ,
+                  scale: str | None = None, nc: int | None = None,
+                  device: str | torch.device | None = None) -> ZooModel:
+    """A config built at `imgsz` and refused wherever `zoo profile` refuses it: an `imgsz` that is not a
+    multiple of the max stride names the sizes that work, a row that cannot take the size names the row.
+    `device="meta"` allocates no weights (`zoo validate`: the same checks without the cost)."""
     cfg = load_config(source, scale=scale, nc=nc)
-    if imgsz == DEFAULT_IMGSZ:
-        return build_model(cfg)
     try:
-        return build_model(cfg, imgsz=imgsz)
-    except ConfigError:  # a size the graph cannot take: name the sizes it can, if that is the reason
-        _check_stride(build_model(cfg, device="meta"), cfg.path, imgsz)
+        model = build_model(cfg, imgsz=imgsz, device=device)
+    except ConfigError as e:
+        if imgsz != DEFAULT_IMGSZ:  # a size the graph cannot take: name the sizes it can, if that is the reason
+            try:
+                at_default = build_model(cfg, device="meta")
+            except ConfigError:
+                raise e from None
+            check_stride_multiple(at_default, cfg.path, imgsz)
         raise
+    check_stride_multiple(model, cfg.path, imgsz)
+    return model
 
 
 def _plan_at(model: ZooModel, imgsz: int) -> ModelPlan:
@@ -235,26 +399,14 @@ def _source_name(source: Any) -> str:
         return source.config.path
     if isinstance(source, Config):
         return source.path
+    if isinstance(source, nn.Module):
+        return f"<{type(source).__name__}>"
     return str(source) if isinstance(source, (str, Path)) else "<dict>"
 
 
-def _check_options(source: str, *, imgsz: int, batch: int, device: str, threads: int, runs: int) -> None:
-    """Range checks of the options (zoo.limits), before anything is built or allocated."""
-    check_option("imgsz", imgsz, 1, MAX_IMGSZ, source=source)
-    check_option("batch", batch, 1, MAX_BATCH, source=source)
-    check_option("threads", threads, 1, MAX_THREADS, source=source)
-    check_option("runs", runs, 1, MAX_RUNS, source=source)
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise OptionError(source, "device", device, f"is not a device: {e}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise OptionError(source, "device", device, "needs CUDA, which is not available on this machine")
-    if dev.type not in ("cpu", "cuda", "mps"):
-        raise OptionError(source, "device", device, "is not supported (cpu, cuda)")
-
-
-def _check_stride(model: ZooModel, source: str, imgsz: int) -> None:
+def check_stride_multiple(model: ZooModel, source: str, imgsz: int) -> None:
+    """`imgsz` a multiple of the model's largest stride, as profile, validate and search require (OptionError
+    naming imgsz= or --imgsz, with the nearest size that works)."""
     s = max_stride(model)
     if imgsz % s:
         up = max(s, -(-imgsz // s) * s)

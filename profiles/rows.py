@@ -22,7 +22,7 @@ def layer_rows(p: ModelProfile) -> Rows:
     rows = []
     for lay in p.layers:
         row = [str(lay.index), compact(lay.from_), str(lay.repeats), f"{lay.params:,}", lay.module,
-               short(compact(lay.args), 44), "x".join(map(str, lay.out_shape[1:])) if lay.out_shape else "-",
+               args_text(lay.args), "x".join(map(str, lay.out_shape[1:])) if lay.out_shape else "-",
                f"{lay.stride:g}" if lay.stride else "-", f"{lay.gmacs:.3f}", f"{lay.gflops:.3f}"]
         if timed:
             lat = lay.latency
@@ -56,6 +56,7 @@ def comparison_rows(profiles: Sequence[ModelProfile]) -> Rows:
         ("latency CV", lambda p: p.latency.cv if p.latency else None, ".3f"),
         ("param MB", lambda p: p.memory.param_bytes / 1e6, ".2f"),
         ("peak activation MB", lambda p: p.memory.peak_activation_bytes / 1e6, ".2f"),
+        ("modules", lambda p: p.n_modules, ".0f"),
         ("rows", lambda p: len(p.layers), ".0f"),
     ]
     head = ["metric", base.label]
@@ -75,26 +76,63 @@ def comparison_rows(profiles: Sequence[ModelProfile]) -> Rows:
 def totals_text(p: ModelProfile) -> list[str]:
     """The totals under a model's table: counts, latency, memory and the load average."""
     lat = p.latency
-    lines = [f"{p.gmacs:.3f} GMACs = {p.gflops:.3f} GFLOPs (2 x fvcore MACs, eval, {p.batch}x{p.imgsz}x{p.imgsz}"
-             f"{', deploy graph' if p.deploy else ''}); {p.params:,} params"]
+    lines = [f"{p.gmacs:.3f} GMACs = {p.gflops:.3f} GFLOPs (2 x fvcore MACs, eval, {p.input_text}"
+             f"{', deploy graph' if p.deploy else ''}); {p.params:,} params; {p.n_modules} modules (YOLOv5's "
+             f"\"layers\") in {len(p.layers)} {'rows' if p.input_shape is None else 'parts'}"]
     if lat is not None:
         lines.append(f"latency {lat.median_ms:.2f} ms median, {lat.p90_ms:.2f} ms p90, CV {lat.cv:.3f} "
                      f"({lat.runs} runs after {lat.warmup_runs} warm-up, {p.threads} thread(s), {p.device}, {p.dtype})")
     else:
-        lines.append("latency not measured (--no-latency)")
+        lines.append("latency not measured")
     load = ", ".join(f"{x:.2f}" for x in p.loadavg) if p.loadavg else "n/a"
+    cores = f" on {p.cores} core{'s' if p.cores != 1 else ''}" if p.cores else ""
     lines.append(f"memory: params {p.memory.param_bytes / 1e6:.2f} MB, peak activations "
-                 f"{p.memory.peak_activation_bytes / 1e6:.2f} MB ({p.memory.method}); load average {load}")
+                 f"{p.memory.peak_activation_bytes / 1e6:.2f} MB ({p.memory.method}); load average {load}{cores}")
     return lines
 
 
 def compact(value: Any) -> str:
-    """A `from` or an argument list on one line, as JSON without spaces (strings as they are)."""
+    """A `from` or an argument list on one line, as JSON without spaces (strings as they are; no `from`: -)."""
+    if value is None:
+        return "-"
     return json.dumps(jsonable(value), separators=(",", ":")) if not isinstance(value, str) else value
 
 
-def short(text: str, n: int) -> str:
-    return text if len(text) <= n else text[: n - 1] + "…"
+def args_text(args: Any, width: int | None = None) -> str:
+    """A row's arguments as YOLOv5's summary and its users write them (`[None, 2, 'nearest']`), in at most
+    `width` characters: nested lists are collapsed to `[...]` deepest first, then trailing items are
+    left out (`[3, 16, ...]`); a number is never cut."""
+    value = list(args) if isinstance(args, tuple) else args
+    full = literal(value)
+    if width is None or len(full) <= width:
+        return full
+    for depth in range(_depth(value) - 1, 0, -1):
+        text = literal(value, depth)
+        if len(text) <= width:
+            return text
+    if isinstance(value, list):
+        for keep in range(len(value) - 1, 0, -1):
+            text = "[" + ", ".join(literal(v, 0) for v in value[:keep]) + ", ...]"
+            if len(text) <= width:
+                return text
+    return literal(value, 0)
+
+
+def literal(value: Any, depth: int | None = None) -> str:
+    """Python's literal form (tuples as lists); lists nested `depth` levels down are written `[...]`."""
+    if isinstance(value, (list, tuple)):
+        if depth is not None and depth <= 0:
+            return "[...]"
+        inner = None if depth is None else depth - 1
+        return "[" + ", ".join(literal(v, inner) for v in value) + "]"
+    return repr(value)
+
+
+def _depth(value: Any) -> int:
+    """List nesting: 0 for a scalar, 1 for [1, 2], 2 for [[1], 2]."""
+    if isinstance(value, (list, tuple)):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
 
 
 def _num(v: float | None, spec: str) -> str:

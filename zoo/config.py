@@ -54,9 +54,16 @@ def load_config(source: str | Path | Mapping[str, Any] | Config, *, scale: str |
     return _from_mapping(doc.data, path, stem, scale, nc, doc.lines)
 
 
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".onnx", ".safetensors", ".bin", ".engine", ".tflite")
+
+
 def _read_source(source: str | Path, scale: str | None) -> tuple[yamlio.Document, str, str, str | None]:
     src = str(source)
     p = Path(src)
+    if p.suffix.lower() in CHECKPOINT_SUFFIXES:
+        use = f"the built-in {p.stem}" if p.stem in builtin_names() else "a built-in name"
+        raise ConfigError(src, f"this is a weights file; zoo reads YAML model configs, not checkpoints: give "
+                               f"{use} or the model's .yaml (`zoo configs` lists the built-ins)")
     if p.suffix in (".yaml", ".yml") or p.exists():
         if not p.is_file():
             raise ConfigError(src, f"no such config file (built-ins: {', '.join(sorted(builtin_names()))})")
@@ -66,7 +73,8 @@ def _read_source(source: str | Path, scale: str | None) -> tuple[yamlio.Document
         file, builtin_scale = names[src]
         return yamlio.read_file(file, source=src), src, src, scale or builtin_scale
     import difflib
-    near = difflib.get_close_matches(src, list(names), n=3)
+    lowered = {n.lower(): n for n in names}  # a name's case is a typo too (YOLOv5s, Yolov8N)
+    near = [lowered[n] for n in difflib.get_close_matches(src.lower(), list(lowered), n=3)]
     hint = f"; did you mean {', '.join(near)}?" if near else f" (built-ins: {', '.join(sorted(names))})"
     raise ConfigError(src, f"no such config file or built-in config{hint}")
 

@@ -349,8 +349,31 @@ def numel(value: Any) -> int:
     return 0
 
 
+def check_conv_arguments(module: nn.Module) -> None:
+    """The argument checks torch's CPU and CUDA convolutions make and its meta kernels skip: a probe on the
+    meta device would pass a kernel or dilation of 0 that every real run rejects (RowProbeError)."""
+    for name, m in module.named_modules():
+        if not isinstance(m, nn.modules.conv._ConvNd):
+            continue
+        where = f"{type(m).__name__}{f' {name}' if name else ''}"
+        for attr in ("kernel_size", "stride", "dilation"):
+            values = tuple(getattr(m, attr))
+            if any(v <= 0 for v in values):
+                raise RowProbeError(f"{where}: {attr} {_dims(values)} must be positive")
+        if not isinstance(m.padding, str) and any(p < 0 for p in m.padding):
+            raise RowProbeError(f"{where}: padding {_dims(tuple(m.padding))} must not be negative")
+        if m.transposed and any(op >= max(s, d) for op, s, d in zip(m.output_padding, m.stride, m.dilation)):
+            raise RowProbeError(f"{where}: output_padding {_dims(tuple(m.output_padding))} must be smaller than "
+                                f"the stride or the dilation")
+
+
+def _dims(values: tuple[int, ...]) -> str:
+    return str(values[0]) if len(set(values)) == 1 else "x".join(map(str, values))
+
+
 def run_probe(module: nn.Module, feed: Any) -> RowProbe:
     """One forward of a row's module, recording its output and its largest leaf op's input + output."""
+    check_conv_arguments(module)
     peak = [0]
 
     def leaf_hook(_m: nn.Module, inp: Any, out: Any) -> None:

@@ -24,6 +24,10 @@ from .schema import Config
 SHARED = "shared"
 # Channel positions a rule named by string implies: out_arg scales YAML arg 0, the others none.
 _RULE_CHANNELS = {"out_arg": (0,), "same": (), "concat": (), "in_arg": ()}
+# What each named rule does, as `zoo modules` says it (a callable rule is described by its docstring).
+_RULE_TEXT = {"out_arg": "output width = arg 0, width-scaled; input width inserted first",
+              "same": "output width = input width", "in_arg": "the only argument is the input width",
+              "concat": "output width = sum of the input widths"}
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,28 @@ class ModuleSpec:
     def describe(self) -> str:
         doc = (inspect.getdoc(self.cls) or "").strip().splitlines()
         return doc[0] if doc else ""
+
+    @property
+    def rule_text(self) -> str:
+        """What the channel rule does, in words: a named rule's description, else the first line of the
+        rule's docstring, else which YAML arguments it width-scales (never a function's internal name)."""
+        if self.io in _RULE_TEXT:
+            return _RULE_TEXT[self.io]
+        doc = (inspect.getdoc(self.rule) or "").strip().splitlines()
+        if doc:
+            return "own rule: " + doc[0]
+        scaled = ", ".join(map(str, self.channels))
+        return f"own rule: width-scales args {scaled}" if scaled else "own rule: no argument is width-scaled"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The registration as `zoo modules --format json` lists it."""
+        try:
+            signature = str(self.signature)
+        except (TypeError, ValueError):  # a builtin or C-implemented constructor
+            signature = "(...)"
+        return {"name": self.name, "family": self.family, "rule": self.io if self.io in _RULE_TEXT else "custom",
+                "io": self.rule_text, "channels": list(self.channels), "repeat": self.repeat,
+                "signature": signature, "doc": self.describe()}
 
 
 @functools.lru_cache(maxsize=None)

@@ -46,14 +46,16 @@ def test_profile_rows_and_totals(n64) -> None:
 
 
 def test_json_keys(n64) -> None:
-    data = json.loads(to_json([n64]))
+    listed = json.loads(to_json([n64]))
+    assert isinstance(listed, list) and len(listed) == 1  # one shape for one config or several
+    data = listed[0]
     assert MODEL_KEYS <= set(data)
     assert set(data["memory"]) >= {"param_bytes", "peak_activation_bytes"}
     assert data["latency_ms"] is None and data["threads"] == 1
     assert data["uncounted_ops"]["aten::silu"] == 57
     assert all(LAYER_KEYS <= set(lay) for lay in data["layers"])
     assert data["gflops"] == pytest.approx(2 * data["gmacs"])
-    assert isinstance(json.loads(to_json([n64, n64])), list)
+    assert [d["params"] for d in json.loads(to_json([n64, n64]))] == [n64.params, n64.params]
 
 
 def test_csv_and_markdown(n64) -> None:
@@ -97,7 +99,7 @@ def test_latency_stats_math() -> None:
 def test_cli_json_stdout_only(capsys) -> None:
     assert cli.main(["profile", "yolov5n", "--format", "json", "--no-latency", "--imgsz", "320"]) == 0
     out = capsys.readouterr().out
-    data = json.loads(out)
+    [data] = json.loads(out)
     assert data["params"] == 1_872_157 and data["imgsz"] == 320 and data["latency_ms"] is None
     assert data["lint"] == []
 
@@ -143,7 +145,7 @@ def test_uncounted_ops_per_row_in_every_table(n64, tmp_path) -> None:
     csv_rows = list(csv.DictReader(io.StringIO(to_csv([n64]))))
     assert csv_rows[9]["uncounted"] == SPPF_UNCOUNTED and csv_rows[12]["uncounted"] == ""
     assert csv_rows[-1]["uncounted"].startswith("silu×57")
-    assert json.loads(to_json([n64]))["layers"][9]["uncounted"] == SPPF_UNCOUNTED
+    assert json.loads(to_json([n64]))[0]["layers"][9]["uncounted"] == SPPF_UNCOUNTED
     out = tmp_path / "table.txt"
     render([n64], "table", out)
     line9 = next(ln for ln in out.read_text(encoding="utf-8").splitlines() if ln.strip().startswith("9 "))
@@ -165,7 +167,7 @@ def test_lint_in_cli_json(capsys) -> None:
     """The EfficientNetV2 config halves six times: its Detect reads strides 16/32/64, not 8/16/32."""
     assert cli.main(["profile", "yolov5s-effnetv2", "--no-latency", "--imgsz", "320", "--format", "json"]) == 0
     cap = capsys.readouterr()
-    data = json.loads(cap.out)  # stdout is only the JSON
+    [data] = json.loads(cap.out)  # stdout is only the JSON
     assert [(w["row"], w["code"]) for w in data["lint"]] == [(27, "anchor-strides")]
     assert "strides 16/32/64" in data["lint"][0]["text"] and "8/16/32" in data["lint"][0]["text"]
     assert "warning: yolov5s-effnetv2: row 27: Detect reads levels at strides 16/32/64" in cap.err
@@ -173,7 +175,7 @@ def test_lint_in_cli_json(capsys) -> None:
 
 def test_no_lint_for_yolov5n(n64, capsys) -> None:
     assert n64.lint == ()
-    assert json.loads(to_json([n64]))["lint"] == []
+    assert json.loads(to_json([n64]))[0]["lint"] == []
     render([n64], "json")
     assert "warning" not in capsys.readouterr().err
 
@@ -183,3 +185,26 @@ def test_print_error_one_line_on_stderr(capsys) -> None:
     cap = capsys.readouterr()
     assert cap.out == ""
     assert cap.err == "error: bad.yaml: row 3: unknown module 'Foo' (see `zoo modules`)\n"
+
+
+def test_layers_means_modules_in_profile(n64) -> None:
+    """YOLOv5's summary line keeps its wording ("214 layers" counts modules); the totals say what it counts."""
+    assert n64.summary == "yolov5n summary: 214 layers, 1872157 parameters, 0.05 GFLOPs"
+    from profiles.rows import totals_text
+
+    assert totals_text(n64)[0].endswith('; 1,872,157 params; 214 modules (YOLOv5\'s "layers") in 25 rows')
+    assert json.loads(to_json([n64]))[0]["modules"] == 214
+
+
+def test_layers_means_deploy_convs_in_search(capsys) -> None:
+    from types import SimpleNamespace
+
+    from search import Budget
+    from zoo.face.render_search import print_result
+    from zoo.face.search import budget_text
+
+    assert budget_text(Budget(None, None, None, 12)) == "12 convs (deploy)"
+    print_result(SimpleNamespace(study_name="s", n_trials=0, n_feasible=0, n_failed=0, interrupted=False,
+                                 base=None, remeasured=[], best=None, files=[]))
+    header = capsys.readouterr().out
+    assert "convs (deploy)" in header and " layers " not in header

@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn
 
+from zoo.errors import printable
+
 WIDE = 220  # columns of a table rendered to a file or a pipe (no terminal to fit)
 
 
@@ -43,13 +45,13 @@ def error(text: str) -> None:
 
 
 def warning(text: str) -> None:
-    """`warning: {text}` on stderr."""
-    _line(f"warning: {text}")
+    """`warning: {text}` as one line on stderr, control characters escaped (names come from configs)."""
+    _line(printable("warning: " + " ".join(part.strip() for part in str(text).splitlines() if part.strip())))
 
 
 def note(text: str) -> None:
-    """A line for the user on stderr (`wrote FILE`), wrapped to the terminal by rich."""
-    err_console().print(text, highlight=False)
+    """A line for the user on stderr (`wrote FILE`), wrapped to the terminal by rich, never read as markup."""
+    err_console().print(printable(text), highlight=False, markup=False)
 
 
 def _line(text: str) -> None:

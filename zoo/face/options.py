@@ -1,7 +1,78 @@
-"""argparse types shared by the commands; a bad value is a usage error (exit 2) naming the flag."""
+"""argparse types and flags shared by the commands: the same flag is checked the same way everywhere.
+
+The run options (--imgsz, --batch, --threads, --runs, --device, --dtype) are checked by profiles.options,
+the functions the API calls too: a bad value raises OptionError while the command line is parsed, which
+cli.main prints as one `error: --imgsz 0 must be ...` line (exit 1) before any work starts. `add_*` add a
+flag with its one help text; a handler calls them instead of spelling the flag out again.
+Other numeric flags use positive_int/positive_float (a usage error, exit 2, naming the argument).
+"""
 from __future__ import annotations
 
 import argparse
+from typing import Any, Callable, Protocol
+
+import torch
+
+from profiles.options import DTYPES, check_device, check_int
+from zoo.errors import OptionError
+
+
+def int_option(param: str) -> Callable[[str], int]:
+    """An argparse type for one of profiles.options.BOUNDS' integer options (`imgsz`, `batch`, ...)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise OptionError(None, param, text, "is not an integer") from None
+        return check_int(param, value)
+
+    parse.__name__ = param  # argparse names the type in its own messages
+    return parse
+
+
+class Flags(Protocol):
+    """An ArgumentParser or one of its argument groups."""
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
+imgsz = int_option("imgsz")
+batch = int_option("batch")
+threads = int_option("threads")
+runs = int_option("runs")
+
+
+def device(text: str) -> str:
+    """cpu, cuda, cuda:N or mps, present on this machine (CUDA missing: one error line, not a traceback)."""
+    check_device(text)
+    return text
+
+
+def add_imgsz(p: Flags, default: int = 640) -> None:
+    p.add_argument("--imgsz", type=imgsz, default=default, metavar="PX",
+                   help="square input size in pixels (a multiple of the model's max stride)")
+
+
+def add_batch(p: Flags, default: int = 1) -> None:
+    p.add_argument("--batch", type=batch, default=default, metavar="N", help="images per forward pass")
+
+
+def add_threads(p: Flags, default: int = 1) -> None:
+    p.add_argument("--threads", type=threads, default=default, metavar="N", help="intra-op threads while timing")
+
+
+def add_device(p: Flags, default: str = "cpu") -> None:
+    p.add_argument("--device", type=device, default=default, help="cpu, cuda, cuda:N or mps")
+
+
+def add_dtype(p: Flags, default: str = "float32") -> None:
+    p.add_argument("--dtype", choices=tuple(DTYPES), default=default,
+                   help="weights and inputs while timing and for memory (counting is always float32)")
+
+
+def dtype_of(name: str) -> torch.dtype:
+    return DTYPES[name]
 
 
 def positive_int(text: str) -> int:

@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from .options import positive_int
-
-DTYPES = ("float32", "float16", "bfloat16")  # torch dtype names
+from .options import add_batch, add_device, add_dtype, add_imgsz, add_threads, dtype_of, positive_int, runs
 
 EXAMPLES = """\
 examples:
@@ -15,6 +13,9 @@ examples:
   zoo profile yolov5n yolov5s my.yaml              side by side, deltas against the first
   zoo profile my.yaml --scale m --nc 3 --imgsz 320 --format md --out my.md
   zoo profile yolov5s --device cuda --batch 8 --runs 50
+  zoo profile yolov5s --wide | less -S             every column, args in full, whatever the terminal
+
+The table fits the terminal: a compact layout under 100 columns, every column from 100 on.
 
 GFLOPs = 2 x fvcore's MACs (eval mode, real input size, BN included); thop and
 torch.utils.flop_counter are cross-checks (--crosscheck) with per-op differences explained.
@@ -23,12 +24,12 @@ torch.utils.flop_counter are cross-checks (--crosscheck) with per-op differences
 
 def profile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("configs", nargs="+", metavar="CFG", help="YAML file or built-in name (`zoo configs`)")
-    p.add_argument("--imgsz", type=positive_int, default=640, help="square input size, a multiple of the max stride")
-    p.add_argument("--batch", type=positive_int, default=1)
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
-    p.add_argument("--dtype", choices=DTYPES, default="float32", help="for latency and memory")
-    p.add_argument("--threads", type=positive_int, default=1, help="intra-op threads while timing (default 1)")
-    p.add_argument("--runs", type=positive_int, default=30, help="timed runs after warm-up (default 30)")
+    add_imgsz(p)
+    add_batch(p)
+    add_device(p)
+    add_dtype(p)
+    add_threads(p)
+    p.add_argument("--runs", type=runs, default=30, metavar="N", help="timed runs after warm-up")
     p.add_argument("--deploy", action="store_true", help="profile the inference graph (zoo.deploy)")
     p.add_argument("--no-latency", dest="latency", action="store_false", help="count only, do not time")
     p.add_argument("--crosscheck", "--cross-check", dest="crosscheck", action="store_true",
@@ -38,28 +39,35 @@ def profile_args(p: argparse.ArgumentParser) -> None:
                    help=argparse.SUPPRESS)  # the default since the cross-check became opt-in
     p.add_argument("--scale", help="scale of a `scales` config (n, s, m, l, x)")
     p.add_argument("--nc", type=positive_int, help="override the number of classes")
-    p.add_argument("--format", choices=("table", "json", "csv", "md"), default="table")
+    p.add_argument("--format", choices=("table", "json", "csv", "md"), default="table",
+                   help="table (fits the terminal; --wide shows every column), json (a list, one object per "
+                        "config), csv (one line per row) or md (markdown)")
+    p.add_argument("--wide", action="store_true",
+                   help="table: every column, args in full, however wide (default: fit the terminal)")
     p.add_argument("-o", "--out", metavar="FILE", help="write the chosen format to FILE instead of stdout")
 
 
 def profile_run(args: argparse.Namespace) -> int:
-    import torch
-
     from profiles import profile_model
+    from profiles.latency import half_on_cpu
     from zoo.errors import ConfigError
 
-    from .console import Progress, note
+    from .console import Progress, note, warning
     from .render_profile import render
 
+    if args.latency:  # before the wait, not after: a half dtype on CPU is slow to time
+        half = half_on_cpu(args.device, dtype_of(args.dtype))
+        if half is not None:
+            warning(f"--dtype {args.dtype}: {half.text}")
     profiles = []
     for cfg in args.configs:
         with Progress(f"profiling {cfg}") as progress:
             profiles.append(profile_model(
-                cfg, imgsz=args.imgsz, batch=args.batch, device=args.device, dtype=getattr(torch, args.dtype),
+                cfg, imgsz=args.imgsz, batch=args.batch, device=args.device, dtype=dtype_of(args.dtype),
                 deploy=args.deploy, latency=args.latency, threads=args.threads, scale=args.scale, nc=args.nc,
                 runs=args.runs, crosscheck=args.crosscheck, on_stage=progress.stage))
     try:
-        render(profiles, args.format, args.out)
+        render(profiles, args.format, args.out, wide=args.wide)
     except OSError as e:
         raise ConfigError(args.out, f"cannot write: {e.strerror or e}") from None
     if args.out:

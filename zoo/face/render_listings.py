@@ -7,6 +7,9 @@ from typing import Any, Sequence
 
 from rich import box
 from rich.table import Table
+from rich.text import Text
+
+from zoo.errors import printable
 
 from . import console
 
@@ -25,33 +28,27 @@ def print_builtins(names: dict[str, tuple[Path, str | None]], fmt: str = "table"
 
 
 def print_modules(specs: Sequence[Any], fmt: str = "table") -> None:
-    """Registered modules: name, family, channel rule, repeat style, constructor signature."""
-    rows = [{"name": s.name, "family": s.family, "io": s.io, "repeat": s.repeat,
-             "signature": _signature(s), "doc": s.describe() if hasattr(s, "describe") else ""}
-            for s in sorted(specs, key=lambda s: (s.family, s.name))]
+    """Registered modules (ModuleSpec.as_dict): name, family, what the channel rule does, repeats, signature."""
+    rows = [s.as_dict() for s in sorted(specs, key=lambda s: (s.family, s.name))]
     if fmt == "json":
         console.write(json.dumps(rows, indent=2) + "\n")
         return
     t = Table(box=box.SIMPLE_HEAD)
-    for h in ("name", "family", "io rule", "repeat", "signature"):
-        t.add_column(h, no_wrap=h != "signature")
+    for h in ("name", "family", "channels (io rule)", "repeat", "signature"):
+        t.add_column(h, no_wrap=h in ("name", "family", "repeat"))
     for r in rows:
-        t.add_row(r["name"], r["family"], r["io"], r["repeat"], r["signature"])
+        t.add_row(*(Text(printable(str(r[k]))) for k in ("name", "family", "io", "repeat", "signature")))
     console.out_console().print(t)
 
 
-def print_validated(model: Any, lint_warnings: Sequence[Any] = ()) -> None:
-    """One line per config on stdout; lint warnings on stderr."""
+def print_validated(model: Any, imgsz: int, lint_warnings: Sequence[Any] = (), caught: Sequence[str] = ()) -> None:
+    """One line per config on stdout; its lint warnings and the warnings raised while building on stderr."""
     cfg = model.config
     params = sum(p.numel() for p in model.parameters())
     strides = "/".join(f"{float(s):g}" for s in model.stride.flatten().tolist())
-    console.write(f"{cfg.path}: ok, {len(model.layers)} rows, {params:,} params, strides {strides}\n")
+    console.write(printable(f"{cfg.path}: ok at {imgsz} px: {len(model.layers)} rows, {params:,} params, "
+                            f"strides {strides}") + "\n")
     for w in lint_warnings:
         console.warning(w.message(cfg.path))
-
-
-def _signature(spec: Any) -> str:
-    try:
-        return str(spec.signature)
-    except (TypeError, ValueError):
-        return "(...)"
+    for line in caught:
+        console.warning(f"{cfg.path}: {line}")

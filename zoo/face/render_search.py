@@ -41,7 +41,7 @@ def print_result(r: SearchResult) -> None:
     """The base and the re-measured candidates against the budgets; then each file written."""
     table = Table(title=f"zoo search {r.study_name}: {r.n_trials} trials, {r.n_feasible} feasible, "
                         f"{r.n_failed} failed" + (" (interrupted)" if r.interrupted else ""))
-    for col in ("", "trial", "score", "latency ms", "params", "GFLOPs", "layers", "meets budget"):
+    for col in ("", "trial", "score", "latency ms", "params", "GFLOPs", "convs (deploy)", "meets budget"):
         table.add_column(col, justify="right")
     rows: list[tuple[str, Any]] = [("base", r.base)] + [(("best" if c is r.best else "top"), c) for c in r.remeasured]
     for label, c in rows:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .options import positive_float, positive_int, weights
+from .options import add_imgsz, positive_float, positive_int, weights
 
 SEARCH_EXAMPLES = ("examples:\n  zoo search yolov5s --budget-ms 40 --imgsz 320 --trials 60\n"
                    "  zoo search my.yaml --budget-gflops 5 --sampler nsga2 --objectives score,latency --budget-ms 30\n"
@@ -14,7 +14,7 @@ SCORE_EXAMPLES = ("examples:\n  zoo score yolov5s\n  zoo score damo.yaml --scope
 EXPORT_EXAMPLES = ("examples:\n"
                    "  zoo export --storage runs/search/yolov5s-320-40ms --study-name yolov5s-320-40ms -o b.yaml\n"
                    "  zoo export --storage sqlite:///s.db --study-name s40 --trial 12 -o t12.yaml")
-BUDGET_UNITS = {"latency_ms": "ms", "gflops": "GFLOPs", "params_m": "M params", "max_layers": "layers"}
+BUDGET_UNITS = {"latency_ms": "ms", "gflops": "GFLOPs", "params_m": "M params", "max_layers": "convs (deploy)"}
 
 
 def score_args(p: argparse.ArgumentParser) -> None:
@@ -23,14 +23,15 @@ def score_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nc", type=positive_int, help="override the number of classes")
     p.add_argument("--stage-weights", type=weights, metavar="W2,W4,...",
                    help="weights of strides 2,4,8,16,32 (default: the config's search: block, else 0,0,1,1,6)")
-    p.add_argument("--scope", choices=("all", "backbone"), help="rows scored (default all)")
+    p.add_argument("--scope", choices=("all", "backbone"), help="rows scored (default: all)")
     p.add_argument("--objective", help="objective to score with (default: the config's search: block, else "
                                        "the search's default, feature_entropy); `mae` shows its stages")
     p.add_argument("--method", choices=("analytic", "forward"), default="analytic",
                    help="mae only: analytic (the conv fan-ins) or forward (measured on Gaussian weights)")
-    p.add_argument("--imgsz", type=positive_int, default=640, help="input image size (default 640)")
-    p.add_argument("--repeats", type=positive_int, default=2, help="forward passes averaged (forward method)")
-    p.add_argument("--format", choices=("table", "json"), default="table")
+    add_imgsz(p)
+    p.add_argument("--repeats", type=positive_int, default=2, metavar="N",
+                   help="forward passes averaged (forward method)")
+    p.add_argument("--format", choices=("table", "json"), default="table", help="a table or JSON on stdout")
 
 
 def score_run(args: argparse.Namespace) -> int:
@@ -71,18 +72,19 @@ def search_args(p: argparse.ArgumentParser) -> None:
     s.add_argument("--objective", help="training-free objective (default: the config's search: block, else "
                                        "feature_entropy, the best on YOLOBench; mae for the MAE-NAS recipe; "
                                        "`zoo score --help` lists them)")
-    s.add_argument("--objectives", default="score", choices=("score", "score,latency"),
-                   help="score,latency: a Pareto front (use with nsga2)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--objectives", default="score", choices=("score", "score,latency"), metavar="OBJ",
+                   help="`score` (one objective) or `score,latency` (a Pareto front; use with nsga2)")
+    s.add_argument("--seed", type=int, default=0, help="the sampler's random seed")
     s.add_argument("--workers", type=positive_int, default=1, help="local processes on one study")
     s.add_argument("--storage", help="Optuna URL (sqlite:///x.db, postgresql://...) or a journal file")
     s.add_argument("--study-name", help="default <config>-<imgsz>-<budget>ms")
     s.add_argument("--space", metavar="FILE", help="search space YAML (keys of the search: block)")
-    s.add_argument("--stage-weights", type=weights, metavar="W2,W4,...")
-    s.add_argument("--scope", choices=("all", "backbone"))
+    s.add_argument("--stage-weights", type=weights, metavar="W2,W4,...",
+                   help="score weights of strides 2,4,8,16,32 (default: the config's search: block, else 0,0,1,1,6)")
+    s.add_argument("--scope", choices=("all", "backbone"), help="rows scored (default: all)")
     s.add_argument("--top-k", type=positive_int, default=5, help="candidates re-measured at the end")
     s.add_argument("-o", "--out", help="export folder (default runs/search/<study>)")
-    s.add_argument("--no-progress", action="store_true")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
 def search_run(args: argparse.Namespace) -> int:
@@ -174,9 +176,9 @@ def quiet_optuna() -> None:
 
 def export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storage", required=True, help="Optuna URL, or the study's journal file or folder")
-    p.add_argument("--study-name", required=True)
+    p.add_argument("--study-name", required=True, help="the study in that storage")
     p.add_argument("--trial", type=int, help="trial number (default: the exported best)")
-    p.add_argument("-o", "--out", required=True, metavar="FILE")
+    p.add_argument("-o", "--out", required=True, metavar="FILE", help="where to write the trial's config (YAML)")
 
 
 def export_run(args: argparse.Namespace) -> int:

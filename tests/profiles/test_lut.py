@@ -77,9 +77,9 @@ def built(tmp_path):
 def test_build_appends_one_line_per_entry_and_reads_back(built) -> None:
     lines = built.read_text().splitlines()
     header = json.loads(lines[0])
-    assert header["format"] == "zoo-lut" and header["version"] == 1
+    assert header["format"] == "zoo-lut" and header["version"] == 2
     assert header["fingerprint"] == device_fingerprint(TorchBackend()).as_dict()
-    assert header["protocol"] == QUICK.as_dict()
+    assert header["protocol"] == header["model_protocol"] == QUICK.as_dict() and header["form"] == "train"
     assert [json.loads(x)["key"] for x in lines[1:]] == KEYS
     table = LatencyTable.load(built)
     assert list(table.entries) == KEYS and table.protocol == QUICK
@@ -165,7 +165,9 @@ def test_missing_row_is_measured_and_appended_on_the_device(built) -> None:
     (lambda b: b.replace(b'"kind": "row"', b'"kind": "rows"', 1), "line 2: unknown kind 'rows'"),
     (lambda b: b"garbage\n" + b, "not a zoo latency table: the first line is not JSON"),
     (lambda b: b.replace(b'"zoo-lut"', b'"other"', 1), 'lacks "format": "zoo-lut"'),
-    (lambda b: b.replace(b'"version": 1', b'"version": 9', 1), "version 9; this zoo reads version 1"),
+    (lambda b: b.replace(b'"version": 2', b'"version": 9', 1), "version 9; this zoo reads version 2"),
+    (lambda b: b.replace(b'"version": 2', b'"version": 1', 1), r"version 1; this zoo reads version 2 \(rebuild"),
+    (lambda b: b.replace(b'"form": "train"', b'"form": "fused"', 1), "bad header: form= must be one of"),
     (lambda b: b.replace(b'"cpu_model"', b'"cpu"', 1), "fingerprint lacks cpu_model; has unknown cpu"),
     (lambda b: b"", "empty file"),
 ])
@@ -218,10 +220,11 @@ def test_fit_residuals_on_noisy_data_are_measured_minus_predicted() -> None:
     sums = [12.0, 18.0, 30.0, 41.0, 55.0]
     measured = [15.1, 21.0, 36.4, 47.9, 64.2]
     cal = fit_calibration(sums, measured)
-    a, b = np.polyfit(sums, measured, 1)  # an independent least-squares line
+    a, b = np.polyfit(sums, measured, 1, w=1 / np.asarray(measured))  # an independent relative least-squares line
     assert (cal.a, cal.b) == (pytest.approx(a, rel=1e-9), pytest.approx(b, rel=1e-9))
     assert cal.residuals_ms == pytest.approx([m - (a * s + b) for s, m in zip(sums, measured)], abs=1e-9)
-    assert sum(cal.residuals_ms) == pytest.approx(0.0, abs=1e-9)  # a fit with an intercept
+    rel = np.asarray(cal.residuals_ms) / np.asarray(measured)
+    assert np.sum(rel / np.asarray(measured)) == pytest.approx(0.0, abs=1e-9)  # normal equation of the intercept
     assert cal.relative_residuals == pytest.approx([r / m for r, m in zip(cal.residuals_ms, measured)])
 
 

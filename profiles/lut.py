@@ -136,8 +136,10 @@ def fit_calibration(row_sums_ms: Sequence[float], measured_ms: Sequence[float],
     (each residual divided by its measurement: a budget is a share of milliseconds, and a big model
     must not outweigh a small one).
 
-    One distinct row sum cannot fix a slope and an intercept: then a is the ratio of the means, b = 0.
-    No model: the identity, marked "none".
+    The line is kept only where it predicts better than a plain ratio (a = relative-least-squares
+    ratio, b = 0) for models it was not fitted on (leave-one-out, three or more models) and its slope
+    is positive: a few models whose row sums barely differ fix a slope poorly, and a noisy one can tip
+    it. One distinct row sum cannot fix a slope at all: the ratio. No model: the identity, "none".
     """
     x = np.asarray(row_sums_ms, dtype=float)
     y = np.asarray(measured_ms, dtype=float)
@@ -148,15 +150,40 @@ def fit_calibration(row_sums_ms: Sequence[float], measured_ms: Sequence[float],
     names = tuple(models) or tuple(f"model {i}" for i in range(len(x)))
     if len(x) == 0:
         return UNCALIBRATED
+    a, b = _ratio(x, y), 0.0
+    method = "ratio"
     if len(np.unique(x)) >= 2:
-        w = 1.0 / y
-        (a, b), *_ = np.linalg.lstsq(np.stack([x * w, w], axis=1), y * w, rcond=None)
-        method = "least squares"
-    else:
-        a, b, method = float(y.mean() / x.mean()), 0.0, "ratio"
+        la, lb = _line(x, y)
+        if la > 0 and (len(x) < 3 or _loo_error(x, y, _line) < _loo_error(x, y, lambda xs, ys: (_ratio(xs, ys), 0.0))):
+            a, b, method = la, lb, "least squares"
     residuals = y - (a * x + b)
     return Calibration(method, float(a), float(b), names, tuple(map(float, x)), tuple(map(float, y)),
                        tuple(map(float, residuals)))
+
+
+def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """a, b minimising the sum of ((y - a x - b) / y)^2."""
+    w = 1.0 / y
+    (a, b), *_ = np.linalg.lstsq(np.stack([x * w, w], axis=1), y * w, rcond=None)
+    return float(a), float(b)
+
+
+def _ratio(x: np.ndarray, y: np.ndarray) -> float:
+    """a minimising the sum of ((y - a x) / y)^2."""
+    r = x / y
+    return float(np.sum(r) / np.sum(r * r))
+
+
+def _loo_error(x: np.ndarray, y: np.ndarray, fit: Callable[[np.ndarray, np.ndarray], tuple[float, float]]) -> float:
+    """Mean squared relative error of each model predicted by a fit on the others."""
+    errs = []
+    for i in range(len(x)):
+        keep = np.arange(len(x)) != i
+        if len(np.unique(x[keep])) < 2 and fit is _line:
+            return math.inf
+        a, b = fit(x[keep], y[keep])
+        errs.append(((a * x[i] + b) - y[i]) / y[i])
+    return float(np.mean(np.square(errs)))
 
 
 @dataclass(frozen=True)
@@ -633,3 +660,90 @@ def _free_name(path: Path) -> Path:
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+# ---- what a table holds, for `zoo lut show` ------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelCheck:
+    """A calibration model against the stored fit."""
+
+    name: str
+    rows: int
+    row_sum_ms: float
+    measured_ms: float
+    predicted_ms: float
+    cv: float
+    in_fit: bool
+
+    @property
+    def error(self) -> float:
+        """(predicted - measured) / measured."""
+        return (self.predicted_ms - self.measured_ms) / self.measured_ms
+
+
+@dataclass(frozen=True)
+class TableSummary:
+    path: str
+    bytes: int
+    fingerprint: DeviceFingerprint
+    protocol: TimingProtocol
+    model_protocol: TimingProtocol
+    form: str
+    created: str | None
+    rows: int
+    rows_by_module: tuple[tuple[str, int], ...]  # most frequent first
+    row_ms: tuple[float, float, float] | None  # smallest, median, largest entry
+    models: tuple[ModelCheck, ...]
+    calibration: Calibration | None
+    fit_is_current: bool
+    builds: tuple[BuildRecord, ...]
+
+    @property
+    def build_seconds(self) -> float:
+        return math.fsum(b.seconds for b in self.builds)
+
+    def as_dict(self) -> dict[str, Any]:
+        cal = self.calibration
+        return {
+            "path": self.path, "bytes": self.bytes, "format": FORMAT, "version": VERSION,
+            "fingerprint": self.fingerprint.as_dict(), "protocol": self.protocol.as_dict(),
+            "model_protocol": self.model_protocol.as_dict(), "form": self.form, "created": self.created,
+            "rows": self.rows, "rows_by_module": dict(self.rows_by_module),
+            "row_ms": None if self.row_ms is None else dict(zip(("min", "median", "max"), self.row_ms)),
+            "calibration": None if cal is None else {"method": cal.method, "a": cal.a, "b": cal.b,
+                                                     "models": list(cal.models), "current": self.fit_is_current},
+            "models": [{"name": m.name, "rows": m.rows, "row_sum_ms": m.row_sum_ms, "measured_ms": m.measured_ms,
+                        "predicted_ms": m.predicted_ms, "error": m.error, "cv": m.cv, "in_fit": m.in_fit}
+                       for m in self.models],
+            "builds": [{"finished": b.finished, "seconds": b.seconds, "rows": b.rows, "models": b.models,
+                        "sources": len(b.sources)} for b in self.builds],
+            "build_seconds": self.build_seconds,
+        }
+
+
+def summarize_table(table: LatencyTable) -> TableSummary:
+    """Fingerprint, protocols, coverage (rows by module, models), the fit and each model's error under it."""
+    by_module: dict[str, int] = {}
+    for key in table.entries:
+        by_module[_key_module(key)] = by_module.get(_key_module(key), 0) + 1
+    ms = sorted(e.median_ms for e in table.entries.values())
+    cal = table.calibration or UNCALIBRATED
+    fitted = set(table.calibration.models) if table.calibration is not None else set()
+    models = tuple(ModelCheck(m.name, len(m.keys), m.row_sum_ms, m.median_ms, cal.predict(m.row_sum_ms), m.cv,
+                              m.name in fitted) for m in table.models.values())
+    try:
+        size = table.path.stat().st_size
+    except OSError:
+        size = 0
+    return TableSummary(str(table.path), size, table.fingerprint, table.protocol, table.model_protocol, table.form,
+                        table.created, len(table.entries),
+                        tuple(sorted(by_module.items(), key=lambda kv: (-kv[1], kv[0]))),
+                        (ms[0], ms[len(ms) // 2], ms[-1]) if ms else None, models, table.calibration,
+                        table.fit_is_current, tuple(table.builds))
+
+
+def _key_module(key: str) -> str:
+    """The module name of a RowSignature key (its second field); the whole key when it is not one."""
+    try:
+        data = json.loads(key)
+        return str(data[1]) if isinstance(data, list) and len(data) > 1 else key
+    except ValueError:
+        return key

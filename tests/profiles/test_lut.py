@@ -218,8 +218,9 @@ def test_fit_recovers_a_known_line() -> None:
 
 def test_fit_residuals_on_noisy_data_are_measured_minus_predicted() -> None:
     sums = [12.0, 18.0, 30.0, 41.0, 55.0]
-    measured = [15.1, 21.0, 36.4, 47.9, 64.2]
+    measured = [21.1, 27.6, 41.2, 53.3, 68.0]  # about 1.1 x + 8: an intercept a plain ratio cannot give
     cal = fit_calibration(sums, measured)
+    assert cal.method == "least squares"
     a, b = np.polyfit(sums, measured, 1, w=1 / np.asarray(measured))  # an independent relative least-squares line
     assert (cal.a, cal.b) == (pytest.approx(a, rel=1e-9), pytest.approx(b, rel=1e-9))
     assert cal.residuals_ms == pytest.approx([m - (a * s + b) for s, m in zip(sums, measured)], abs=1e-9)
@@ -228,14 +229,35 @@ def test_fit_residuals_on_noisy_data_are_measured_minus_predicted() -> None:
     assert cal.relative_residuals == pytest.approx([r / m for r, m in zip(cal.residuals_ms, measured)])
 
 
+def relative_ratio(sums, measured) -> float:
+    """The a of measured = a * sum with the least squared relative residuals (an independent lstsq)."""
+    s, m = np.asarray(sums), np.asarray(measured)
+    (a,), *_ = np.linalg.lstsq((s / m)[:, None], np.ones_like(m), rcond=None)
+    return float(a)
+
+
 def test_fit_with_too_few_models() -> None:
     one = fit_calibration([20.0], [25.0], ["m"])
-    assert (one.method, one.a, one.b, one.residuals_ms) == ("ratio", 1.25, 0.0, (0.0,))
+    assert (one.method, one.b, one.residuals_ms) == ("ratio", 0.0, pytest.approx((0.0,), abs=1e-12))
+    assert one.a == pytest.approx(1.25, rel=1e-12)
     same = fit_calibration([20.0, 20.0], [24.0, 26.0])
-    assert (same.method, same.a, same.residuals_ms) == ("ratio", 1.25, (-1.0, 1.0))
+    a = relative_ratio([20.0, 20.0], [24.0, 26.0])
+    assert (same.method, same.a) == ("ratio", pytest.approx(a, rel=1e-12))
+    assert same.residuals_ms == pytest.approx((24.0 - 20 * a, 26.0 - 20 * a))
     assert fit_calibration([], []) is UNCALIBRATED
     with pytest.raises(ValueError, match="> 0"):
         fit_calibration([0.0, 1.0], [1.0, 2.0])
+
+
+def test_fit_keeps_a_line_only_where_it_predicts_unseen_models_better() -> None:
+    """Sums that barely differ under noise tip a line's slope (here negative): the ratio stands."""
+    sums, measured = [100.0, 101.0, 102.0, 103.0], [121.0, 118.0, 124.5, 117.0]
+    assert np.polyfit(sums, measured, 1, w=1 / np.asarray(measured))[0] < 0
+    cal = fit_calibration(sums, measured)
+    assert (cal.method, cal.b) == ("ratio", 0.0) and cal.a == pytest.approx(relative_ratio(sums, measured))
+    proportional = [1.2 * s for s in (10.0, 20.0, 40.0)]  # no intercept: the ratio is as good and simpler
+    nudged = [proportional[0] * 1.01, proportional[1] * 0.99, proportional[2] * 1.005]
+    assert fit_calibration([10.0, 20.0, 40.0], nudged).method == "ratio"
 
 
 def test_table_calibration_predicts_the_known_totals(tmp_path) -> None:

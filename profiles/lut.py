@@ -268,7 +268,7 @@ class LatencyTable:
         diffs = fingerprint_diff(self.fingerprint, here)
         if diffs and not force:
             raise LutError(str(self.path), f"built on another device or backend setting: {describe_diff(diffs)} "
-                                           "(rebuild it here, or force to use it anyway)")
+                                           "(rebuild it here, or force it: --force, force=True)")
 
     def check_form(self, form: str | None) -> None:
         """Refuse to price one form (train, deploy) from a table timed in the other."""

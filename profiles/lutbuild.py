@@ -68,7 +68,7 @@ class BuildReport:
 
 
 def build_table(path: str | Path, backend: Backend, sources: Sequence[BuildSource], *,
-                protocol: TimingProtocol = ROW_PROTOCOL, model_protocol: TimingProtocol = MODEL_PROTOCOL,
+                protocol: TimingProtocol | None = None, model_protocol: TimingProtocol | None = None,
                 form: str = "train", on_progress: Progress | None = None) -> BuildReport:
     """Measure the sources' missing rows, then their missing calibration models, then store the fit.
 
@@ -76,7 +76,8 @@ def build_table(path: str | Path, backend: Backend, sources: Sequence[BuildSourc
     these protocols and form). Ctrl-C leaves every entry measured so far in the file.
     """
     started = time.perf_counter()
-    table = LatencyTable.open(path, backend, protocol=protocol, model_protocol=model_protocol, form=form)
+    table = LatencyTable.open(path, backend, protocol=protocol or ROW_PROTOCOL,
+                              model_protocol=model_protocol or MODEL_PROTOCOL, form=form)
     maker = RowMaker(form)
     refs: list[RowRef] = []
     for s in sources:
@@ -118,8 +119,10 @@ def build_table(path: str | Path, backend: Backend, sources: Sequence[BuildSourc
                        seconds, table.calibration, table)
 
 
-def warm_up(backend: Backend, row: tuple, seconds: float = BUILD_WARMUP_S) -> None:
-    """Run one row for `seconds` (untimed): the process's slow first seconds are not any row's."""
+def warm_up(backend: Backend, row: tuple, seconds: float | None = None) -> None:
+    """Run one row for `seconds` (default BUILD_WARMUP_S; untimed): the process's slow first seconds
+    are not any row's."""
+    seconds = BUILD_WARMUP_S if seconds is None else seconds
     module, inputs = row
     for _ in time_each(backend, [(module, inputs)], TimingProtocol(runs=1, warmup_runs=1, warmup_s=seconds,
                                                                  max_warmup_s=seconds)):

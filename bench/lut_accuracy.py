@@ -20,6 +20,7 @@ Writes bench/results/lut_accuracy.{json,md} (run it alone on a quiet machine: it
 `--results` (default: a temporary folder), never the record.
 Usage: python bench/lut_accuracy.py [--quick] [--configs yolov5s,yolov8s] [--sizes 320,640]
        [--backends torch,onnxruntime] [--candidates 200] [--samples 2000] [--tables DIR] [--device cpu]
+       [--exporter dynamo|torchscript]
 """
 from __future__ import annotations
 
@@ -57,8 +58,9 @@ QUICK = {"configs": "yolov5s", "sizes": "320", "candidates": 6, "samples": 6, "c
 
 
 def run_case(config: str, imgsz: int, backend_name: str, a: argparse.Namespace, tables: Path) -> dict[str, Any]:
-    backend = get_backend(backend_name, threads=1, device=a.device)
-    path = tables / f"{config}-{imgsz}-{backend_name}-{a.device}.lut"
+    own = {"exporter": a.exporter} if backend_name == "onnxruntime" else {}
+    backend = get_backend(backend_name, threads=1, device=a.device, **own)
+    path = tables / f"{config}-{imgsz}-{backend_name}{'-' + a.exporter if own else ''}-{a.device}.lut"
     row_p = TimingProtocol(runs=5, warmup_runs=2, warmup_s=0.02) if a.quick else ROW_PROTOCOL
     model_p = TimingProtocol(runs=a.runs, warmup_runs=3, warmup_s=0.3) if a.quick else MODEL_PROTOCOL
     t0 = time.perf_counter()
@@ -128,6 +130,8 @@ def main() -> None:
     ap.add_argument("--calibrate", type=int, default=8, help="sampled candidates measured whole for the fit")
     ap.add_argument("--runs", type=int, default=30, help="timed runs of each measured candidate")
     ap.add_argument("--device", default="cpu", help="cpu, or cuda for the torch rows on a GPU")
+    ap.add_argument("--exporter", choices=("dynamo", "torchscript"), default="dynamo",
+                    help="the onnxruntime rows' exporter (`zoo lut build --exporter`)")
     ap.add_argument("--tables", help="folder of the tables (kept: a rerun resumes them); default a temporary one")
     ap.add_argument("--results", help="where to write lut_accuracy.{json,md} (default bench/results; "
                                       "--quick: a temporary folder)")

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from profiles.backends import get_backend
+from profiles.backends import get_backend, recorded_settings
 from profiles.backends.base import model_timer
 from profiles.latency import LatencyStats, TimingProtocol
 from profiles.lut import LatencyTable, predict_plan
@@ -135,8 +135,12 @@ def pricers(measure: Any) -> tuple[LatencyPricer, LatencyPricer]:
 
 def _make(m: Any) -> tuple[LatencyPricer, LatencyPricer]:
     source = m.lut or "<search>"
+    own: dict[str, Any] = {}  # with a table: its backend's own settings (ORT's level, exporter)
+    if m.latency != "measure":
+        fp = LatencyTable.load(m.lut).fingerprint
+        own = recorded_settings(m.backend, dict(fp.settings)) if fp.backend == m.backend else {}
     try:
-        backend = get_backend(m.backend, threads=m.threads, device=m.device)
+        backend = get_backend(m.backend, threads=m.threads, device=m.device, **own)
     except ValueError as e:
         raise ConfigError(source, str(e)) from None
     measured = MeasuredLatency(backend, runs=m.runs, warmup_runs=m.warmup_runs, warmup_s=m.warmup_s,

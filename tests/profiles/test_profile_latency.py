@@ -203,3 +203,21 @@ def test_torch_rows_on_cuda_synchronise_around_every_call(monkeypatch) -> None:
     syncs.clear()
     backend.timer(conv, torch.randn(1, 3, 8, 8))(QUICK)
     assert len(syncs) == QUICK.warmup_runs + 2 * QUICK.runs
+
+
+def test_an_ort_table_is_used_with_the_exporter_it_was_built_with(tmp_path, distinct_yaml, ort, monkeypatch,
+                                                                   capsys) -> None:
+    monkeypatch.setattr(lutbuild, "ROW_PROTOCOL", QUICK)
+    monkeypatch.setattr(lutbuild, "MODEL_PROTOCOL", QUICK)
+    monkeypatch.setattr(lutbuild, "BUILD_WARMUP_S", 0.0)
+    path = tmp_path / "ts.lut"
+    assert cli.main(["lut", "build", str(distinct_yaml), "--imgsz", "64", "--backend", "onnxruntime", "--exporter",
+                     "torchscript", "-o", str(path), "--no-progress"]) == 0
+    fp = LatencyTable.load(path).fingerprint
+    assert (fp.backend, dict(fp.settings)["exporter"]) == ("onnxruntime", "torch.onnx torchscript")
+    data = profile_json(capsys, str(distinct_yaml), "--imgsz", "64", "--lut", str(path))  # the table's settings
+    assert data["latency"]["backend"] == "onnxruntime" and len(data["layers"]) == len(MODULES)
+    capsys.readouterr()
+    assert cli.main(["lut", "build", str(distinct_yaml), "--imgsz", "64", "--exporter", "torchscript", "-o",
+                     str(tmp_path / "x.lut")]) == 1
+    assert "--exporter is for --backend onnxruntime" in capsys.readouterr().err

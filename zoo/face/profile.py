@@ -97,6 +97,10 @@ def open_table(args: argparse.Namespace, source: str) -> object:
         return None
     if not args.lut:
         raise ConfigError(source, "--latency lut needs --lut FILE (a table from `zoo lut build`)")
-    name = args.backend or LatencyTable.load(args.lut).fingerprint.backend
-    here = make_backend(name, source=args.lut, threads=args.threads, device=args.device)
+    from profiles.backends import recorded_settings
+
+    fp = LatencyTable.load(args.lut).fingerprint
+    name = args.backend or fp.backend
+    own = recorded_settings(name, dict(fp.settings)) if fp.backend == name else {}
+    here = make_backend(name, source=args.lut, threads=args.threads, device=args.device, **own)
     return LatencyTable.open(args.lut, here, force=args.force)

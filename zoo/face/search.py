@@ -141,6 +141,9 @@ def latency_backend(args: argparse.Namespace) -> str:
     from profiles.lut import LatencyTable
     from zoo.errors import ConfigError
 
+    from profiles.backends import recorded_settings
+
+    own: dict = {}
     if args.latency == "measure":
         if args.lut:
             raise ConfigError(args.lut, "--lut is for --latency lut or hybrid")
@@ -148,9 +151,10 @@ def latency_backend(args: argparse.Namespace) -> str:
     else:
         if not args.lut:
             raise ConfigError(args.config, f"--latency {args.latency} needs --lut FILE (a table from `zoo lut build`)")
-        table = LatencyTable.load(args.lut)
-        name = args.backend or table.fingerprint.backend
-    here = make_backend(name, source=args.lut or args.config, threads=args.threads, device=args.device)
+        fp = LatencyTable.load(args.lut).fingerprint
+        name = args.backend or fp.backend
+        own = recorded_settings(name, dict(fp.settings)) if fp.backend == name else {}
+    here = make_backend(name, source=args.lut or args.config, threads=args.threads, device=args.device, **own)
     if args.latency != "measure":
         LatencyTable.open(args.lut, here, force=args.force).check_form("deploy" if args.deploy else "train")
     return name

@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
-import torch
 from torch import nn
 
 from zoo.errors import ConfigError

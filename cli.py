@@ -1,7 +1,8 @@
 """The `zoo` command: its table of subcommands and main().
 
-Each row names a subcommand, its one-line help, the handler module of zoo.face that adds its arguments
-and runs it, and its examples. A handler returns the exit code; a ConfigError becomes one `error:` line
+Each row names a subcommand (`lut build`: a command of the group `lut`, GROUPS says what a group is
+for), its one-line help, the handler module of zoo.face that adds its arguments and runs it, and its
+examples. A handler returns the exit code; a ConfigError becomes one `error:` line
 and exit 1, Ctrl-C exit 130, a usage error (argparse) exit 2.
 """
 from __future__ import annotations
@@ -10,10 +11,10 @@ import argparse
 import sys
 from importlib.metadata import PackageNotFoundError, version as installed_version
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from zoo.errors import ConfigError
-from zoo.face import configs, edit, profile, search
+from zoo.face import configs, edit, lut, profile, search
 from zoo.face.console import error, warning
 from zoo.plugins import ensure_loaded, load_plugin
 from zoo.warning_capture import capture_warnings
@@ -45,7 +46,13 @@ COMMANDS: tuple[Command, ...] = (
             search.score_args, search.score_run, search.SCORE_EXAMPLES),
     Command("export", "Write any trial of a study as an explicit config.",
             search.export_args, search.export_run, search.EXPORT_EXAMPLES),
+    Command("lut build", "Measure every distinct row of configs (and of candidates of their search spaces) "
+                         "on this device into a latency table; resumable.",
+            lut.build_args, lut.build_run, lut.BUILD_EXAMPLES),
+    Command("lut show", "A latency table's fingerprint, coverage, calibration and residuals.",
+            lut.show_args, lut.show_run, lut.SHOW_EXAMPLES),
 )
+GROUPS = {"lut": "Per-device latency tables: predicted latency from measured rows (`zoo lut build`, `zoo lut show`)."}
 
 PLUGIN_HELP = "import a Python file that registers modules (repeatable)"
 DISTRIBUTION = "zoo-nas"  # the package's name in pyproject.toml: `zoo --version` reads its installed version
@@ -78,9 +85,19 @@ def build_parser(commands: Sequence[Command] = COMMANDS) -> argparse.ArgumentPar
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     parser.add_argument("--plugin", action="append", default=[], metavar="FILE", help=PLUGIN_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    groups: dict[str, Any] = {}
     for cmd in commands:
-        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help, epilog=cmd.epilog,
-                           formatter_class=HelpFormatter)
+        group, _, name = cmd.name.rpartition(" ")
+        where = sub
+        if group:
+            if group not in groups:
+                gp = sub.add_parser(group, help=GROUPS.get(group, ""), description=GROUPS.get(group, ""),
+                                    formatter_class=HelpFormatter)
+                gp.set_defaults(_run=lambda _args, gp=gp: (gp.print_help(), 2)[1])
+                groups[group] = gp.add_subparsers(dest=f"{group}_command", metavar="COMMAND")
+            where = groups[group]
+        p = where.add_parser(name, help=cmd.help, description=cmd.help, epilog=cmd.epilog,
+                             formatter_class=HelpFormatter)
         p.add_argument("--plugin", action="append", default=argparse.SUPPRESS, metavar="FILE", help=PLUGIN_HELP)
         cmd.add_arguments(p)
         p.set_defaults(_run=cmd.run)

@@ -1,15 +1,24 @@
-"""A per-device latency table: one measured entry per row key, whole models for calibration, and the fit
-total = a * (sum of a model's row entries) + b that turns a sum of standalone rows into a prediction.
+"""A per-device latency table: one measured entry per row key (RowSignature.key()), whole models for
+calibration, and the fit total = a * (sum of a model's row entries) + b that turns a sum of standalone
+rows into a prediction.
 
 The file is JSON lines, appended and flushed as each entry is measured, so an interrupted build keeps
 what it measured and a rerun skips the keys already there:
 
-    {"format": "zoo-lut", "version": 1, "fingerprint": {...}, "protocol": {...}, "created": "..."}
+    {"format": "zoo-lut", "version": 2, "fingerprint": {...}, "protocol": {...}, "model_protocol": {...},
+     "form": "train", "created": "..."}
     {"kind": "row", "key": "...", "label": "...", "median_ms": ..., "p90_ms": ..., "mean_ms": ..., "cv": ...,
      "runs": ..., "warmup_runs": ...}
     {"kind": "model", "name": "...", "keys": [...], "row_sum_ms": ..., "median_ms": ..., "p90_ms": ..., "cv": ...}
     {"kind": "fit", "method": "least squares", "a": ..., "b": ..., "models": [...], "row_sums_ms": [...],
      "measured_ms": [...], "residuals_ms": [...]}
+    {"kind": "build", "finished": "...", "seconds": ..., "rows": ..., "models": ..., "sources": [...]}
+
+`protocol` times rows, `model_protocol` the calibration models (a whole model wants a longer warm-up
+than a row timed in a process that is already warm); `form` says whether rows were timed as built
+("train", BatchNorm separate) or folded for inference ("deploy", `zoo.deploy`): the keys are the same,
+the milliseconds are not, so a table answers only for its form. A `build` record notes each build
+session (its time and what it added), for `zoo lut show`.
 
 Summed standalone rows miss the whole model (per-row ORT sessions by +13% here: session overhead and
 layout reorders at every boundary), so predictions use the latest stored fit. A table is read only under
@@ -34,13 +43,15 @@ import numpy as np
 from torch import nn
 
 from zoo.errors import ConfigError
+from zoo.plan import ModelPlan, RowProbeError, RowSignature, instantiate_row, short_args
 
-from .backends.base import Backend, Inputs, Shape
+from .backends.base import Backend, BackendError, Inputs, Shape, model_timer, random_inputs, time_each
 from .fingerprint import DeviceFingerprint, describe_diff, device_fingerprint, fingerprint_diff
 from .latency import LatencyStats, TimingProtocol
 
 FORMAT = "zoo-lut"
-VERSION = 1
+VERSION = 2
+FORMS = ("train", "deploy")
 MakeRow = Callable[[str], "tuple[nn.Module, Inputs]"]  # key -> the row's module and its example inputs
 
 
@@ -120,10 +131,14 @@ class Prediction:
 
 def fit_calibration(row_sums_ms: Sequence[float], measured_ms: Sequence[float],
                     models: Sequence[str] = ()) -> Calibration:
-    """Least squares of measured = a * row_sum + b over the calibration models.
+    """Least squares of measured = a * row_sum + b over the calibration models, in relative terms
+    (each residual divided by its measurement: a budget is a share of milliseconds, and a big model
+    must not outweigh a small one).
 
-    One distinct row sum cannot fix a slope and an intercept: then a is the ratio of the means, b = 0.
-    No model: the identity, marked "none".
+    The line is kept only where it predicts better than a plain ratio (a = relative-least-squares
+    ratio, b = 0) for models it was not fitted on (leave-one-out, three or more models) and its slope
+    is positive: a few models whose row sums barely differ fix a slope poorly, and a noisy one can tip
+    it. One distinct row sum cannot fix a slope at all: the ratio. No model: the identity, "none".
     """
     x = np.asarray(row_sums_ms, dtype=float)
     y = np.asarray(measured_ms, dtype=float)
@@ -134,27 +149,69 @@ def fit_calibration(row_sums_ms: Sequence[float], measured_ms: Sequence[float],
     names = tuple(models) or tuple(f"model {i}" for i in range(len(x)))
     if len(x) == 0:
         return UNCALIBRATED
+    a, b = _ratio(x, y), 0.0
+    method = "ratio"
     if len(np.unique(x)) >= 2:
-        (a, b), *_ = np.linalg.lstsq(np.stack([x, np.ones_like(x)], axis=1), y, rcond=None)
-        method = "least squares"
-    else:
-        a, b, method = float(y.mean() / x.mean()), 0.0, "ratio"
+        la, lb = _line(x, y)
+        if la > 0 and (len(x) < 3 or _loo_error(x, y, _line) < _loo_error(x, y, lambda xs, ys: (_ratio(xs, ys), 0.0))):
+            a, b, method = la, lb, "least squares"
     residuals = y - (a * x + b)
     return Calibration(method, float(a), float(b), names, tuple(map(float, x)), tuple(map(float, y)),
                        tuple(map(float, residuals)))
+
+
+def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """a, b minimising the sum of ((y - a x - b) / y)^2."""
+    w = 1.0 / y
+    (a, b), *_ = np.linalg.lstsq(np.stack([x * w, w], axis=1), y * w, rcond=None)
+    return float(a), float(b)
+
+
+def _ratio(x: np.ndarray, y: np.ndarray) -> float:
+    """a minimising the sum of ((y - a x) / y)^2."""
+    r = x / y
+    return float(np.sum(r) / np.sum(r * r))
+
+
+def _loo_error(x: np.ndarray, y: np.ndarray, fit: Callable[[np.ndarray, np.ndarray], tuple[float, float]]) -> float:
+    """Mean squared relative error of each model predicted by a fit on the others."""
+    errs = []
+    for i in range(len(x)):
+        keep = np.arange(len(x)) != i
+        if len(np.unique(x[keep])) < 2 and fit is _line:
+            return math.inf
+        a, b = fit(x[keep], y[keep])
+        errs.append(((a * x[i] + b) - y[i]) / y[i])
+    return float(np.mean(np.square(errs)))
+
+
+@dataclass(frozen=True)
+class BuildRecord:
+    """One build session: when it finished, how long it took, what it added, from which sources."""
+
+    finished: str
+    seconds: float
+    rows: int
+    models: int
+    sources: tuple[str, ...]
 
 
 class LatencyTable:
     """A table file and what it holds. `load` reads; `open` reads or creates it for measuring."""
 
     def __init__(self, path: Path, fingerprint: DeviceFingerprint, protocol: TimingProtocol,
-                 created: str | None) -> None:
+                 created: str | None, *, model_protocol: TimingProtocol | None = None, form: str = "train") -> None:
+        if form not in FORMS:
+            raise ValueError(f"form= must be one of {', '.join(FORMS)}, got {form!r}")
         self.path = path
         self.fingerprint = fingerprint
-        self.protocol = protocol
+        self.protocol = protocol  # rows
+        self.model_protocol = model_protocol or protocol  # calibration models
+        self.form = form
         self.created = created
         self.entries: dict[str, LutEntry] = {}
         self.models: dict[str, ModelRecord] = {}
+        self.builds: list[BuildRecord] = []
         self.calibration: Calibration | None = None  # the latest stored fit
         self.backend: Backend | None = None  # set by `open`: the device this table can be measured on
         self.set_aside: Path | None = None  # where a torn last line was copied to, if one was
@@ -172,25 +229,31 @@ class LatencyTable:
 
     @classmethod
     def open(cls, path: str | Path, backend: Backend, *, protocol: TimingProtocol | None = None,
+             model_protocol: TimingProtocol | None = None, form: str | None = None,
              force: bool = False) -> LatencyTable:
-        """The table at `path` ready to measure on `backend`, created with `protocol` when absent.
+        """The table at `path` ready to measure on `backend`, created with `protocol` (rows),
+        `model_protocol` (calibration models) and `form` when absent.
 
         An existing table must have this device's fingerprint (force=True reads it anyway but refuses
-        to add to it) and, when `protocol` is given, the protocol it was built with.
+        to add to it) and, for what is given, the protocols and form it was built with.
         """
         path = Path(path)
         here = device_fingerprint(backend)
         if not path.exists():
-            table = cls(path, here, protocol or TimingProtocol(), _now())
+            table = cls(path, here, protocol or TimingProtocol(), _now(), model_protocol=model_protocol,
+                        form=form or "train")
             table._write_header()
             table.backend = backend
             return table
         table, torn_at = cls._read(path)
         table.check(here, force=force)
-        if protocol is not None and protocol != table.protocol:
-            diffs = [f"{k} {v} (table) vs {protocol.as_dict()[k]} (asked)"
-                     for k, v in table.protocol.as_dict().items() if protocol.as_dict()[k] != v]
-            raise LutError(str(path), "the table was built with another timing protocol: " + "; ".join(diffs))
+        for what, asked, stored in (("timing protocol", protocol, table.protocol),
+                                    ("model timing protocol", model_protocol, table.model_protocol)):
+            if asked is not None and asked != stored:
+                diffs = [f"{k} {v} (table) vs {asked.as_dict()[k]} (asked)"
+                         for k, v in stored.as_dict().items() if asked.as_dict()[k] != v]
+                raise LutError(str(path), f"the table was built with another {what}: " + "; ".join(diffs))
+        table.check_form(form)
         if not fingerprint_diff(table.fingerprint, here):
             table.backend = backend
             if torn_at is not None:
@@ -204,7 +267,18 @@ class LatencyTable:
         diffs = fingerprint_diff(self.fingerprint, here)
         if diffs and not force:
             raise LutError(str(self.path), f"built on another device or backend setting: {describe_diff(diffs)} "
-                                           "(rebuild it here, or force to use it anyway)")
+                                           "(rebuild it here, or force it: --force, force=True)")
+
+    def check_form(self, form: str | None) -> None:
+        """Refuse to price one form (train, deploy) from a table timed in the other."""
+        if form is not None and form != self.form:
+            raise LutError(str(self.path), f"the table times the {self.form} form, not the {form} form "
+                                           f"(build one with{'' if form == 'deploy' else 'out'} --deploy)")
+
+    @property
+    def writable(self) -> bool:
+        """Whether missing rows can be measured and appended (opened on its own device)."""
+        return self.backend is not None
 
     # ---- pricing -------------------------------------------------------------------------------------
     def entry(self, ref: str | RowRef, *, measure: MakeRow | None = None) -> LutEntry:
@@ -214,16 +288,22 @@ class LatencyTable:
         if found is not None:
             return found
         if measure is None:
-            raise LutError(ref.file or str(self.path), f"no latency entry for this row in {self.path} "
-                                                       f"(key {ref.key}); rebuild the table with this config "
-                                                       "or measure missing rows on the device",
-                           row=ref.row, module=ref.module)
+            raise self.missing_error(ref)
         return self.measure(ref, measure)
 
+    def missing_error(self, ref: RowRef) -> LutError:
+        return LutError(ref.file or str(self.path), f"no latency entry for this row in {self.path} "
+                                                    f"(key {ref.key}); rebuild the table with this config "
+                                                    "or measure missing rows on the device",
+                        row=ref.row, module=ref.module)
+
     def predict(self, refs: Iterable[str | RowRef], *, measure: MakeRow | None = None) -> Prediction:
-        """The calibrated sum of the rows' entries (every row counted, repeats included)."""
+        """The calibrated sum of the rows' entries (every row counted, repeats included); with
+        `measure`, the missing rows are measured first, together (one export for ORT)."""
         rows = [(r if isinstance(r, RowRef) else RowRef(r)) for r in refs]
-        priced = tuple((r, self.entry(r, measure=measure).median_ms) for r in rows)
+        if measure is not None:
+            self.measure_missing(rows, measure)
+        priced = tuple((r, self.entry(r).median_ms) for r in rows)
         row_sum = math.fsum(ms for _, ms in priced)
         cal = self.calibration or UNCALIBRATED
         return Prediction(total_ms=cal.predict(row_sum), row_sum_ms=row_sum, rows=priced, calibration=cal)
@@ -238,29 +318,57 @@ class LatencyTable:
         if ref.key in self.entries:
             return self.entries[ref.key]
         backend = self._measuring_backend()
-        module, inputs = make(ref.key)
-        stats = backend.time_row(module, inputs, self.protocol)
-        entry = LutEntry(key=ref.key, median_ms=stats.median_ms, p90_ms=stats.p90_ms, mean_ms=stats.mean_ms,
-                         cv=stats.cv, runs=stats.runs, warmup_runs=stats.warmup_runs, label=ref.label)
-        self._append({"kind": "row", **_entry_dict(entry)})
-        self.entries[entry.key] = entry
-        return entry
+        try:
+            module, inputs = make(ref.key)
+            stats = backend.time_row(module, inputs, self.protocol)
+        except ConfigError as e:
+            raise self._row_error(ref, e.text) from None
+        except RowProbeError as e:
+            raise self._row_error(ref, str(e)) from None
+        return self._add_entry(ref, stats)
 
     def measure_missing(self, refs: Iterable[str | RowRef], make: MakeRow,
                         on_measured: Callable[[LutEntry, int, int], None] | None = None) -> tuple[str, ...]:
         """Measure every key not yet in the table (each once), appending as it goes; returns those measured.
 
-        `on_measured(entry, done, todo)` after each, for a progress bar."""
+        The rows go to the backend together (ORT exports them a chunk at a time); should that fail, they
+        are measured one by one, so an error names its row. `on_measured(entry, done, todo)` after each,
+        for a progress bar."""
         refs_ = [(r if isinstance(r, RowRef) else RowRef(r)) for r in refs]
         todo: dict[str, RowRef] = {}
         for r in refs_:
             if r.key not in self.entries and r.key not in todo:
                 todo[r.key] = r
-        for i, r in enumerate(todo.values(), 1):
-            entry = self.measure(r, make)
-            if on_measured is not None:
-                on_measured(entry, i, len(todo))
+        if not todo:
+            return ()
+        backend = self._measuring_backend()
+        pending = list(todo.values())
+        done = 0
+        try:
+            items = (make(r.key) for r in pending)
+            for r, stats in zip(pending, time_each(backend, items, self.protocol)):
+                entry = self._add_entry(r, stats)
+                done += 1
+                if on_measured is not None:
+                    on_measured(entry, done, len(pending))
+        except (ConfigError, RowProbeError):
+            for r in pending[done:]:  # one by one from the first row not measured: the error names it
+                entry = self.measure(r, make)
+                done += 1
+                if on_measured is not None:
+                    on_measured(entry, done, len(pending))
         return tuple(todo)
+
+    def _add_entry(self, ref: RowRef, stats: LatencyStats) -> LutEntry:
+        entry = LutEntry(key=ref.key, median_ms=stats.median_ms, p90_ms=stats.p90_ms, mean_ms=stats.mean_ms,
+                         cv=stats.cv, runs=stats.runs, warmup_runs=stats.warmup_runs, label=ref.label)
+        self._append({"kind": "row", **_entry_dict(entry)})
+        self.entries.setdefault(entry.key, entry)
+        return self.entries[entry.key]
+
+    def _row_error(self, ref: RowRef, text: str) -> LutError:
+        return LutError(ref.file or str(self.path), f"cannot measure this row for {self.path}: {text}",
+                        row=ref.row, module=ref.module)
 
     def add_model(self, name: str, keys: Sequence[str], stats: LatencyStats) -> ModelRecord:
         """Record a whole model measured on this device beside the sum of its rows' entries."""
@@ -275,14 +383,18 @@ class LatencyTable:
         return record
 
     def measure_model(self, name: str, model: nn.Module, shape: Shape, keys: Sequence[str]) -> ModelRecord:
-        """Time a whole model (input `shape`) and record it; a model already recorded is kept as is."""
+        """Time a whole model (input `shape`, the model protocol) and record it; a model already
+        recorded is kept as is."""
         if name in self.models:
             return self.models[name]
         missing = [k for k in keys if k not in self.entries]
         if missing:
             raise LutError(str(self.path), f"calibration model {name!r}: measure its rows first "
                                            f"({len(missing)} missing, e.g. {missing[0]})")
-        stats = self._measuring_backend().time_model(model, shape, self.protocol)
+        try:
+            stats = model_timer(self._measuring_backend(), model, shape)(self.model_protocol)
+        except BackendError as e:
+            raise LutError(str(self.path), f"calibration model {name!r}: {e.text}") from None
         return self.add_model(name, keys, stats)
 
     def fit(self) -> Calibration:
@@ -300,6 +412,15 @@ class LatencyTable:
         self.calibration = cal
         return cal
 
+    def add_build(self, seconds: float, rows: int, models: int, sources: Sequence[str]) -> BuildRecord:
+        """Note one build session (what `zoo lut show` reports of how the table was made)."""
+        self._measuring_backend()
+        rec = BuildRecord(_now(), float(seconds), int(rows), int(models), tuple(sources))
+        self._append({"kind": "build", "finished": rec.finished, "seconds": rec.seconds, "rows": rec.rows,
+                      "models": rec.models, "sources": list(rec.sources)})
+        self.builds.append(rec)
+        return rec
+
     @property
     def fit_is_current(self) -> bool:
         """Whether the stored fit was made on all the model records the table has now."""
@@ -314,7 +435,8 @@ class LatencyTable:
 
     def _write_header(self) -> None:
         header = {"format": FORMAT, "version": VERSION, "fingerprint": self.fingerprint.as_dict(),
-                  "protocol": self.protocol.as_dict(), "created": self.created}
+                  "protocol": self.protocol.as_dict(), "model_protocol": self.model_protocol.as_dict(),
+                  "form": self.form, "created": self.created}
         self._write("x", json.dumps(header) + "\n")
 
     def _append(self, record: Mapping[str, Any]) -> None:
@@ -387,15 +509,17 @@ class LatencyTable:
         if not isinstance(header, dict) or header.get("format") != FORMAT:
             raise bad(f'the first line lacks "format": "{FORMAT}"')
         if header.get("version") != VERSION:
-            raise bad(f"version {header.get('version')!r}; this zoo reads version {VERSION}")
+            raise bad(f"version {header.get('version')!r}; this zoo reads version {VERSION} (rebuild the table)")
         try:
             fp = DeviceFingerprint.from_dict(header["fingerprint"])
             protocol = TimingProtocol(**header["protocol"])
+            model_protocol = TimingProtocol(**header["model_protocol"])
+            return cls(path, fp, protocol, header.get("created"), model_protocol=model_protocol,
+                       form=header["form"])
         except KeyError as e:
             raise bad(f"the header lacks {e}") from None
         except (TypeError, ValueError) as e:
             raise bad(f"bad header: {e}") from None
-        return cls(path, fp, protocol, header.get("created"))
 
     def _take(self, record: dict[str, Any], n: int) -> None:
         kind = record.get("kind")
@@ -423,10 +547,72 @@ class LatencyTable:
                     models=tuple(map(str, lists["models"])), row_sums_ms=tuple(map(float, lists["row_sums_ms"])),
                     measured_ms=tuple(map(float, lists["measured_ms"])),
                     residuals_ms=tuple(map(float, lists["residuals_ms"])))
+            elif kind == "build":
+                sources = record.get("sources")
+                if not isinstance(sources, list) or not all(isinstance(x, str) for x in sources):
+                    raise ValueError("sources must be a list of strings")
+                self.builds.append(BuildRecord(_str(record, "finished"), _ms(record, "seconds"),
+                                               _int(record, "rows"), _int(record, "models"), tuple(sources)))
             else:
-                raise ValueError(f"unknown kind {kind!r} (row, model or fit)")
+                raise ValueError(f"unknown kind {kind!r} (row, model, fit or build)")
         except (ValueError, TypeError) as e:
             raise LutError(str(self.path), f"line {n}: {e}; the file was left as it is") from None
+
+
+# ---- rows of a plan ------------------------------------------------------------------------------------
+def row_label(sig: RowSignature) -> str:
+    """`C3[64, 64, 1] in 64x80x80`: what a key is, for a reader of the table."""
+    shapes = ", ".join("x".join(str(d) for d in shape) for shape in sig.inputs)
+    copies = f" x{sig.copies}" if sig.copies > 1 else ""
+    return f"{sig.module}{short_args(sig.call_args)}{copies} in {shapes}"
+
+
+def plan_refs(plan: ModelPlan) -> list[RowRef]:
+    """One RowRef per row of the plan, in row order (repeated signatures appear once per row)."""
+    return [RowRef(rp.signature.key(), row=rp.index, module=rp.row.module, file=plan.config.path,
+                   label=row_label(rp.signature)) for rp in plan.rows]
+
+
+class RowMaker:
+    """A MakeRow over known signatures: key -> the row's module (eval mode, random weights; folded for
+    the deploy form) and random inputs of its real shapes, seeded by the key."""
+
+    def __init__(self, form: str = "train") -> None:
+        if form not in FORMS:
+            raise ValueError(f"form= must be one of {', '.join(FORMS)}, got {form!r}")
+        self.form = form
+        self.signatures: dict[str, RowSignature] = {}
+
+    def add(self, plan: ModelPlan) -> list[RowRef]:
+        """Learn the plan's signatures; returns its rows' refs."""
+        refs = plan_refs(plan)
+        for ref, rp in zip(refs, plan.rows):
+            self.signatures.setdefault(ref.key, rp.signature)
+        return refs
+
+    def __call__(self, key: str) -> tuple[nn.Module, Inputs]:
+        sig = self.signatures[key]
+        module, zeros = instantiate_row(sig)
+        if self.form == "deploy":
+            from zoo.deploy import deploy
+            deploy(module)
+        shapes = [tuple(t.shape) for t in (zeros if isinstance(zeros, list) else [zeros])]
+        seed = int(sig.digest()[:8], 16)
+        inputs = random_inputs(shapes if isinstance(zeros, list) else shapes[0], seed=seed)
+        return module.eval(), inputs
+
+
+def predict_plan(table: LatencyTable, plan: ModelPlan, measure: MakeRow | bool | None = None) -> Prediction:
+    """Price every row of a plan (one entry per row, repeats counted) with the table's calibrated sum.
+
+    A row the table lacks is measured and appended when `measure` is given (a MakeRow, or True for one
+    made from this plan in the table's form) and the table is open on its device; otherwise it is a
+    LutError naming the row (file, YAML row, module, key), never a silent zero.
+    """
+    maker = RowMaker(table.form)
+    refs = maker.add(plan)
+    make: MakeRow | None = maker if measure is True else (measure or None)
+    return table.predict(refs, measure=make)
 
 
 def _entry_dict(e: LutEntry) -> dict[str, Any]:
@@ -473,3 +659,90 @@ def _free_name(path: Path) -> Path:
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+# ---- what a table holds, for `zoo lut show` ------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelCheck:
+    """A calibration model against the stored fit."""
+
+    name: str
+    rows: int
+    row_sum_ms: float
+    measured_ms: float
+    predicted_ms: float
+    cv: float
+    in_fit: bool
+
+    @property
+    def error(self) -> float:
+        """(predicted - measured) / measured."""
+        return (self.predicted_ms - self.measured_ms) / self.measured_ms
+
+
+@dataclass(frozen=True)
+class TableSummary:
+    path: str
+    bytes: int
+    fingerprint: DeviceFingerprint
+    protocol: TimingProtocol
+    model_protocol: TimingProtocol
+    form: str
+    created: str | None
+    rows: int
+    rows_by_module: tuple[tuple[str, int], ...]  # most frequent first
+    row_ms: tuple[float, float, float] | None  # smallest, median, largest entry
+    models: tuple[ModelCheck, ...]
+    calibration: Calibration | None
+    fit_is_current: bool
+    builds: tuple[BuildRecord, ...]
+
+    @property
+    def build_seconds(self) -> float:
+        return math.fsum(b.seconds for b in self.builds)
+
+    def as_dict(self) -> dict[str, Any]:
+        cal = self.calibration
+        return {
+            "path": self.path, "bytes": self.bytes, "format": FORMAT, "version": VERSION,
+            "fingerprint": self.fingerprint.as_dict(), "protocol": self.protocol.as_dict(),
+            "model_protocol": self.model_protocol.as_dict(), "form": self.form, "created": self.created,
+            "rows": self.rows, "rows_by_module": dict(self.rows_by_module),
+            "row_ms": None if self.row_ms is None else dict(zip(("min", "median", "max"), self.row_ms)),
+            "calibration": None if cal is None else {"method": cal.method, "a": cal.a, "b": cal.b,
+                                                     "models": list(cal.models), "current": self.fit_is_current},
+            "models": [{"name": m.name, "rows": m.rows, "row_sum_ms": m.row_sum_ms, "measured_ms": m.measured_ms,
+                        "predicted_ms": m.predicted_ms, "error": m.error, "cv": m.cv, "in_fit": m.in_fit}
+                       for m in self.models],
+            "builds": [{"finished": b.finished, "seconds": b.seconds, "rows": b.rows, "models": b.models,
+                        "sources": len(b.sources)} for b in self.builds],
+            "build_seconds": self.build_seconds,
+        }
+
+
+def summarize_table(table: LatencyTable) -> TableSummary:
+    """Fingerprint, protocols, coverage (rows by module, models), the fit and each model's error under it."""
+    by_module: dict[str, int] = {}
+    for key in table.entries:
+        by_module[_key_module(key)] = by_module.get(_key_module(key), 0) + 1
+    ms = sorted(e.median_ms for e in table.entries.values())
+    cal = table.calibration or UNCALIBRATED
+    fitted = set(table.calibration.models) if table.calibration is not None else set()
+    models = tuple(ModelCheck(m.name, len(m.keys), m.row_sum_ms, m.median_ms, cal.predict(m.row_sum_ms), m.cv,
+                              m.name in fitted) for m in table.models.values())
+    try:
+        size = table.path.stat().st_size
+    except OSError:
+        size = 0
+    return TableSummary(str(table.path), size, table.fingerprint, table.protocol, table.model_protocol, table.form,
+                        table.created, len(table.entries),
+                        tuple(sorted(by_module.items(), key=lambda kv: (-kv[1], kv[0]))),
+                        (ms[0], ms[len(ms) // 2], ms[-1]) if ms else None, models, table.calibration,
+                        table.fit_is_current, tuple(table.builds))
+
+
+def _key_module(key: str) -> str:
+    """The module name of a RowSignature key (its second field); the whole key when it is not one."""
+    try:
+        data = json.loads(key)
+        return str(data[1]) if isinstance(data, list) and len(data) > 1 else key
+    except ValueError:
+        return key

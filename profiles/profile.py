@@ -2,10 +2,21 @@
 
 Counting happens in float32 on the chosen device at the real input size; memory and latency in the
 chosen dtype. The model is profiled in eval mode; `deploy=True` profiles `zoo.deploy` of a copy.
+
+Latency, three ways (RowLatency says which, and how the rows relate to the total):
+  - eager torch (the default): the whole model timed, each row timed around its call inside the same
+    forward passes (rows sum to within a few percent of the total);
+  - another backend (`backend="onnxruntime"`): the whole model's graph timed, each row timed alone
+    at its real input shapes in a graph of its own; standalone rows miss the whole by session overhead
+    and the layout changes at every boundary, so the profile states the ratio total / row sum;
+  - a latency table (`lut=`): every row's entry, the total predicted by the table's calibration
+    total = a * row sum + b (rows the table lacks are measured and appended when the table was opened
+    on its device, otherwise an error names them).
 """
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -74,6 +85,25 @@ class LayerProfile(CountsMacs):
 
 
 @dataclass(frozen=True)
+class RowLatency:
+    """Where a profile's latency comes from and how its rows sum to its total: total = a * row_sum + b."""
+
+    backend: str  # torch, onnxruntime
+    method: str  # "measured" or "predicted"
+    rows: str  # how the rows were timed: "in the model's forward", "alone", "latency table"
+    row_sum_ms: float
+    a: float
+    b: float
+    fit: str  # "ratio" (a = total / row sum, stated) or the table's fit method
+    table: str | None = None  # the latency table's path
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"backend": self.backend, "method": self.method, "rows": self.rows,
+                "row_sum_ms": round(self.row_sum_ms, 4), "calibration": {"fit": self.fit, "a": self.a, "b": self.b},
+                "table": self.table}
+
+
+@dataclass(frozen=True)
 class ModelProfile(CountsMacs):
     name: str
     scale: str | None
@@ -98,6 +128,7 @@ class ModelProfile(CountsMacs):
     cores: int | None = None  # the cores the process could use while timing (the load is compared with them)
     latency_warnings: tuple[LatencyWarning, ...] = ()  # load above the cores, CV above MAX_CV, half on CPU
     input_shape: tuple[int, ...] | None = None  # what a plain nn.Module was profiled at (None: batch x ch x imgsz²)
+    row_latency: RowLatency | None = None  # how the latency was found (None without latency)
 
     @property
     def label(self) -> str:
@@ -137,6 +168,7 @@ class ModelProfile(CountsMacs):
             "cross_check": None if self.cross_check is None else self.cross_check.as_dict(),
             "lint": [w.as_dict() for w in self.lint],
             "input_shape": list(self.input_shape) if self.input_shape is not None else None,
+            "latency": None if self.row_latency is None else self.row_latency.as_dict(),
             "layers": [lay.as_dict() for lay in self.layers],
         }
 
@@ -167,7 +199,8 @@ def profile_model(model_or_cfg: nn.Module | Config | str | Path | Mapping[str, A
                   batch: int = 1, device: str = "cpu", dtype: torch.dtype = torch.float32,
                   deploy: bool = False, latency: bool = True, threads: int = 1, scale: str | None = None,
                   nc: int | None = None, runs: int = 30, warmup_s: float = 1.0, crosscheck: bool = False,
-                  input_shape: Sequence[int] | None = None, on_stage: Stage | None = None) -> ModelProfile:
+                  input_shape: Sequence[int] | None = None, backend: Any = "torch", lut: Any = None,
+                  on_stage: Stage | None = None) -> ModelProfile:
     """Profile a config (name, path, mapping, Config), a built ZooModel, or any nn.Module.
 
     One counting pass (fvcore) by default; `crosscheck=True` adds thop and torch's counter. Shapes and
@@ -175,6 +208,8 @@ def profile_model(model_or_cfg: nn.Module | Config | str | Path | Mapping[str, A
     A plain nn.Module has no YAML rows: give `input_shape=(1, 3, 640, 640)` and it is profiled per
     top-level child (fvcore counts, params, latency; no plan, so no lint and memory from one pass).
     For a zoo model `input_shape` is another way to say (batch, ch, imgsz, imgsz).
+    Latency (module docstring): eager torch in the model's forward by default, `backend="onnxruntime"`
+    for ORT, `lut=` a profiles.lut.LatencyTable for the table's prediction (batch 1).
     """
     stage = on_stage or (lambda _s: None)
     source_name = _source_name(model_or_cfg)
@@ -195,6 +230,9 @@ def profile_model(model_or_cfg: nn.Module | Config | str | Path | Mapping[str, A
         batch, imgsz = shape[0], shape[2]
     check_run_options(source_name, imgsz=imgsz, batch=batch, threads=threads, runs=runs,
                       device=device, dtype=dtype)
+    if lut is not None and latency and batch != 1:
+        raise OptionError(source_name, "batch", batch, "cannot be priced by a latency table "
+                                                       "(its rows were timed at batch 1)")
     model = _model_of(model_or_cfg, scale, nc, imgsz)
     if shape is not None and shape[1] != model.config.ch:
         raise OptionError(source_name, "input_shape", input_shape, f"has {shape[1]} channels, the config "
@@ -222,13 +260,22 @@ def profile_model(model_or_cfg: nn.Module | Config | str | Path | Mapping[str, A
 
     total_lat = None
     row_lat: dict[int, LatencyStats] = {}
-    if latency:
+    how: RowLatency | None = None
+    if latency and lut is not None:
+        stage(f"pricing each row from {lut.path}")
+        total_lat, row_lat, how = _lut_latency(lut, plan, deploy=deploy, threads=threads, device=device)
+    elif latency and (backend if isinstance(backend, str) else backend.name) != "torch":
+        total_lat, row_lat, how = _backend_latency(net, source, backend, imgsz=imgsz, batch=batch, device=device,
+                                                   dtype=dtype, threads=threads, runs=runs, warmup_s=warmup_s,
+                                                   stage=stage)
+    elif latency:
         stage(f"timing end to end ({runs} runs, {threads} thread{'s' if threads > 1 else ''})")
         total_lat = measure_latency(net, imgsz=imgsz, batch=batch, device=device, dtype=dtype,
                                     threads=threads, runs=runs, warmup_s=warmup_s)
         stage(f"timing each row ({runs} runs)")
         row_lat = measure_row_latency(net, imgsz=imgsz, batch=batch, device=device, dtype=dtype,
                                       threads=threads, runs=runs, warmup_s=warmup_s)
+        how = _ratio("torch", "measured", "in the model's forward", total_lat, row_lat)
     row_sum = sum(s.median_ms for s in row_lat.values())
 
     layers = []
@@ -250,7 +297,7 @@ def profile_model(model_or_cfg: nn.Module | Config | str | Path | Mapping[str, A
         macs=fc.macs, n_modules=len(list(net.modules())), latency=total_lat, threads=threads,
         loadavg=total_lat.loadavg if total_lat is not None else loadavg(), memory=memory,
         uncounted_ops=fc.uncounted, by_operator=fc.by_operator, cross_check=cc, layers=tuple(layers),
-        lint=lint, cores=usable_cores(),
+        lint=lint, cores=usable_cores(), row_latency=how,
         latency_warnings=latency_warnings(total_lat, dtype=dtype) if total_lat is not None else ())
 
 
@@ -349,6 +396,61 @@ def _part_name(name: str, child: nn.Module) -> str:
     """`Conv2d` for an nn.Sequential's numbered child, `backbone: Sequential` for a named one."""
     kind = type(child).__name__
     return kind if name.isdigit() else f"{name}: {kind}"
+
+
+def _ratio(backend: str, method: str, rows: str, total: LatencyStats,
+           row_lat: Mapping[int, LatencyStats]) -> RowLatency:
+    """The stated relation of measured rows to a measured total: total = (total / row sum) * row sum."""
+    row_sum = math.fsum(s.median_ms for s in row_lat.values())
+    return RowLatency(backend, method, rows, row_sum, total.median_ms / row_sum if row_sum > 0 else 1.0, 0.0,
+                      "ratio")
+
+
+def _backend_latency(net: ZooModel, source: str, backend: Any, *, imgsz: int, batch: int, device: str,
+                     dtype: torch.dtype, threads: int, runs: int, warmup_s: float,
+                     stage: Stage) -> tuple[LatencyStats, dict[int, LatencyStats], RowLatency]:
+    """The whole graph and each row alone (its own graph, its real inputs) on a backend other than eager:
+    a name (made with threads, device, dtype) or a backend object (its own settings)."""
+    from .backends import get_backend
+    from .backends.base import model_timer
+    from .rowtiming import time_rows
+
+    if isinstance(backend, str):
+        try:
+            backend = get_backend(backend, threads=threads, device=device, dtype=dtype)
+        except ValueError as e:
+            raise ConfigError(source, str(e)) from None
+    name = backend.name
+    protocol = TimingProtocol(runs=runs, warmup_runs=5, warmup_s=warmup_s)
+    stage(f"timing end to end on {name} ({runs} runs, {threads} thread{'s' if threads > 1 else ''})")
+    try:
+        total = model_timer(backend, net, (batch, net.config.ch, imgsz, imgsz))(protocol)
+    except ConfigError as e:
+        raise ConfigError(source, f"the whole model on {name}: {e.text}") from None
+    stage(f"timing each row alone on {name} ({runs} runs)")
+    rows = {t.index: t.latency for t in time_rows(backend, net, imgsz=imgsz, batch=batch, protocol=protocol)}
+    return total, rows, _ratio(name, "measured", "alone", total, rows)
+
+
+def _lut_latency(table: Any, plan: ModelPlan, *, deploy: bool, threads: int,
+                 device: str) -> tuple[LatencyStats, dict[int, LatencyStats], RowLatency]:
+    """Each row's table entry and the calibrated total (profiles.lut.predict_plan)."""
+    from .lut import predict_plan
+
+    table.check_form("deploy" if deploy else "train")
+    pred = predict_plan(table, plan, measure=table.writable)
+    rows = {}
+    for ref, _ms in pred.rows:
+        e = table.entries[ref.key]
+        rows[ref.row] = LatencyStats(median_ms=e.median_ms, p90_ms=e.p90_ms, mean_ms=e.mean_ms, cv=e.cv, runs=e.runs,
+                                     warmup_runs=e.warmup_runs, threads=threads, device=device, loadavg=None)
+    cal = pred.calibration
+    p90 = cal.predict(math.fsum(table.entries[ref.key].p90_ms for ref, _ in pred.rows))
+    total = LatencyStats(median_ms=pred.total_ms, p90_ms=max(p90, pred.total_ms), mean_ms=pred.total_ms, cv=0.0,
+                         runs=0, warmup_runs=0, threads=threads, device=device, loadavg=None)
+    how = RowLatency(table.fingerprint.backend, "predicted", "latency table", pred.row_sum_ms, cal.a, cal.b,
+                     cal.method, str(table.path))
+    return total, rows, how
 
 
 def _model_of(source: Any, scale: str | None, nc: int | None, imgsz: int) -> ZooModel:

@@ -79,16 +79,34 @@ def totals_text(p: ModelProfile) -> list[str]:
     lines = [f"{p.gmacs:.3f} GMACs = {p.gflops:.3f} GFLOPs (2 x fvcore MACs, eval, {p.input_text}"
              f"{', deploy graph' if p.deploy else ''}); {p.params:,} params; {p.n_modules} modules (YOLOv5's "
              f"\"layers\") in {len(p.layers)} {'rows' if p.input_shape is None else 'parts'}"]
-    if lat is not None:
+    how = p.row_latency
+    if lat is not None and how is not None and how.method == "predicted":
+        lines.append(f"latency {lat.median_ms:.2f} ms predicted by the latency table {how.table} ({how.backend}, "
+                     f"{p.threads} thread(s), {p.device})")
+    elif lat is not None:
+        backend = f", {how.backend}" if how is not None and how.backend != "torch" else ""
         lines.append(f"latency {lat.median_ms:.2f} ms median, {lat.p90_ms:.2f} ms p90, CV {lat.cv:.3f} "
-                     f"({lat.runs} runs after {lat.warmup_runs} warm-up, {p.threads} thread(s), {p.device}, {p.dtype})")
-    else:
+                     f"({lat.runs} runs after {lat.warmup_runs} warm-up, {p.threads} thread(s), {p.device}, "
+                     f"{p.dtype}{backend})")
+    if lat is not None and how is not None:
+        lines.append(row_latency_text(how, lat.median_ms))
+    if lat is None:
         lines.append("latency not measured")
     load = ", ".join(f"{x:.2f}" for x in p.loadavg) if p.loadavg else "n/a"
     cores = f" on {p.cores} core{'s' if p.cores != 1 else ''}" if p.cores else ""
     lines.append(f"memory: params {p.memory.param_bytes / 1e6:.2f} MB, peak activations "
                  f"{p.memory.peak_activation_bytes / 1e6:.2f} MB ({p.memory.method}); load average {load}{cores}")
     return lines
+
+
+def row_latency_text(how: Any, total_ms: float) -> str:
+    """How the rows' milliseconds relate to the total (profiles.profile.RowLatency)."""
+    if how.method == "predicted":
+        return (f"rows: the table's entries, {how.row_sum_ms:.2f} ms in all; total = {how.a:.4f} x row sum "
+                f"{how.b:+.3f} ms ({how.fit} fit of the table)")
+    ratio = how.row_sum_ms / total_ms if total_ms > 0 else float("nan")
+    return (f"rows: timed {how.rows}, {how.row_sum_ms:.2f} ms in all = {ratio:.3f} x the total "
+            f"(total = {how.a:.4f} x row sum)")
 
 
 def compact(value: Any) -> str:

@@ -14,7 +14,7 @@ import torch
 
 from zoo.graph import ZooModel
 
-from .backends.base import Backend, BackendError, Inputs, Shape, input_shapes
+from .backends.base import Backend, BackendError, Inputs, Shape, input_shapes, time_each
 from .latency import LatencyStats, TimingProtocol
 
 
@@ -49,18 +49,19 @@ def capture_row_inputs(model: ZooModel, x: torch.Tensor) -> dict[int, Inputs]:
 def time_rows(backend: Backend, model: ZooModel, *, imgsz: int = 640, batch: int = 1,
               protocol: TimingProtocol = TimingProtocol(),
               on_row: Callable[[int, int], None] | None = None) -> tuple[RowTiming, ...]:
-    """Every row of `model` timed alone by `backend`, in row order; `on_row(done, total)` after each."""
+    """Every row of `model` timed alone by `backend`, in row order (in batches where the backend has
+    them: ORT exports several rows at once); `on_row(done, total)` after each."""
     x = torch.randn(batch, model.config.ch, imgsz, imgsz)
     inputs = capture_row_inputs(model, x)
-    out = []
-    for done, (info, module) in enumerate(zip(model.layers, model.model), 1):
-        inp = inputs[info.index]
-        try:
-            stats = backend.time_row(module, inp, protocol)
-        except BackendError as e:
-            raise BackendError(e.text, file=model.config.path, row=info.index, module=info.module) from None
-        out.append(RowTiming(index=info.index, module=info.module, input_shapes=input_shapes(inp),
-                             latency=stats))
-        if on_row is not None:
-            on_row(done, len(model.layers))
+    rows = list(zip(model.layers, model.model))
+    out: list[RowTiming] = []
+    try:
+        for (info, _), stats in zip(rows, time_each(backend, ((m, inputs[i.index]) for i, m in rows), protocol)):
+            out.append(RowTiming(index=info.index, module=info.module, input_shapes=input_shapes(inputs[info.index]),
+                                 latency=stats))
+            if on_row is not None:
+                on_row(len(out), len(rows))
+    except BackendError as e:  # a batch falls back to row by row, so the failing row is the next one
+        info = rows[len(out)][0]
+        raise BackendError(e.text, file=model.config.path, row=info.index, module=info.module) from None
     return tuple(out)

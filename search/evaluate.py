@@ -2,9 +2,10 @@
 measured latency is needed.
 
 Budgets are checked in cost order: layers (deploy-form convs), params, GFLOPs (sums over the rows'
-cached costs, microseconds once cached: all three are always recorded), then latency (a full build,
-a 3-run screen, then the full measurement) only for a candidate that meets the cheap ones, so an
-infeasible candidate never pays for a measurement. Every failure of a candidate (plan, row build, counting, latency) is a
+cached costs, microseconds once cached: all three are always recorded), then latency only for a
+candidate that meets the cheap ones, so an infeasible candidate never pays for a measurement. Latency
+is priced as Measure.latency says (search.latency): measured (a full build on Measure.backend, a 3-run
+screen, then the full measurement), or predicted from a latency table (`lut`, `hybrid`). Every failure of a candidate (plan, row build, counting, latency) is a
 CandidateError: a failed trial with its reason, never a stopped study.
 """
 from __future__ import annotations
@@ -13,19 +14,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from torch import nn
-
 from profiles.flops import flops_of
 from profiles.rowcosts import CostCache, RowCost
-from zoo.errors import ConfigError
+from zoo.errors import ConfigError, OptionError
 from zoo.limits import MAX_IMGSZ, MAX_RUNS, MAX_THREADS, check_option
 from zoo.plan import ModelPlan, Prober, RowProbeError
 
+from .latency import MODES, PricingError, pricers
 from .objectives import (DepthBudget, Objective, ObjectiveContext, ObjectiveValue, RowTerms, check_depth,
                          depth_budget, get_objective, rows_from_plan, summarize)
 from .space import SearchSpace
-
-SCREEN_FACTOR = 1.3  # a 3-run median this far over the budget is infeasible without a full measurement
 
 
 class CandidateError(Exception):
@@ -49,7 +47,11 @@ class Budget:
 
 @dataclass(frozen=True)
 class Measure:
-    """How candidates are sized and timed; `deploy` counts and times the inference graph."""
+    """How candidates are sized and timed; `deploy` counts and times the inference graph.
+
+    `latency` prices latency budgets (search.latency): "measure" on `backend` (torch or onnxruntime),
+    "lut" from the table `lut`, "hybrid" from the table while searching and on `backend` for the final
+    check; `force` uses a table built under another fingerprint (read only)."""
 
     imgsz: int = 640
     threads: int = 1
@@ -58,11 +60,19 @@ class Measure:
     warmup_runs: int = 3
     warmup_s: float = 0.3
     deploy: bool = False
+    latency: str = "measure"
+    backend: str = "torch"
+    lut: str | None = None
+    force: bool = False
 
     def __post_init__(self) -> None:
         check_option("imgsz", self.imgsz, 1, MAX_IMGSZ)
         check_option("threads", self.threads, 1, MAX_THREADS)
         check_option("runs", self.runs, 1, MAX_RUNS)
+        if self.latency not in MODES:
+            raise OptionError(None, "latency", self.latency, f"must be one of {', '.join(MODES)}")
+        if self.latency != "measure" and not self.lut:
+            raise OptionError(None, "latency", self.latency, "needs a latency table (lut=, --lut FILE)")
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -223,39 +233,18 @@ def evaluate(space: SearchSpace, params: Mapping[str, int], *, budget: Budget, m
         cheap.append(True)
     if not any(cheap) and (budget.latency_ms is not None or full_latency):
         t0 = time.perf_counter()
-        latency, screened = measure_plan(plan, measure, budget.latency_ms, full=full_latency)
+        latency, screened = price_plan(plan, measure, budget.latency_ms, full=full_latency)
         timings["latency"] = time.perf_counter() - t0
         over("latency", latency.median_ms, budget.latency_ms)
     return Evaluation(dict(params), costs, latency, viol, screened, timings)
 
 
-def measure_plan(plan: ModelPlan, measure: Measure, budget_ms: float | None, *, full: bool = False,
-                 runs_factor: int = 1) -> tuple[Any, bool]:
-    """Build the candidate with weights and time it; any failure is the candidate's."""
-    from zoo.builder import build_from_plan
-    from zoo.deploy import deploy
-
+def price_plan(plan: ModelPlan, measure: Measure, budget_ms: float | None, *, full: bool = False,
+               runs_factor: int = 1, final: bool = False) -> tuple[Any, bool]:
+    """The candidate's latency as `measure.latency` prices it while searching (or, `final`, for the
+    final check: hybrid re-measures on the device); a candidate that cannot be built or timed fails."""
+    search_pricer, check_pricer = pricers(measure)
     try:
-        model = build_from_plan(plan)
-        if measure.deploy:
-            deploy(model)
-        return measure_candidate(model, measure, budget_ms, full=full, runs_factor=runs_factor)
-    except ConfigError as e:
-        raise CandidateError(e.text if e.row is None else f"row {e.row}: {e.text}") from None
-    except (RuntimeError, ValueError, TypeError, MemoryError) as e:
-        raise CandidateError(f"cannot time the candidate: {type(e).__name__}: {e}") from None
-
-
-def measure_candidate(model: nn.Module, measure: Measure, budget_ms: float | None, *, full: bool = False,
-                      runs_factor: int = 1) -> tuple[Any, bool]:
-    """Latency by the profiles protocol; a short screen first skips clearly-over candidates."""
-    from profiles.latency import measure_latency
-
-    kw = dict(imgsz=measure.imgsz, threads=measure.threads, device=measure.device)
-    if budget_ms is not None and not full:
-        quick = measure_latency(model, runs=3, warmup_runs=2, warmup_s=min(measure.warmup_s, 0.2), **kw)
-        if quick.median_ms > SCREEN_FACTOR * budget_ms:
-            return quick, True
-    stats = measure_latency(model, runs=measure.runs * runs_factor, warmup_runs=measure.warmup_runs,
-                            warmup_s=measure.warmup_s * runs_factor, **kw)
-    return stats, False
+        return (check_pricer if final else search_pricer).price(plan, budget_ms, full=full, runs_factor=runs_factor)
+    except PricingError as e:
+        raise CandidateError(str(e)) from None

@@ -2,7 +2,9 @@
 
 A candidate's params, GFLOPs, layers and score are exact sums of its rows' costs, so only a latency
 budget needs a second look: then the top candidates are re-measured with more runs and the best one
-that meets the budget is exported. Files (in `out`): best.yaml (explicit channels and repeats,
+that meets the budget is exported. How "re-measured" is priced follows Measure.latency: on the device
+(`measure`; `hybrid`, which searched on the table's predictions and goes on down the ranking, up to
+HYBRID_REACH x top_k candidates, until one truly meets the budget), or from the table (`lut`). Files (in `out`): best.yaml (explicit channels and repeats,
 rebuilt from the space and the trial's parameters), report.json, trials.csv, pareto.png.
 `export_trial` writes any trial's config later (`zoo export`), from the space the study records.
 """
@@ -21,13 +23,14 @@ from profiles.rowcosts import CostCache
 from zoo.config import load_config
 from zoo.yamlio import write_config
 
-from .evaluate import Budget, Measure, Scoring, candidate_costs, make_scoring, measure_plan, plan_candidate
+from .evaluate import Budget, Measure, Scoring, candidate_costs, make_scoring, plan_candidate, price_plan
 from .objectives import validity_report
 from .settings import SearchSettings
 from .space import SearchSpace, build_space
 
 
 EXPLICIT = "explicit channels and repeats (multiples 1.0): rebuilds to the searched model"
+HYBRID_REACH = 3  # hybrid: re-measure up to this many times top_k candidates to find one within budget
 
 
 class ExportError(Exception):
@@ -89,7 +92,7 @@ def check_candidate(space: SearchSpace, params: Mapping[str, int], *, trial: int
     costs = candidate_costs(plan, cache, scoring, form=measure.form)
     lat = None
     if budget.latency_ms is not None:
-        stats, _ = measure_plan(plan, measure, None, full=True, runs_factor=max(1, factor))
+        stats, _ = price_plan(plan, measure, None, full=True, runs_factor=max(1, factor), final=True)
         lat = stats.as_dict()
     depth = scoring.depth
     checks = [(budget.latency_ms, lat["median"] if lat else None), (budget.gflops, costs.gflops),
@@ -116,6 +119,12 @@ def export_best(study: optuna.Study, *, space: SearchSpace, budget: Budget, meas
     top = ranked[:top_k] if budget.latency_ms is not None else ranked[:1]
     again = [check_candidate(space, t.params, trial=t.number, kind=t.user_attrs.get("kind", "sampled"),
                              budget=budget, measure=measure, cache=cache, scoring=scoring, factor=factor) for t in top]
+    if budget.latency_ms is not None and measure.latency == "hybrid":
+        for t in ranked[len(top):HYBRID_REACH * top_k]:  # predicted feasible, but none of the top truly is
+            if any(c.meets_budget for c in again):
+                break
+            again.append(check_candidate(space, t.params, trial=t.number, kind=t.user_attrs.get("kind", "sampled"),
+                                         budget=budget, measure=measure, cache=cache, scoring=scoring, factor=factor))
     best = next((c for c in sorted(again, key=lambda c: c.score, reverse=True) if c.meets_budget), None)
     base_c = check_candidate(space, space.uniform_params(1.0), trial=None, kind="base", budget=budget,
                              measure=measure, cache=cache, scoring=scoring, factor=factor)
@@ -130,7 +139,10 @@ def export_best(study: optuna.Study, *, space: SearchSpace, budget: Budget, meas
         "study": study.study_name, "storage": storage,
         "budget_ms": budget.latency_ms, "budgets": budget.as_dict(),
         "imgsz": measure.imgsz, "threads": measure.threads, "device": measure.device, "deploy": measure.deploy,
-        "objective": {**scoring.as_dict(), "validity": validity_report(scoring.objective.name)}, "scope": space.settings.scope,
+        "latency": {"pricing": measure.latency, "backend": measure.backend, "lut": measure.lut,
+                    "final_check": "table" if measure.latency == "lut" else f"measured on {measure.backend}"},
+        "objective": {**scoring.as_dict(), "validity": validity_report(scoring.objective.name)},
+        "scope": space.settings.scope,
         "base": base_c.as_dict(), "best": best.as_dict() if best else None,
         "remeasured": [c.as_dict() for c in again],
         "n_trials": len(done), "n_feasible": len(ranked),

@@ -14,6 +14,7 @@ channel arithmetic of its own and builds no model.
 """
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -90,6 +91,20 @@ class SearchSpace:
                     seen.append(p)
                     grid.append((d, w, p))
         return grid
+
+    def sample(self, n: int, *, seed: int = 0) -> list[dict[str, int]]:
+        """`n` candidates drawn uniformly from the space (every parameter independently), the same for
+        the same seed; a candidate drawn twice is kept once (so fewer come back from a tiny space)."""
+        rng = random.Random(seed)
+        dims = sorted(self.dimensions().items())
+        seen: set[tuple[int, ...]] = set()
+        out: list[dict[str, int]] = []
+        for _ in range(n):
+            draw = tuple(rng.randrange(size) for _, size in dims)
+            if draw not in seen:
+                seen.add(draw)
+                out.append({name: v for (name, _), v in zip(dims, draw)})
+        return out
 
     def values(self, params: Mapping[str, int]) -> dict[str, float | int]:
         """Chosen widths and depths by parameter name (missing parameters: the base's)."""

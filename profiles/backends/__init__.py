@@ -2,7 +2,7 @@
 single row alone at its real input shapes, and fingerprints the settings its numbers depend on."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from .base import Backend, BackendError, BackendInfo, Inputs, input_shapes, random_inputs
 from .torch_eager import TorchBackend
@@ -25,5 +25,14 @@ def get_backend(name: str, **settings: Any) -> Backend:
     return make(**settings)
 
 
+def recorded_settings(name: str, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The backend's own constructor settings that a fingerprint's settings record (ORT: optimisation
+    level, exporter, opset), so that a table is used with the settings it was built with."""
+    if name != "onnxruntime":
+        return {}
+    from .onnxrt import settings_kwargs
+    return settings_kwargs(settings)
+
+
 __all__ = ["BACKENDS", "Backend", "BackendError", "BackendInfo", "Inputs", "TorchBackend", "get_backend",
-           "input_shapes", "random_inputs"]
+           "input_shapes", "random_inputs", "recorded_settings"]

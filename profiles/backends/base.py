@@ -7,7 +7,7 @@ row (Concat, Detect), exactly what the module is called with.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence, Union, runtime_checkable
+from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence, Union, runtime_checkable
 
 import torch
 from torch import nn
@@ -55,6 +55,27 @@ class Backend(Protocol):
 
     def time_row(self, module: nn.Module, inputs: Inputs,
                  protocol: TimingProtocol = TimingProtocol()) -> LatencyStats: ...
+
+
+def model_timer(backend: Backend, model: nn.Module, shape: Shape | Sequence[Shape]
+                ) -> Callable[[TimingProtocol], LatencyStats]:
+    """A callable timing `model` on random inputs of `shape` under any protocol, prepared once where the
+    backend prepares (ORT exports and loads once); a backend without `timer` times afresh each call."""
+    timer = getattr(backend, "timer", None)
+    if timer is None:
+        return lambda protocol: backend.time_model(model, shape, protocol)
+    return timer(model, random_inputs(shape))
+
+
+def time_each(backend: Backend, items: Iterable[tuple[nn.Module, Inputs]],
+              protocol: TimingProtocol) -> Iterator[LatencyStats]:
+    """Each (module, inputs) timed alone, in order, by the backend's batch path where it has one."""
+    batch = getattr(backend, "time_rows", None)
+    if batch is not None:
+        yield from batch(items, protocol)
+        return
+    for module, inputs in items:
+        yield backend.time_row(module, inputs, protocol)
 
 
 def settings_tuple(settings: dict[str, Any]) -> tuple[tuple[str, Any], ...]:

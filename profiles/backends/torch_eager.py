@@ -2,7 +2,7 @@
 inference mode, CUDA synchronisation around every timed call on a GPU)."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -41,6 +41,16 @@ class TorchBackend:
                  protocol: TimingProtocol = TimingProtocol()) -> LatencyStats:
         return time_module(module, inputs, device=str(self.device), dtype=self.dtype, threads=self.threads,
                            protocol=protocol)
+
+    def timer(self, module: nn.Module, inputs: Inputs) -> Callable[[TimingProtocol], LatencyStats]:
+        """Times `module(inputs)` under any protocol (nothing to prepare in eager mode)."""
+        return lambda protocol: self.time_row(module, inputs, protocol)
+
+    def time_rows(self, items: Iterable[tuple[nn.Module, Inputs]],
+                  protocol: TimingProtocol = TimingProtocol()) -> Iterator[LatencyStats]:
+        """Each (module, inputs) timed alone, in order."""
+        for module, inputs in items:
+            yield self.time_row(module, inputs, protocol)
 
     def _settings(self) -> dict[str, Any]:
         s: dict[str, Any] = {"mode": "eager, inference_mode", "mkldnn": bool(torch.backends.mkldnn.enabled)}

@@ -77,9 +77,9 @@ def built(tmp_path):
 def test_build_appends_one_line_per_entry_and_reads_back(built) -> None:
     lines = built.read_text().splitlines()
     header = json.loads(lines[0])
-    assert header["format"] == "zoo-lut" and header["version"] == 1
+    assert header["format"] == "zoo-lut" and header["version"] == 2
     assert header["fingerprint"] == device_fingerprint(TorchBackend()).as_dict()
-    assert header["protocol"] == QUICK.as_dict()
+    assert header["protocol"] == header["model_protocol"] == QUICK.as_dict() and header["form"] == "train"
     assert [json.loads(x)["key"] for x in lines[1:]] == KEYS
     table = LatencyTable.load(built)
     assert list(table.entries) == KEYS and table.protocol == QUICK
@@ -165,7 +165,9 @@ def test_missing_row_is_measured_and_appended_on_the_device(built) -> None:
     (lambda b: b.replace(b'"kind": "row"', b'"kind": "rows"', 1), "line 2: unknown kind 'rows'"),
     (lambda b: b"garbage\n" + b, "not a zoo latency table: the first line is not JSON"),
     (lambda b: b.replace(b'"zoo-lut"', b'"other"', 1), 'lacks "format": "zoo-lut"'),
-    (lambda b: b.replace(b'"version": 1', b'"version": 9', 1), "version 9; this zoo reads version 1"),
+    (lambda b: b.replace(b'"version": 2', b'"version": 9', 1), "version 9; this zoo reads version 2"),
+    (lambda b: b.replace(b'"version": 2', b'"version": 1', 1), r"version 1; this zoo reads version 2 \(rebuild"),
+    (lambda b: b.replace(b'"form": "train"', b'"form": "fused"', 1), "bad header: form= must be one of"),
     (lambda b: b.replace(b'"cpu_model"', b'"cpu"', 1), "fingerprint lacks cpu_model; has unknown cpu"),
     (lambda b: b"", "empty file"),
 ])
@@ -216,23 +218,46 @@ def test_fit_recovers_a_known_line() -> None:
 
 def test_fit_residuals_on_noisy_data_are_measured_minus_predicted() -> None:
     sums = [12.0, 18.0, 30.0, 41.0, 55.0]
-    measured = [15.1, 21.0, 36.4, 47.9, 64.2]
+    measured = [21.1, 27.6, 41.2, 53.3, 68.0]  # about 1.1 x + 8: an intercept a plain ratio cannot give
     cal = fit_calibration(sums, measured)
-    a, b = np.polyfit(sums, measured, 1)  # an independent least-squares line
+    assert cal.method == "least squares"
+    a, b = np.polyfit(sums, measured, 1, w=1 / np.asarray(measured))  # an independent relative least-squares line
     assert (cal.a, cal.b) == (pytest.approx(a, rel=1e-9), pytest.approx(b, rel=1e-9))
     assert cal.residuals_ms == pytest.approx([m - (a * s + b) for s, m in zip(sums, measured)], abs=1e-9)
-    assert sum(cal.residuals_ms) == pytest.approx(0.0, abs=1e-9)  # a fit with an intercept
+    rel = np.asarray(cal.residuals_ms) / np.asarray(measured)
+    assert np.sum(rel / np.asarray(measured)) == pytest.approx(0.0, abs=1e-9)  # normal equation of the intercept
     assert cal.relative_residuals == pytest.approx([r / m for r, m in zip(cal.residuals_ms, measured)])
+
+
+def relative_ratio(sums, measured) -> float:
+    """The a of measured = a * sum with the least squared relative residuals (an independent lstsq)."""
+    s, m = np.asarray(sums), np.asarray(measured)
+    (a,), *_ = np.linalg.lstsq((s / m)[:, None], np.ones_like(m), rcond=None)
+    return float(a)
 
 
 def test_fit_with_too_few_models() -> None:
     one = fit_calibration([20.0], [25.0], ["m"])
-    assert (one.method, one.a, one.b, one.residuals_ms) == ("ratio", 1.25, 0.0, (0.0,))
+    assert (one.method, one.b, one.residuals_ms) == ("ratio", 0.0, pytest.approx((0.0,), abs=1e-12))
+    assert one.a == pytest.approx(1.25, rel=1e-12)
     same = fit_calibration([20.0, 20.0], [24.0, 26.0])
-    assert (same.method, same.a, same.residuals_ms) == ("ratio", 1.25, (-1.0, 1.0))
+    a = relative_ratio([20.0, 20.0], [24.0, 26.0])
+    assert (same.method, same.a) == ("ratio", pytest.approx(a, rel=1e-12))
+    assert same.residuals_ms == pytest.approx((24.0 - 20 * a, 26.0 - 20 * a))
     assert fit_calibration([], []) is UNCALIBRATED
     with pytest.raises(ValueError, match="> 0"):
         fit_calibration([0.0, 1.0], [1.0, 2.0])
+
+
+def test_fit_keeps_a_line_only_where_it_predicts_unseen_models_better() -> None:
+    """Sums that barely differ under noise tip a line's slope (here negative): the ratio stands."""
+    sums, measured = [100.0, 101.0, 102.0, 103.0], [121.0, 118.0, 124.5, 117.0]
+    assert np.polyfit(sums, measured, 1, w=1 / np.asarray(measured))[0] < 0
+    cal = fit_calibration(sums, measured)
+    assert (cal.method, cal.b) == ("ratio", 0.0) and cal.a == pytest.approx(relative_ratio(sums, measured))
+    proportional = [1.2 * s for s in (10.0, 20.0, 40.0)]  # no intercept: the ratio is as good and simpler
+    nudged = [proportional[0] * 1.01, proportional[1] * 0.99, proportional[2] * 1.005]
+    assert fit_calibration([10.0, 20.0, 40.0], nudged).method == "ratio"
 
 
 def test_table_calibration_predicts_the_known_totals(tmp_path) -> None:

@@ -75,10 +75,16 @@ def test_api_names_the_parameter_not_the_flag() -> None:
 
 # -- --help and --version ----------------------------------------------------------------------------------
 
-def subparsers() -> dict[str, argparse.ArgumentParser]:
-    parser = cli.build_parser()
+def subparsers(parser: argparse.ArgumentParser | None = None, prefix: str = "") -> dict[str, argparse.ArgumentParser]:
+    """Every command's parser by its full name (`profile`, `lut build`): groups are descended into."""
+    parser = parser or cli.build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return dict(sub.choices)
+    found = {}
+    for name, p in sub.choices.items():
+        found[prefix + name] = p
+        if any(isinstance(a, argparse._SubParsersAction) for a in p._actions):
+            found.update(subparsers(p, f"{prefix}{name} "))
+    return found
 
 
 # The search handler's measurement flags belong to its owner, who switches them to zoo.face.options'

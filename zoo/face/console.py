@@ -9,7 +9,8 @@ from typing import IO, Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
 
 from zoo.errors import printable
 
@@ -64,18 +65,20 @@ class Progress:
     """What a long command is doing, on stderr; the one progress helper of every command.
 
     Without `total`: named stages (`stage("counting MACs")`) as a spinner on a terminal, as plain lines
-    `label: stage` otherwise. With `total`: a bar over a count (`count(done, text)`), the label in front.
-    Disabled, it shows nothing.
+    `label: stage` otherwise. With `total`: a bar over a count (`count(done, text)`), the label in front,
+    the time elapsed and, with `eta`, the time left (from the rate so far). Disabled, it shows nothing.
     """
 
-    def __init__(self, label: str, *, total: int | None = None, enabled: bool = True) -> None:
+    def __init__(self, label: str, *, total: int | None = None, enabled: bool = True, eta: bool = False) -> None:
         self.label, self.total, self.enabled = label, total, enabled
         self._status: Any = None
         self._bar: RichProgress | None = None
         if total is not None:
-            self._bar = RichProgress(TextColumn(f"[bold]{escape(label)}[/bold]"), BarColumn(), MofNCompleteColumn(),
-                                     TextColumn("{task.description}"), TimeElapsedColumn(),
-                                     console=err_console(), disable=not enabled, transient=False)
+            columns: list[Any] = [TextColumn(f"[bold]{escape(label)}[/bold]"), BarColumn(), MofNCompleteColumn(),
+                                  TextColumn("{task.description}"), TimeElapsedColumn()]
+            if eta:
+                columns += [TextColumn("left"), TimeRemainingColumn()]
+            self._bar = RichProgress(*columns, console=err_console(), disable=not enabled, transient=False)
             self._task = self._bar.add_task("", total=total)
 
     def __enter__(self) -> Progress:
@@ -102,7 +105,11 @@ class Progress:
         else:
             err_console().print(f"{self.label}: {text}", highlight=False)
 
-    def count(self, done: int, text: str) -> None:
-        """How many of `total` are done, and a word on them."""
+    def count(self, done: int, text: str, total: int | None = None) -> None:
+        """How many of `total` are done (a new `total` when the work turns out larger or smaller), and a
+        word on them."""
         if self._bar is not None:
-            self._bar.update(self._task, completed=min(done, self.total or done), description=text)
+            if total is not None:
+                self.total = total
+                self._bar.update(self._task, total=total)
+            self._bar.update(self._task, completed=min(done, self.total or done), description=escape(text))

@@ -9,12 +9,15 @@ Other numeric flags use positive_int/positive_float (a usage error, exit 2, nami
 from __future__ import annotations
 
 import argparse
+import re
 from typing import Any, Callable, Protocol
 
 import torch
 
 from profiles.options import DTYPES, check_device, check_int
 from zoo.errors import OptionError
+
+BACKENDS = ("torch", "onnxruntime")
 
 
 def int_option(param: str) -> Callable[[str], int]:
@@ -104,3 +107,16 @@ def weights(text: str) -> list[float]:
     if not ws:
         raise argparse.ArgumentTypeError("at least one weight")
     return ws
+
+
+def make_backend(name: str, *, source: str, **settings: Any) -> Any:
+    """profiles.backends.get_backend with the CLI's flags: a bad setting is a ConfigError naming its flag
+    (`--threads`, `--device`, `--backend`), a missing extra the one-line hint."""
+    from profiles.backends import get_backend
+    from zoo.errors import ConfigError
+
+    try:
+        return get_backend(name, **settings)
+    except ValueError as e:
+        text = re.sub(r"^(\w+)=", lambda m: f"--{m.group(1)} ", str(e))
+        raise ConfigError(source, text) from None

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from .options import add_batch, add_device, add_dtype, add_imgsz, add_threads, dtype_of, positive_int, runs
+from .options import (BACKENDS, add_batch, add_device, add_dtype, add_imgsz, add_threads, dtype_of, make_backend,
+                      positive_int, runs)
 
 EXAMPLES = """\
 examples:
@@ -14,6 +15,8 @@ examples:
   zoo profile my.yaml --scale m --nc 3 --imgsz 320 --format md --out my.md
   zoo profile yolov5s --device cuda --batch 8 --runs 50
   zoo profile yolov5s --wide | less -S             every column, args in full, whatever the terminal
+  zoo profile yolov5s --imgsz 320 --backend onnxruntime   ONNX Runtime: the whole graph, each row alone
+  zoo profile yolov5s --imgsz 320 --latency lut --lut cpu.lut   predicted from a latency table
 
 The table fits the terminal: a compact layout under 100 columns, every column from 100 on.
 
@@ -32,6 +35,14 @@ def profile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs", type=runs, default=30, metavar="N", help="timed runs after warm-up")
     p.add_argument("--deploy", action="store_true", help="profile the inference graph (zoo.deploy)")
     p.add_argument("--no-latency", dest="latency", action="store_false", help="count only, do not time")
+    p.add_argument("--backend", choices=BACKENDS, default=None,
+                   help="runtime timed: torch (eager, the default) or onnxruntime (whole graph, rows alone); "
+                        "with --latency lut, the table's backend unless given")
+    p.add_argument("--latency", dest="latency_mode", choices=("measure", "lut"), default=None,
+                   help="measure (default) or lut: predict from --lut FILE (`zoo lut build`)")
+    p.add_argument("--lut", metavar="FILE", help="latency table to predict from (implies --latency lut)")
+    p.add_argument("--force", action="store_true",
+                   help="use a latency table built under another fingerprint (read only)")
     p.add_argument("--crosscheck", "--cross-check", dest="crosscheck", action="store_true",
                    help="also count with thop and torch.utils.flop_counter, per op family (a second and "
                         "third pass)")
@@ -59,13 +70,19 @@ def profile_run(args: argparse.Namespace) -> int:
         half = half_on_cpu(args.device, dtype_of(args.dtype))
         if half is not None:
             warning(f"--dtype {args.dtype}: {half.text}")
+    source = args.configs[0]
+    table = open_table(args, source) if args.latency else None
+    backend: object = args.backend or "torch"
+    if args.latency and table is None and backend != "torch":
+        backend = make_backend(str(backend), source=source, threads=args.threads, device=args.device,
+                               dtype=dtype_of(args.dtype))
     profiles = []
     for cfg in args.configs:
         with Progress(f"profiling {cfg}") as progress:
             profiles.append(profile_model(
                 cfg, imgsz=args.imgsz, batch=args.batch, device=args.device, dtype=dtype_of(args.dtype),
                 deploy=args.deploy, latency=args.latency, threads=args.threads, scale=args.scale, nc=args.nc,
-                runs=args.runs, crosscheck=args.crosscheck, on_stage=progress.stage))
+                runs=args.runs, crosscheck=args.crosscheck, backend=backend, lut=table, on_stage=progress.stage))
     try:
         render(profiles, args.format, args.out, wide=args.wide)
     except OSError as e:
@@ -73,3 +90,26 @@ def profile_run(args: argparse.Namespace) -> int:
     if args.out:
         note(f"wrote {args.out}")
     return 0
+
+
+def open_table(args: argparse.Namespace, source: str) -> object:
+    """The latency table of `--latency lut --lut FILE`, opened under this machine's fingerprint for the
+    table's backend (or --backend) with --threads and --device: writable there (missing rows measured
+    and appended), refused elsewhere unless --force (then read only). None for --latency measure."""
+    from profiles.lut import LatencyTable
+    from zoo.errors import ConfigError
+
+    mode = args.latency_mode or ("lut" if args.lut else "measure")
+    if mode == "measure":
+        if args.lut:
+            raise ConfigError(args.lut, "--lut is for --latency lut")
+        return None
+    if not args.lut:
+        raise ConfigError(source, "--latency lut needs --lut FILE (a table from `zoo lut build`)")
+    from profiles.backends import recorded_settings
+
+    fp = LatencyTable.load(args.lut).fingerprint
+    name = args.backend or fp.backend
+    own = recorded_settings(name, dict(fp.settings)) if fp.backend == name else {}
+    here = make_backend(name, source=args.lut, threads=args.threads, device=args.device, **own)
+    return LatencyTable.open(args.lut, here, force=args.force)

@@ -4,11 +4,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .options import add_imgsz, positive_float, positive_int, weights
+from .options import BACKENDS, add_imgsz, make_backend, positive_float, positive_int, weights
 
 SEARCH_EXAMPLES = ("examples:\n  zoo search yolov5s --budget-ms 40 --imgsz 320 --trials 60\n"
                    "  zoo search my.yaml --budget-gflops 5 --sampler nsga2 --objectives score,latency --budget-ms 30\n"
-                   "  zoo search yolov5s --budget-ms 40 --storage sqlite:///s.db --study-name s40 --workers 2")
+                   "  zoo search yolov5s --budget-ms 40 --storage sqlite:///s.db --study-name s40 --workers 2\n"
+                   "  zoo search yolov5s --imgsz 320 --budget-ms 40 --latency lut --lut cpu.lut    (table-priced)\n"
+                   "  zoo search yolov5s --imgsz 320 --budget-ms 30 --latency hybrid --lut ort.lut --backend onnxruntime")
 SCORE_EXAMPLES = ("examples:\n  zoo score yolov5s\n  zoo score damo.yaml --scope backbone --stage-weights 0,0,1,1,16\n"
                   "  zoo score yolov5s --method forward --imgsz 320 --format json")
 EXPORT_EXAMPLES = ("examples:\n"
@@ -64,6 +66,14 @@ def search_args(p: argparse.ArgumentParser) -> None:
     m.add_argument("--warmup-s", type=float, default=0.3, help="warm-up seconds per candidate (default 0.3)")
     m.add_argument("--deploy", action="store_true",
                    help="time and count the inference graph (compare with `zoo profile --deploy`)")
+    m.add_argument("--latency", choices=("measure", "lut", "hybrid"), default="measure",
+                   help="how --budget-ms is priced: measure every candidate on the device (default), lut: "
+                        "predict from --lut FILE, hybrid: predict, then re-measure the top candidates on the device")
+    m.add_argument("--lut", metavar="FILE", help="latency table of `zoo lut build` (--latency lut, hybrid)")
+    m.add_argument("--backend", choices=BACKENDS, default=None,
+                   help="runtime timed: torch (eager) or onnxruntime; with a table, the table's backend unless given")
+    m.add_argument("--force", action="store_true",
+                   help="use a latency table built under another fingerprint (read only: missing rows are errors)")
     s = p.add_argument_group("search")
     s.add_argument("--trials", type=positive_int, default=100, help="the study's total (resume adds the missing)")
     s.add_argument("--timeout", type=positive_float, help="seconds per worker")
@@ -101,9 +111,11 @@ def search_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, scale=args.scale, nc=args.nc)
     settings = load_settings(cfg, space_file=args.space, stage_weights=args.stage_weights, scope=args.scope,
                              objective=args.objective)
+    backend = latency_backend(args)
     opts = SearchOptions(
         budget=budget, measure=Measure(imgsz=args.imgsz, threads=args.threads, device=args.device, runs=args.runs,
-                                       warmup_s=args.warmup_s, deploy=args.deploy),
+                                       warmup_s=args.warmup_s, deploy=args.deploy, latency=args.latency,
+                                       backend=backend, lut=args.lut, force=args.force),
         settings=settings, trials=args.trials, timeout_s=args.timeout, sampler=args.sampler,
         objectives=tuple(args.objectives.split(",")), seed=args.seed, workers=args.workers, storage=args.storage,
         study_name=args.study_name, out=args.out, top_k=args.top_k, plugins=tuple(getattr(args, "plugin", [])))
@@ -122,6 +134,32 @@ def search_run(args: argparse.Namespace) -> int:
               f"relax the budget or widen the space")
         return 1
     return 130 if result.interrupted else 0
+
+
+def latency_backend(args: argparse.Namespace) -> str:
+    """The backend of the search's latency: --backend, else the table's (lut, hybrid), else torch; checked
+    here so a bad --threads or --device, a missing extra or a table that does not fit is one error line
+    before the study starts."""
+    from profiles.lut import LatencyTable
+    from zoo.errors import ConfigError
+
+    from profiles.backends import recorded_settings
+
+    own: dict = {}
+    if args.latency == "measure":
+        if args.lut:
+            raise ConfigError(args.lut, "--lut is for --latency lut or hybrid")
+        name = args.backend or "torch"
+    else:
+        if not args.lut:
+            raise ConfigError(args.config, f"--latency {args.latency} needs --lut FILE (a table from `zoo lut build`)")
+        fp = LatencyTable.load(args.lut).fingerprint
+        name = args.backend or fp.backend
+        own = recorded_settings(name, dict(fp.settings)) if fp.backend == name else {}
+    here = make_backend(name, source=args.lut or args.config, threads=args.threads, device=args.device, **own)
+    if args.latency != "measure":
+        LatencyTable.open(args.lut, here, force=args.force).check_form("deploy" if args.deploy else "train")
+    return name
 
 
 class Tally:

@@ -1,0 +1,178 @@
+"""How well does a latency table predict measured latency? Predicted against measured, per backend and size.
+
+For each config (yolov5s, yolov8s), size (320, 640) and backend (torch eager, onnxruntime; 1 thread):
+  1. build the table as `zoo lut build CFG --imgsz N --samples S --backend B` does (profiles.lutbuild,
+     search.lutplans; the space's candidates drawn with seed 0): build time, rows, file size, the fit;
+  2. draw `--candidates` other candidates of the space (seed 1); price each from the table
+     (profiles.lut.predict_plan; the rows the table lacks are measured and appended first, and counted),
+     through the search's own pricer (search.latency.TableLatency);
+  3. measure each whole on the backend as `zoo profile` does (30 runs after a warm-up of 5 calls and
+     1 s, the median), from a fresh build;
+  4. report the share of candidates predicted within +-5% and +-10% of the measured median, Kendall tau
+     of predicted vs measured (scipy.stats), the mean and worst error, the time to predict one candidate
+     from its plan (a table that holds its rows: the dict lookups and the sum; planning is the search's
+     either way) against the time to measure one (build, export for ORT, warm-up and runs).
+Targets (issue 9): >= 95% within 10%, >= 80% within 5%, tau >= 0.9, predicting >= 1000x faster than
+measuring, the yolov5s table at 320 px built in <= 15 min on the 2-core machine.
+
+Writes bench/results/lut_accuracy.{json,md} (run it alone on a quiet machine: it takes hours).
+`--quick` is a smoke run (yolov5s at 320 px, a handful of candidates, short protocols) that writes to
+`--results` (default: a temporary folder), never the record.
+Usage: python bench/lut_accuracy.py [--quick] [--configs yolov5s,yolov8s] [--sizes 320,640]
+       [--backends torch,onnxruntime] [--candidates 200] [--samples 2000] [--tables DIR] [--device cpu]
+       [--exporter dynamo|torchscript]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).parent))
+
+from scipy import stats  # noqa: E402
+
+from _search_common import RESULTS, machine, md_table  # noqa: E402
+from profiles.backends import get_backend  # noqa: E402
+from profiles.backends.base import model_timer  # noqa: E402
+from profiles.fingerprint import device_fingerprint  # noqa: E402
+from profiles.latency import TimingProtocol  # noqa: E402
+from profiles.lut import LatencyTable, predict_plan  # noqa: E402
+from profiles.lutbuild import MODEL_PROTOCOL, ROW_PROTOCOL, build_table  # noqa: E402
+from search.latency import TableLatency  # noqa: E402
+from search.lutplans import lut_sources  # noqa: E402
+from search.settings import load_settings  # noqa: E402
+from search.space import build_space  # noqa: E402
+from zoo.builder import build_from_plan  # noqa: E402
+from zoo.config import load_config  # noqa: E402
+
+QUICK = {"configs": "yolov5s", "sizes": "320", "candidates": 6, "samples": 6, "calibrate": 3, "runs": 10}
+
+
+def run_case(config: str, imgsz: int, backend_name: str, a: argparse.Namespace, tables: Path) -> dict[str, Any]:
+    own = {"exporter": a.exporter} if backend_name == "onnxruntime" else {}
+    backend = get_backend(backend_name, threads=1, device=a.device, **own)
+    path = tables / f"{config}-{imgsz}-{backend_name}{'-' + a.exporter if own else ''}-{a.device}.lut"
+    row_p = TimingProtocol(runs=5, warmup_runs=2, warmup_s=0.02) if a.quick else ROW_PROTOCOL
+    model_p = TimingProtocol(runs=a.runs, warmup_runs=3, warmup_s=0.3) if a.quick else MODEL_PROTOCOL
+    t0 = time.perf_counter()
+    sources = lut_sources([config], imgsz=imgsz, samples=a.samples, seed=0, calibrate=a.calibrate)
+    plan_s = time.perf_counter() - t0
+    report = build_table(path, backend, sources, protocol=row_p, model_protocol=model_p,
+                         on_progress=lambda d, n, _t: print(f"\r  {config} {imgsz} {backend_name}: {d}/{n}", end="",
+                                                            file=sys.stderr, flush=True))
+    print(file=sys.stderr)
+    table = report.table
+    built = LatencyTable.load(path)
+    cfg = load_config(config)
+    space = build_space(cfg, load_settings(cfg))
+    plans = [space.plan(p, imgsz=imgsz) for p in space.sample(a.candidates, seed=1)]
+    before = len(table.entries)
+    t0 = time.perf_counter()
+    for plan in plans:  # rows the table lacks: measured and appended, as a search with the device at hand does
+        predict_plan(table, plan, measure=True)
+    extend_s = time.perf_counter() - t0
+    added = len(table.entries) - before
+
+    pricer = TableLatency(table)  # the search's path: one dict lookup per row, then the calibrated sum
+    for plan in plans:
+        pricer.price(plan)
+    t0 = time.perf_counter()
+    predicted = [pricer.price(plan)[0].median_ms for plan in plans]
+    predict_s = (time.perf_counter() - t0) / len(plans)
+    measured, measure_s = [], []
+    for i, plan in enumerate(plans):
+        t0 = time.perf_counter()
+        model = build_from_plan(plan)
+        stats_ = model_timer(backend, model, (1, cfg.ch, imgsz, imgsz))(model_p)
+        measure_s.append(time.perf_counter() - t0)
+        measured.append(stats_.median_ms)
+        print(f"\r  measured {i + 1}/{len(plans)}", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    errors = [(p - m) / m for p, m in zip(predicted, measured)]
+    tau = stats.kendalltau(predicted, measured).statistic if len(plans) > 1 else math.nan
+    cal = table.calibration
+    return {
+        "config": config, "imgsz": imgsz, "backend": backend_name, "device": a.device, "candidates": len(plans),
+        "within_5": sum(abs(e) <= 0.05 for e in errors) / len(errors),
+        "within_10": sum(abs(e) <= 0.10 for e in errors) / len(errors),
+        "kendall_tau": tau, "mean_error": statistics.fmean(errors), "mean_abs_error": statistics.fmean(map(abs, errors)),
+        "worst_error": max(errors, key=abs),
+        "fit": None if cal is None else {"method": cal.method, "a": cal.a, "b": cal.b, "models": len(cal.models),
+                                         "residuals": list(cal.relative_residuals)},
+        "table": {"path": str(path), "rows": len(built.entries), "bytes": path.stat().st_size,
+                  "build_s": report.seconds, "planning_s": plan_s, "rows_measured_now": report.rows_measured,
+                  "rows_added_for_candidates": added, "extend_s": extend_s},
+        "predict_s": predict_s, "measure_s": statistics.fmean(measure_s),
+        "speedup": statistics.fmean(measure_s) / predict_s if predict_s > 0 else math.inf,
+        "points": [{"predicted_ms": p, "measured_ms": m} for p, m in zip(predicted, measured)],
+        "protocols": {"rows": row_p.as_dict(), "models": model_p.as_dict()},
+        "fingerprint": device_fingerprint(backend).as_dict(),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="a smoke run (not the record)")
+    ap.add_argument("--configs", default="yolov5s,yolov8s")
+    ap.add_argument("--sizes", default="320,640")
+    ap.add_argument("--backends", default="torch,onnxruntime")
+    ap.add_argument("--candidates", type=int, default=200)
+    ap.add_argument("--samples", type=int, default=2000, help="candidates the table is built for (seed 0)")
+    ap.add_argument("--calibrate", type=int, default=8, help="sampled candidates measured whole for the fit")
+    ap.add_argument("--runs", type=int, default=30, help="timed runs of each measured candidate")
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda for the torch rows on a GPU")
+    ap.add_argument("--exporter", choices=("dynamo", "torchscript"), default="dynamo",
+                    help="the onnxruntime rows' exporter (`zoo lut build --exporter`)")
+    ap.add_argument("--tables", help="folder of the tables (kept: a rerun resumes them); default a temporary one")
+    ap.add_argument("--results", help="where to write lut_accuracy.{json,md} (default bench/results; "
+                                      "--quick: a temporary folder)")
+    a = ap.parse_args()
+    if a.quick:
+        for k, v in QUICK.items():
+            if getattr(a, k) == ap.get_default(k):
+                setattr(a, k, v)
+    warnings.simplefilter("ignore")
+    tables = Path(a.tables) if a.tables else Path(tempfile.mkdtemp(prefix="zoo-lut-"))
+    tables.mkdir(parents=True, exist_ok=True)
+    results = Path(a.results) if a.results else (Path(tempfile.mkdtemp(prefix="zoo-bench-")) if a.quick else RESULTS)
+    cases = []
+    for backend_name in a.backends.split(","):
+        for config in a.configs.split(","):
+            for imgsz in (int(s) for s in a.sizes.split(",")):
+                if backend_name == "onnxruntime" and a.device != "cpu":
+                    continue
+                cases.append(run_case(config, imgsz, backend_name, a, tables))
+                c = cases[-1]
+                print(f"{config} {imgsz} {backend_name}: within 5% {c['within_5']:.0%}, 10% {c['within_10']:.0%}, "
+                      f"tau {c['kendall_tau']:.3f}, table {c['table']['rows']} rows in "
+                      f"{c['table']['build_s']:.0f} s", file=sys.stderr)
+    head = ["config", "px", "backend", "candidates", "within 5%", "within 10%", "Kendall tau", "mean |err|",
+            "worst err", "fit", "table rows", "build min", "table KB", "predict ms", "measure s", "speedup"]
+    rows = [[c["config"], c["imgsz"], c["backend"], c["candidates"], f"{c['within_5']:.1%}", f"{c['within_10']:.1%}",
+             f"{c['kendall_tau']:.3f}", f"{c['mean_abs_error']:.1%}", f"{c['worst_error']:+.1%}",
+             "-" if c["fit"] is None else f"{c['fit']['a']:.3f} x {c['fit']['b']:+.2f} ({c['fit']['method']})",
+             c["table"]["rows"], f"{c['table']['build_s'] / 60:.1f}", f"{c['table']['bytes'] / 1024:.0f}",
+             f"{c['predict_s'] * 1e3:.3f}", f"{c['measure_s']:.2f}", f"{c['speedup']:,.0f}x"] for c in cases]
+    title = ("LUT accuracy" + (" (QUICK SMOKE RUN: not the record)" if a.quick else "")
+             + f": predicted vs measured median, 1 thread, {a.device}; tables built for {a.samples} candidates "
+               "(seed 0), judged on others (seed 1)")
+    text = title + "\n\n" + md_table(head, rows)
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "lut_accuracy.json").write_text(json.dumps({"quick": a.quick, "machine": machine(),
+                                                           "cases": cases}, indent=2) + "\n")
+    (results / "lut_accuracy.md").write_text(text + "\n")
+    print(text)
+    print(f"wrote {results / 'lut_accuracy.json'} and .md")
+
+
+if __name__ == "__main__":
+    main()

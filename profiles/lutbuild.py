@@ -1,0 +1,132 @@
+"""Building a latency table: every distinct row of some plans measured once, a few of the plans measured
+whole to calibrate the sum, the fit stored; resumable (what a build measured stays, a rerun skips it).
+
+Per-row protocol (ROW_PROTOCOL), chosen from the coefficient of variation measured here (yolov5s and
+yolov8s rows at 320 and 640 px, torch and onnxruntime, 1 thread, 60 timed runs after a 0.2 s warm-up,
+in a process already warm from earlier rows): the per-run CV of a row is 2-8% on a quiet machine and
+falls with the row's size; the median of n runs then moves by about 1.25 * CV / sqrt(n), so 15 runs keep
+a row's median within about 2.5% (1 sigma) where the whole model's median, which the table is judged
+against, moves 1-3% between repeated `zoo profile` runs; more runs buy less than the noise between
+processes. The warm-up is short because a build times hundreds of rows in one process: the 10-50x
+slow first seconds of a process (profiles.latency) are paid once, by BUILD_WARMUP_S of the first row's
+calls; after that each row needs only its own first calls (allocations, oneDNN's primitive cache,
+ORT's first runs) out of the way, which 3 calls and 50 ms cover (the 4th and later calls of a row sit
+within its run-to-run noise). Rows are small (a yolov5s row at 320 px is 0.01-15 ms), so a row costs
+about 18 of its own calls plus building the module (and, for ORT, its share of a chunk's export).
+
+Calibration models (MODEL_PROTOCOL) are timed exactly as `zoo profile` times a model (30 runs after a
+warm-up of 5 calls and 1 s), since that is the measurement a prediction stands in for.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from zoo.plan import ModelPlan
+
+from .backends.base import Backend, time_each
+from .latency import TimingProtocol
+from .lut import Calibration, LatencyTable, RowMaker, RowRef, plan_refs
+
+ROW_PROTOCOL = TimingProtocol(runs=15, warmup_runs=3, warmup_s=0.05, max_warmup_s=5.0)
+MODEL_PROTOCOL = TimingProtocol(runs=30, warmup_runs=5, warmup_s=1.0)
+BUILD_WARMUP_S = 2.0  # the process's own warm-up before the first row is timed
+
+Progress = Callable[[int, int, str], None]  # (done, total, what was just done)
+
+
+@dataclass(frozen=True)
+class BuildSource:
+    """A plan whose rows the table must hold; `calibrate` also measures it whole for the fit."""
+
+    name: str
+    plan: ModelPlan
+    calibrate: bool = False
+
+    @property
+    def model_name(self) -> str:
+        """The calibration record's name: the source's name and a digest of its row keys, so that a
+        config edited between two builds is a new model, never the old record."""
+        keys = "\n".join(r.key for r in plan_refs(self.plan))
+        return f"{self.name} #{hashlib.sha1(keys.encode()).hexdigest()[:8]}"
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    path: str
+    sources: int
+    rows: int  # distinct row keys of the sources
+    rows_measured: int  # by this build (the rest were in the table already)
+    models: int  # calibration models of the sources
+    models_measured: int
+    seconds: float
+    calibration: Calibration | None
+    table: LatencyTable
+
+
+def build_table(path: str | Path, backend: Backend, sources: Sequence[BuildSource], *,
+                protocol: TimingProtocol | None = None, model_protocol: TimingProtocol | None = None,
+                form: str = "train", on_progress: Progress | None = None) -> BuildReport:
+    """Measure the sources' missing rows, then their missing calibration models, then store the fit.
+
+    Appends to the table at `path` (created when absent; an existing one must be this device's, with
+    these protocols and form). Ctrl-C leaves every entry measured so far in the file.
+    """
+    started = time.perf_counter()
+    table = LatencyTable.open(path, backend, protocol=protocol or ROW_PROTOCOL,
+                              model_protocol=model_protocol or MODEL_PROTOCOL, form=form)
+    maker = RowMaker(form)
+    refs: list[RowRef] = []
+    for s in sources:
+        refs += maker.add(s.plan)
+    keys = list(dict.fromkeys(r.key for r in refs))
+    missing_rows = [k for k in keys if k not in table.entries]
+    calibrating = list({s.model_name: s for s in sources if s.calibrate}.items())
+    missing_models = [(name, s) for name, s in calibrating if name not in table.models]
+    total = len(missing_rows) + len(missing_models)
+    done = 0
+
+    def tick(text: str) -> None:
+        nonlocal done
+        done += 1
+        if on_progress is not None:
+            on_progress(done, total, text)
+
+    if on_progress is not None:
+        on_progress(0, total, f"{len(keys) - len(missing_rows)} of {len(keys)} rows already measured")
+    if missing_rows:
+        warm_up(backend, maker(missing_rows[0]))
+    measured = table.measure_missing(refs, maker, on_measured=lambda e, i, n: tick(f"row {e.label or e.key}"))
+    for name, s in missing_models:
+        from zoo.builder import build_from_plan
+
+        model = build_from_plan(s.plan)
+        if form == "deploy":
+            from zoo.deploy import deploy
+            deploy(model)
+        shape = (1, s.plan.config.ch, s.plan.imgsz, s.plan.imgsz)
+        table.measure_model(name, model, shape, [r.key for r in plan_refs(s.plan)])
+        tick(f"model {s.name}")
+    if table.models and not table.fit_is_current:
+        table.save_fit()
+    seconds = time.perf_counter() - started
+    if measured or missing_models:
+        table.add_build(seconds, len(measured), len(missing_models), [s.name for s in sources])
+    return BuildReport(str(path), len(sources), len(keys), len(measured), len(calibrating), len(missing_models),
+                       seconds, table.calibration, table)
+
+
+def warm_up(backend: Backend, row: tuple, seconds: float | None = None) -> None:
+    """Run one row for `seconds` (default BUILD_WARMUP_S; untimed): the process's slow first seconds
+    are not any row's."""
+    seconds = BUILD_WARMUP_S if seconds is None else seconds
+    module, inputs = row
+    for _ in time_each(backend, [(module, inputs)], TimingProtocol(runs=1, warmup_runs=1, warmup_s=seconds,
+                                                                 max_warmup_s=seconds)):
+        pass
+
+
+__all__ = ["BUILD_WARMUP_S", "BuildReport", "BuildSource", "MODEL_PROTOCOL", "ROW_PROTOCOL", "build_table"]

@@ -1,0 +1,157 @@
+"""How a search prices a candidate's latency, behind one small interface (`price(plan, budget_ms, ...)`):
+
+  measure  build the candidate and time it on the device with the search's backend (torch eager or
+           onnxruntime): a 3-run screen first, the full measurement only for one within reach;
+  lut      predict it from a latency table: the calibrated sum of its rows' entries, one dict lookup
+           per row (by RowSignature); a row the table lacks is measured and appended when the table
+           is this device's, otherwise the LutError names the row and the search stops;
+  hybrid   the table while searching, the device for the final check (search.export re-measures the
+           top candidates and exports the best that truly meets the budget).
+
+`pricers(measure)` gives (the search's pricer, the final check's pricer), made once per process and
+Measure (a table is opened once, a backend made once); spawned workers make their own.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from profiles.backends import get_backend, recorded_settings
+from profiles.backends.base import model_timer
+from profiles.latency import LatencyStats, TimingProtocol
+from profiles.lut import LatencyTable, predict_plan
+from zoo.errors import ConfigError
+from zoo.plan import ModelPlan, RowSignature
+
+SCREEN_FACTOR = 1.3  # a 3-run median this far over the budget is infeasible without a full measurement
+MODES = ("measure", "lut", "hybrid")
+
+
+class PricingError(Exception):
+    """A candidate that cannot be built or timed (the search fails its trial with this reason)."""
+
+
+@dataclass(frozen=True)
+class PredictedLatency:
+    """A latency from a table: what a trial records in place of measured statistics."""
+
+    median_ms: float
+    row_sum_ms: float
+    table: str
+
+    @property
+    def p90_ms(self) -> float:
+        return self.median_ms
+
+    @property
+    def cv(self) -> float:
+        return 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"median": round(self.median_ms, 4), "p90": round(self.median_ms, 4), "cv": 0.0,
+                "source": "lut"}
+
+
+class LatencyPricer(Protocol):
+    mode: str  # "measured" or "predicted"
+
+    def price(self, plan: ModelPlan, budget_ms: float | None, *, full: bool = False,
+              runs_factor: int = 1) -> tuple[Any, bool]:
+        """(latency with `median_ms` and `as_dict()`, screened): `full` skips the screen; `runs_factor`
+        multiplies runs and warm-up (the final check's longer measurement)."""
+        ...
+
+
+class MeasuredLatency:
+    """Build the candidate with weights and time it on `backend` (the profiles protocol)."""
+
+    mode = "measured"
+
+    def __init__(self, backend: Any, *, runs: int, warmup_runs: int, warmup_s: float, deploy: bool) -> None:
+        self.backend = backend
+        self.runs, self.warmup_runs, self.warmup_s, self.deploy = runs, warmup_runs, warmup_s, deploy
+
+    def price(self, plan: ModelPlan, budget_ms: float | None, *, full: bool = False,
+              runs_factor: int = 1) -> tuple[LatencyStats, bool]:
+        from zoo.builder import build_from_plan
+        from zoo.deploy import deploy
+
+        try:
+            model = build_from_plan(plan)
+            if self.deploy:
+                deploy(model)
+            timer = model_timer(self.backend, model, (1, plan.config.ch, plan.imgsz, plan.imgsz))
+            if budget_ms is not None and not full:
+                quick = timer(TimingProtocol(runs=3, warmup_runs=2, warmup_s=min(self.warmup_s, 0.2)))
+                if quick.median_ms > SCREEN_FACTOR * budget_ms:
+                    return quick, True
+            return timer(TimingProtocol(runs=self.runs * runs_factor, warmup_runs=self.warmup_runs,
+                                        warmup_s=self.warmup_s * runs_factor)), False
+        except ConfigError as e:
+            raise PricingError(e.text if e.row is None else f"row {e.row}: {e.text}") from None
+        except (RuntimeError, ValueError, TypeError, MemoryError) as e:
+            raise PricingError(f"cannot time the candidate: {type(e).__name__}: {e}") from None
+
+
+class TableLatency:
+    """Predict from a latency table: the calibrated sum of the rows' entries, by signature."""
+
+    mode = "predicted"
+
+    def __init__(self, table: LatencyTable) -> None:
+        self.table = table
+        self._ms: dict[RowSignature, float] = {}  # the entries by signature: one dict lookup per row
+
+    def price(self, plan: ModelPlan, budget_ms: float | None = None, *, full: bool = False,
+              runs_factor: int = 1) -> tuple[PredictedLatency, bool]:
+        ms = self._ms
+        total = 0.0
+        for rp in plan.rows:
+            hit = ms.get(rp.signature)
+            if hit is None:
+                return self._slow(plan), False
+            total += hit
+        cal = self.table.calibration
+        return PredictedLatency(cal.predict(total) if cal is not None else total, total, str(self.table.path)), False
+
+    def _slow(self, plan: ModelPlan) -> PredictedLatency:
+        """Rows not yet looked up: through the table (measuring what it lacks when it is this device's)."""
+        pred = predict_plan(self.table, plan, measure=self.table.writable)
+        for rp, (_, entry_ms) in zip(plan.rows, pred.rows):
+            self._ms[rp.signature] = entry_ms
+        return PredictedLatency(pred.total_ms, pred.row_sum_ms, str(self.table.path))
+
+
+_PRICERS: dict[Any, tuple[LatencyPricer, LatencyPricer]] = {}
+
+
+def pricers(measure: Any) -> tuple[LatencyPricer, LatencyPricer]:
+    """(search pricer, final check pricer) for a search.evaluate.Measure, made once per process."""
+    hit = _PRICERS.get(measure)
+    if hit is None:
+        hit = _PRICERS[measure] = _make(measure)
+    return hit
+
+
+def _make(m: Any) -> tuple[LatencyPricer, LatencyPricer]:
+    source = m.lut or "<search>"
+    own: dict[str, Any] = {}  # with a table: its backend's own settings (ORT's level, exporter)
+    if m.latency != "measure":
+        fp = LatencyTable.load(m.lut).fingerprint
+        own = recorded_settings(m.backend, dict(fp.settings)) if fp.backend == m.backend else {}
+    try:
+        backend = get_backend(m.backend, threads=m.threads, device=m.device, **own)
+    except ValueError as e:
+        raise ConfigError(source, str(e)) from None
+    measured = MeasuredLatency(backend, runs=m.runs, warmup_runs=m.warmup_runs, warmup_s=m.warmup_s,
+                               deploy=m.deploy)
+    if m.latency == "measure":
+        return measured, measured
+    table = LatencyTable.open(m.lut, backend, force=m.force)
+    table.check_form(m.form)
+    predicted = TableLatency(table)
+    return predicted, (measured if m.latency == "hybrid" else predicted)
+
+
+__all__ = ["LatencyPricer", "MODES", "MeasuredLatency", "PredictedLatency", "PricingError", "SCREEN_FACTOR",
+           "TableLatency", "pricers"]

@@ -1,0 +1,240 @@
+"""Building latency tables: from plans (every distinct row once, calibration models whole, the fit on a
+backend whose answer is known), through `zoo lut build` (interrupted and resumed: nothing measured twice)
+and `zoo lut show`; the CLI's one-line errors for another fingerprint and for a corrupt file (left as it was)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+import cli
+from profiles import lutbuild
+from profiles.backends import BackendInfo, TorchBackend
+from profiles.backends.base import settings_tuple
+from profiles.latency import LatencyStats, TimingProtocol
+from profiles.lut import LatencyTable, RowMaker, plan_refs, predict_plan
+from profiles.lutbuild import BuildSource, build_table
+from search.lutplans import lut_sources
+from zoo.plan import plan_config
+
+QUICK = TimingProtocol(runs=2, warmup_runs=1, warmup_s=0.0)
+TINY = {"nc": 2, "family": "yolov5", "depth_multiple": 1.0, "width_multiple": 1.0,
+        "anchors": [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119]],
+        "search": {"widths": [0.5, 1.0]},
+        "backbone": [[-1, 1, "Conv", [16, 3, 2]], [-1, 1, "Conv", [32, 3, 2]], [-1, 2, "C3", [32]],
+                     [-1, 1, "Conv", [32, 3, 2]], [-1, 1, "SPPF", [32, 5]]],
+        "head": [[[2, 4], 1, "Detect", ["nc", "anchors"]]]}
+
+
+@pytest.fixture
+def quick(monkeypatch):
+    """The build's protocols cut to 1-2 runs and no process warm-up (what a test can afford)."""
+    monkeypatch.setattr(lutbuild, "ROW_PROTOCOL", QUICK)
+    monkeypatch.setattr(lutbuild, "MODEL_PROTOCOL", QUICK)
+    monkeypatch.setattr(lutbuild, "BUILD_WARMUP_S", 0.0)
+
+
+@pytest.fixture
+def tiny_yaml(tmp_path):
+    import yaml
+
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(TINY))
+    return path
+
+
+class Params:
+    """A backend whose timings are known: a row takes (its parameter count) / 1000 ms; a whole ZooModel
+    A * (the sum over its rows) + B."""
+
+    name, threads, A, B = "params", 1, 1.3, 2.0
+
+    def fingerprint(self) -> BackendInfo:
+        return BackendInfo("params", "1", "cpu", "float32", 1, settings_tuple({}))
+
+    def time_row(self, module, inputs, protocol=TimingProtocol()) -> LatencyStats:
+        return _stats(sum(p.numel() for p in module.parameters()) / 1000)
+
+    def time_model(self, model, shape, protocol=TimingProtocol()) -> LatencyStats:
+        rows = sum(sum(p.numel() for p in m.parameters()) for m in model.model) / 1000
+        return _stats(self.A * rows + self.B)
+
+
+def _stats(ms: float) -> LatencyStats:
+    return LatencyStats(ms, ms, ms, 0.0, 1, 0, 1, "cpu", None)
+
+
+# ---- the build, through the API -------------------------------------------------------------------------
+def test_build_measures_each_distinct_row_once_and_fits_the_known_line(tmp_path, quick) -> None:
+    sources = lut_sources([TINY], imgsz=64, samples=6, seed=0, calibrate=3)
+    assert [s.calibrate for s in sources] == [True] * 4 + [False] * (len(sources) - 4)
+    keys = {r.key for s in sources for r in plan_refs(s.plan)}
+    progress = []
+    report = build_table(tmp_path / "p.lut", Params(), sources, on_progress=lambda d, n, t: progress.append((d, n)))
+    table = report.table
+    assert set(table.entries) == keys and report.rows == report.rows_measured == len(keys)
+    assert progress[0] == (0, len(keys) + 4) and progress[-1] == (len(keys) + 4, len(keys) + 4)
+    lines = [json.loads(x) for x in (tmp_path / "p.lut").read_text().splitlines()[1:]]
+    assert sum(x["kind"] == "row" for x in lines) == len(keys)  # once each, though plans share rows
+    assert [x["kind"] for x in lines[-2:]] == ["fit", "build"]
+    cal = report.calibration
+    assert (cal.method, cal.a, cal.b) == ("least squares", pytest.approx(Params.A), pytest.approx(Params.B))
+    # a prediction is the calibrated sum of the plan's rows, one entry per row (repeats counted)
+    plan = sources[5].plan
+    pred = predict_plan(LatencyTable.load(tmp_path / "p.lut"), plan)
+    maker = RowMaker()
+    maker.add(plan)
+    rows_ms = [sum(p.numel() for p in maker(r.key)[0].parameters()) / 1000 for r in plan_refs(plan)]
+    assert len(pred.rows) == len(plan.rows) and [r.row for r, _ in pred.rows] == [rp.index for rp in plan.rows]
+    assert [ms for _, ms in pred.rows] == pytest.approx(rows_ms)
+    assert pred.total_ms == pytest.approx(Params.A * sum(rows_ms) + Params.B)
+    again = build_table(tmp_path / "p.lut", Params(), sources)
+    assert (again.rows_measured, again.models_measured) == (0, 0)
+    assert len((tmp_path / "p.lut").read_text().splitlines()) == 1 + len(lines)  # nothing appended
+
+
+def test_row_maker_gives_the_rows_module_and_seeded_inputs() -> None:
+    plan = plan_config(TINY, imgsz=64)
+    maker = RowMaker()
+    refs = maker.add(plan)
+    module, x = maker(refs[2].key)  # the C3 row: 2 chained bottlenecks inside one module
+    assert type(module).__name__ == "C3" and not module.training and tuple(x.shape) == (1, 32, 16, 16)
+    assert torch.equal(x, maker(refs[2].key)[1]) and x.std() > 0.5  # random, the same each time
+    head, feats = maker(refs[-1].key)
+    assert isinstance(feats, list) and [tuple(f.shape) for f in feats] == [(1, 32, 16, 16), (1, 32, 8, 8)]
+    assert refs[2].label == "C3[32, 32, 2] in 32x16x16" and refs[-1].module == "Detect"
+    folding = RowMaker("deploy")
+    folding.add(plan)
+    deployed, _ = folding(refs[0].key)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in deployed.modules())  # folded for the deploy form
+    assert any(isinstance(m, nn.BatchNorm2d) for m in maker(refs[0].key)[0].modules())
+
+
+def test_build_source_names_change_with_the_rows() -> None:
+    a = BuildSource("tiny@64", plan_config(TINY, imgsz=64))
+    b = BuildSource("tiny@64", plan_config({**TINY, "nc": 3}, imgsz=64))
+    assert a.model_name.startswith("tiny@64 #") and a.model_name != b.model_name
+    assert a.model_name == BuildSource("tiny@64", plan_config(TINY, imgsz=64)).model_name
+
+
+def test_a_table_answers_for_its_form_only(tmp_path, quick) -> None:
+    sources = lut_sources([TINY], imgsz=64)
+    build_table(tmp_path / "d.lut", TorchBackend(), sources, form="deploy")
+    table = LatencyTable.load(tmp_path / "d.lut")
+    assert table.form == "deploy"
+    with pytest.raises(Exception, match="times the deploy form, not the train form"):
+        table.check_form("train")
+    with pytest.raises(Exception, match="another timing protocol"):
+        LatencyTable.open(tmp_path / "d.lut", TorchBackend(), protocol=TimingProtocol(runs=3))
+
+
+# ---- `zoo lut build` / `zoo lut show` ---------------------------------------------------------------
+def _rows_in(path) -> list[dict]:
+    return [r for r in map(json.loads, path.read_text().splitlines()[1:]) if r["kind"] == "row"]
+
+
+def test_cli_build_interrupted_then_resumed_measures_nothing_twice(tmp_path, tiny_yaml, quick, monkeypatch,
+                                                                   capsys) -> None:
+    out = tmp_path / "t.lut"
+    argv = ["lut", "build", str(tiny_yaml), "--imgsz", "64", "--samples", "4", "--calibrate", "1", "-o", str(out),
+            "--no-progress"]
+    real = TorchBackend.time_row
+    calls: list[tuple[int, ...]] = []
+
+    def stop_after_three(self, module, inputs, protocol=TimingProtocol()):
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        calls.append(tuple((inputs[0] if isinstance(inputs, list) else inputs).shape))
+        return real(self, module, inputs, protocol)
+
+    monkeypatch.setattr(TorchBackend, "time_row", stop_after_three)
+    assert cli.main(argv) == 130  # Ctrl-C
+    kept = out.read_bytes()
+    first = _rows_in(out)
+    assert len(first) == 2  # the first call was the process warm-up, then two rows measured and kept
+
+    monkeypatch.setattr(TorchBackend, "time_row", real)
+    capsys.readouterr()
+    assert cli.main(argv) == 0
+    err = capsys.readouterr().err
+    rows = _rows_in(out)
+    keys = [r["key"] for r in rows]
+    assert len(keys) == len(set(keys)) and out.read_bytes().startswith(kept)  # the first two stand as they were
+    assert f"measured {len(rows) - 2} of {len(rows)} distinct rows (2 already there)" in " ".join(err.split())
+    assert cli.main(argv) == 0 and _rows_in(out) == rows  # a third run measures nothing
+    assert "measured 0 of" in " ".join(capsys.readouterr().err.split())
+
+
+def test_cli_show_prints_fingerprint_coverage_and_calibration(tmp_path, tiny_yaml, quick, capsys) -> None:
+    out = tmp_path / "t.lut"
+    assert cli.main(["lut", "build", str(tiny_yaml), "--imgsz", "64", "--samples", "3", "--calibrate", "2",
+                     "-o", str(out), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert cli.main(["lut", "show", str(out), "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    table = LatencyTable.load(out)
+    assert data["fingerprint"]["backend"] == "torch" and data["fingerprint"]["threads"] == 1
+    assert data["rows"] == len(table.entries) and sum(data["rows_by_module"].values()) == data["rows"]
+    assert set(data["rows_by_module"]) == {"Conv", "C3", "SPPF", "Detect"}
+    assert len(data["models"]) == 3 and data["calibration"]["current"] is True
+    for m in data["models"]:
+        cal = table.calibration
+        assert m["predicted_ms"] == pytest.approx(cal.a * m["row_sum_ms"] + cal.b)
+        assert m["error"] == pytest.approx((m["predicted_ms"] - m["measured_ms"]) / m["measured_ms"])
+    assert cli.main(["lut", "show", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "cpu_model" in text and "calibration: total = " in text and "by module" in text
+
+
+def test_cli_refuses_a_table_of_another_fingerprint_naming_the_fields(tmp_path, tiny_yaml, quick, capsys) -> None:
+    out = tmp_path / "t.lut"
+    assert cli.main(["lut", "build", str(tiny_yaml), "--imgsz", "64", "-o", str(out), "--no-progress"]) == 0
+    before = out.read_bytes()
+    capsys.readouterr()
+    assert cli.main(["lut", "build", str(tiny_yaml), "--imgsz", "64", "-o", str(out), "--threads", "2",
+                     "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith(f"error: {out}: built on another device or backend setting")
+    assert "threads 1 (table) vs 2 (here)" in err and "--force" in err
+    assert cli.main(["profile", str(tiny_yaml), "--imgsz", "64", "--latency", "lut", "--lut", str(out),
+                     "--threads", "2"]) == 1
+    assert "threads 1 (table) vs 2 (here)" in capsys.readouterr().err
+    assert cli.main(["profile", str(tiny_yaml), "--imgsz", "64", "--latency", "lut", "--lut", str(out),
+                     "--threads", "2", "--force", "--format", "json"]) == 0  # forced: read only, every row there
+    assert json.loads(capsys.readouterr().out)[0]["latency"]["method"] == "predicted"
+    assert out.read_bytes() == before
+
+
+@pytest.mark.parametrize("damage", [lambda b: b.replace(b'"median_ms": ', b'"median_ms": ,', 1),
+                                    lambda b: b"not a table\n" + b, lambda b: b""])
+def test_cli_corrupt_table_is_one_line_and_left_as_it_was(tmp_path, tiny_yaml, quick, capsys, damage) -> None:
+    out = tmp_path / "t.lut"
+    assert cli.main(["lut", "build", str(tiny_yaml), "--imgsz", "64", "-o", str(out), "--no-progress"]) == 0
+    bad = damage(out.read_bytes())
+    out.write_bytes(bad)
+    capsys.readouterr()
+    for argv in (["lut", "show", str(out)],
+                 ["lut", "build", str(tiny_yaml), "--imgsz", "64", "-o", str(out), "--no-progress"],
+                 ["profile", str(tiny_yaml), "--imgsz", "64", "--latency", "lut", "--lut", str(out)],
+                 ["search", str(tiny_yaml), "--imgsz", "64", "--budget-ms", "5", "--latency", "lut", "--lut", str(out),
+                  "--trials", "1", "-o", str(tmp_path / "s")]):
+        assert cli.main(argv) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"error: {out}: ") and "\n" not in err and "Traceback" not in err
+        assert out.read_bytes() == bad
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.lut", "tiny.yaml"]
+
+
+def test_cli_option_errors_name_the_flags(tmp_path, tiny_yaml, capsys) -> None:
+    out = tmp_path / "t.lut"
+    for argv, message in (
+            (["lut", "build", str(tiny_yaml), "-o", str(out), "--samples", "-1"], "--samples must be >= 0"),
+            (["lut", "build", str(tiny_yaml), "-o", str(out), "--device", "mps"], "--device mps"),
+            (["profile", str(tiny_yaml), "--latency", "lut"], "--latency lut needs --lut FILE"),
+            (["search", str(tiny_yaml), "--budget-ms", "5", "--latency", "hybrid"], "--latency hybrid needs --lut"),
+            (["search", str(tiny_yaml), "--budget-ms", "5", "--lut", str(out)], "--lut is for --latency lut")):
+        assert cli.main(argv) == 1, argv
+        assert message in capsys.readouterr().err
+    assert not out.exists()

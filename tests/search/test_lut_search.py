@@ -1,0 +1,181 @@
+"""`zoo search --latency lut|hybrid`: candidates priced from the table (no model built, the plan's
+signatures looked up), rows the table lacks measured and appended on the device, hybrid's final check
+re-measured on the device; the Measure options checked where they enter."""
+from __future__ import annotations
+
+import json
+
+import optuna
+import pytest
+import yaml
+
+import cli
+from profiles import lutbuild
+from profiles.backends import get_backend
+from profiles.latency import TimingProtocol
+from profiles.lut import LatencyTable, predict_plan
+from profiles.lutbuild import build_table
+from search import Measure
+from search.latency import MeasuredLatency, TableLatency, pricers
+from search.lutplans import lut_sources
+from search.space import build_space
+from search.storage import open_storage
+from zoo.config import load_config
+from zoo.errors import OptionError
+
+QUICK = TimingProtocol(runs=2, warmup_runs=1, warmup_s=0.0)
+TINY = {"nc": 2, "family": "yolov5", "depth_multiple": 1.0, "width_multiple": 1.0,
+        "anchors": [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119]],
+        "search": {"widths": [0.5, 1.0]},
+        "backbone": [[-1, 1, "Conv", [16, 3, 2]], [-1, 1, "Conv", [32, 3, 2]], [-1, 2, "C3", [32]],
+                     [-1, 1, "Conv", [32, 3, 2]], [-1, 1, "SPPF", [32, 5]]],
+        "head": [[[2, 4], 1, "Detect", ["nc", "anchors"]]]}
+CLI_FAST = ["--imgsz", "64", "--runs", "2", "--warmup-s", "0", "--top-k", "2", "--no-progress"]
+
+
+@pytest.fixture
+def table(tmp_path, monkeypatch):
+    """A torch table of TINY and four candidates of its space at 64 px (quick protocols)."""
+    monkeypatch.setattr(lutbuild, "ROW_PROTOCOL", QUICK)
+    monkeypatch.setattr(lutbuild, "MODEL_PROTOCOL", QUICK)
+    monkeypatch.setattr(lutbuild, "BUILD_WARMUP_S", 0.0)
+    path = tmp_path / "t.lut"
+    build_table(path, get_backend("torch"), lut_sources([TINY], imgsz=64, samples=4, calibrate=2))
+    return path
+
+
+@pytest.fixture
+def tiny_yaml(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(TINY))
+    return path
+
+
+def trials(tmp_path):
+    st = open_storage(str(tmp_path / "j.log"))
+    return optuna.load_study(study_name="s", storage=st).get_trials()
+
+
+def test_lut_search_prices_every_candidate_from_the_table_without_a_build(tmp_path, table, tiny_yaml,
+                                                                         monkeypatch) -> None:
+    import zoo.builder
+
+    def no_build(*a, **k):
+        raise AssertionError("--latency lut built a model")
+
+    monkeypatch.setattr(zoo.builder, "build_from_plan", no_build)
+    out = tmp_path / "out"
+    assert cli.main(["search", str(tiny_yaml), "--budget-ms", "1000", "--latency", "lut", "--lut", str(table),
+                     "--trials", "8", "-o", str(out), "--storage", str(tmp_path / "j.log"), "--study-name", "s",
+                     *CLI_FAST]) == 0
+    done = [t for t in trials(tmp_path) if t.state.name == "COMPLETE"]
+    assert len(done) == 8
+    done = [t for t in done if t.user_attrs["latency_ms"] is not None]  # the rest failed a cheap budget first
+    assert len(done) >= 3
+    lut = LatencyTable.load(table)
+    space = build_space(load_config(str(tiny_yaml)))
+    for t in done:  # each trial's latency is the table's prediction of its plan, marked as such
+        pred = predict_plan(lut, space.plan(t.params, imgsz=64))
+        assert t.user_attrs["latency_ms"]["source"] == "lut"
+        assert t.user_attrs["latency_ms"]["median"] == pytest.approx(pred.total_ms, abs=1e-4)
+    report = json.loads((out / "report.json").read_text())
+    assert report["latency"] == {"pricing": "lut", "backend": "torch", "lut": str(table), "final_check": "table"}
+    assert report["best"]["latency_ms"]["source"] == "lut" and report["best"]["meets_budget"]
+
+
+def test_lut_search_measures_and_appends_rows_the_table_lacks(tmp_path, table, tiny_yaml) -> None:
+    before = LatencyTable.load(table)
+    space = build_space(load_config(str(tiny_yaml)))
+    assert cli.main(["search", str(tiny_yaml), "--budget-ms", "1000", "--latency", "lut", "--lut", str(table),
+                     "--trials", "12", "--seed", "3", "-o", str(tmp_path / "out"), "--storage",
+                     str(tmp_path / "j.log"), "--study-name", "s", *CLI_FAST]) == 0
+    after = LatencyTable.load(table)
+    priced = [t for t in trials(tmp_path) if t.user_attrs.get("latency_ms")]
+    keys = {rp.signature.key() for t in priced for rp in space.plan(t.params, imgsz=64).rows}
+    assert keys <= set(after.entries) and len(after.entries) > len(before.entries)
+    assert all(after.entries[k] == e for k, e in before.entries.items())  # nothing measured again
+
+
+def test_lut_search_on_a_forced_table_stops_naming_the_missing_row(tmp_path, table, tiny_yaml, capsys) -> None:
+    argv = ["search", str(tiny_yaml), "--budget-ms", "1000", "--latency", "lut", "--lut", str(table), "--imgsz", "96",
+            "--trials", "3", "-o", str(tmp_path / "out"), "--storage", str(tmp_path / "j.log"), "--no-progress"]
+    assert cli.main(argv + ["--threads", "2"]) == 1
+    assert "threads 1 (table) vs 2 (here)" in capsys.readouterr().err
+    assert cli.main(argv + ["--threads", "2", "--force"]) == 1
+    errors = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and f"{tiny_yaml}: row 0 (Conv): no latency entry" in errors[0]
+
+
+def test_hybrid_search_remeasures_the_top_candidates_on_the_device(tmp_path, table, tiny_yaml) -> None:
+    out = tmp_path / "out"
+    assert cli.main(["search", str(tiny_yaml), "--budget-ms", "1000", "--latency", "hybrid", "--lut", str(table),
+                     "--trials", "6", "-o", str(out), "--storage", str(tmp_path / "j.log"), "--study-name", "s",
+                     *CLI_FAST]) == 0
+    assert all(t.user_attrs["latency_ms"]["source"] == "lut" for t in trials(tmp_path) if t.user_attrs.get("latency_ms"))
+    report = json.loads((out / "report.json").read_text())
+    assert report["latency"]["final_check"] == "measured on torch"
+    for c in [report["base"], *report["remeasured"]]:
+        assert "source" not in c["latency_ms"] and c["latency_ms"]["median"] > 0  # measured, not predicted
+    assert report["best"]["meets_budget"] and report["best"]["latency_ms"]["median"] <= 1000
+
+
+def test_hybrid_goes_down_the_ranking_until_one_truly_meets_the_budget(tmp_path, table, tiny_yaml,
+                                                                      monkeypatch) -> None:
+    """Predicted under the budget, measured over it: the export re-measures further candidates."""
+    calls = []
+    real = MeasuredLatency.price
+
+    def slow_top(self, plan, budget_ms, *, full=False, runs_factor=1):
+        stats, screened = real(self, plan, budget_ms, full=full, runs_factor=runs_factor)
+        calls.append(stats.median_ms)
+        if len(calls) <= 2:  # the two top candidates turn out over the budget on the device
+            from dataclasses import replace
+            return replace(stats, median_ms=10_000.0), screened
+        return stats, screened
+
+    monkeypatch.setattr(MeasuredLatency, "price", slow_top)
+    out = tmp_path / "out"
+    assert cli.main(["search", str(tiny_yaml), "--budget-ms", "1000", "--latency", "hybrid", "--lut", str(table),
+                     "--trials", "6", "-o", str(out), "--storage", str(tmp_path / "j.log"), "--study-name", "s",
+                     *CLI_FAST]) == 0
+    report = json.loads((out / "report.json").read_text())
+    meets = [c["meets_budget"] for c in report["remeasured"]]
+    assert meets[:2] == [False, False] and meets[2] is True and len(meets) == 3
+    assert report["best"]["trial"] == report["remeasured"][2]["trial"]
+
+
+def test_measure_options_are_checked() -> None:
+    with pytest.raises(OptionError, match="needs a latency table"):
+        Measure(latency="lut")
+    with pytest.raises(OptionError, match="must be one of measure, lut, hybrid"):
+        Measure(latency="guess", lut="x.lut")
+    search_p, check_p = pricers(Measure(imgsz=64))
+    assert isinstance(search_p, MeasuredLatency) and check_p is search_p  # the default: measured, as before
+    assert pricers(Measure(imgsz=64)) == (search_p, check_p)  # made once per process and Measure
+
+
+def test_table_pricer_is_a_lookup_per_row_after_the_first_sight(table) -> None:
+    lut = LatencyTable.load(table)
+    pricer = TableLatency(lut)
+    plan = build_space(load_config(TINY)).plan({}, imgsz=64)
+    first, _ = pricer.price(plan)
+    assert first.median_ms == pytest.approx(predict_plan(lut, plan).total_ms)
+    lut.entries.clear()  # from now on only the pricer's own lookups can answer
+    again, screened = pricer.price(plan)
+    assert again == first and not screened
+    assert again.as_dict() == {"median": round(first.median_ms, 4), "p90": round(first.median_ms, 4), "cv": 0.0,
+                               "source": "lut"}
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_measured_search_times_on_the_chosen_backend(tmp_path, tiny_yaml, backend) -> None:
+    if backend == "onnxruntime":
+        pytest.importorskip("onnxruntime")
+        pytest.importorskip("onnxscript")
+    pricer, _ = pricers(Measure(imgsz=64, runs=2, warmup_s=0.0, backend=backend))
+    assert pricer.backend.name == backend
+    plan = build_space(load_config(TINY)).plan({}, imgsz=64)
+    stats, screened = pricer.price(plan, 1e-6)  # far over: the 3-run screen stops it
+    assert screened and stats.runs == 3
+    stats, screened = pricer.price(plan, None, full=True)
+    assert not screened and stats.runs == 2 and stats.median_ms > 0

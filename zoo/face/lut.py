@@ -1,0 +1,85 @@
+"""`zoo lut build`, `zoo lut show`: parse, call profiles.lutbuild / profiles.lut, render."""
+from __future__ import annotations
+
+import argparse
+
+from .options import BACKENDS, add_device, add_imgsz, add_threads, make_backend, positive_int
+
+BUILD_EXAMPLES = """\
+examples:
+  zoo lut build yolov5s --imgsz 320 -o cpu.lut             the config's rows, calibrated on itself
+  zoo lut build yolov5s --imgsz 320 --samples 2000 -o cpu.lut
+                                                           rows of 2000 random candidates of its space
+  zoo lut build yolov5s yolov8s --samples 200 --backend onnxruntime -o ort.lut
+  zoo lut build my.yaml --space space.yaml --samples 500 --imgsz 640 --threads 4 -o my.lut
+
+Run the same command again to resume an interrupted build: measured rows are kept and skipped.
+Use the table with `zoo profile CFG --latency lut --lut FILE` and `zoo search ... --latency lut|hybrid`.
+"""
+SHOW_EXAMPLES = "examples:\n  zoo lut show cpu.lut\n  zoo lut show cpu.lut --format json"
+
+
+def build_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("configs", nargs="+", metavar="CFG", help="YAML file or built-in name (`zoo configs`)")
+    p.add_argument("-o", "--out", required=True, metavar="FILE", help="the table (created, or resumed)")
+    add_imgsz(p)
+    p.add_argument("--samples", type=int, default=0, metavar="N",
+                   help="also the rows of N random candidates of each config's search space")
+    p.add_argument("--space", metavar="FILE", help="search space YAML (keys of the search: block)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampled candidates (default 0)")
+    p.add_argument("--calibrate", type=int, default=None, metavar="K",
+                   help="sampled candidates per config measured whole for the fit (default 8; each config is)")
+    p.add_argument("--backend", choices=BACKENDS, default="torch", help="runtime timed (default torch, eager)")
+    p.add_argument("--exporter", choices=("dynamo", "torchscript"), default=None,
+                   help="onnxruntime only: how rows and models reach ONNX (default dynamo; torchscript exports "
+                        "about 3x faster, for big tables; profiles and searches with the table follow it)")
+    add_threads(p)
+    add_device(p)
+    p.add_argument("--deploy", action="store_true", help="time the inference graph (zoo.deploy) of each row")
+    p.add_argument("--scale", help="scale of a `scales` config")
+    p.add_argument("--nc", type=positive_int, help="override the number of classes")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs, CI)")
+
+
+def build_run(args: argparse.Namespace) -> int:
+    from profiles.lutbuild import build_table
+    from search.lutplans import DEFAULT_CALIBRATE, lut_sources
+    from zoo.errors import ConfigError
+
+    from .console import Progress
+    from .render_lut import print_build
+
+    if args.samples < 0:
+        raise ConfigError(args.out, f"--samples must be >= 0, got {args.samples}")
+    calibrate = DEFAULT_CALIBRATE if args.calibrate is None else args.calibrate
+    if calibrate < 0:
+        raise ConfigError(args.out, f"--calibrate must be >= 0, got {calibrate}")
+    own = {}
+    if args.exporter is not None:
+        if args.backend != "onnxruntime":
+            raise ConfigError(args.out, "--exporter is for --backend onnxruntime")
+        own["exporter"] = args.exporter
+    backend = make_backend(args.backend, source=args.out, threads=args.threads, device=args.device, **own)
+    with Progress("planning", enabled=not args.no_progress) as progress:
+        progress.stage(f"{len(args.configs)} config(s), {args.samples} candidate(s) each at {args.imgsz} px")
+        sources = lut_sources(args.configs, imgsz=args.imgsz, samples=args.samples, space_file=args.space,
+                              seed=args.seed, calibrate=calibrate, scale=args.scale, nc=args.nc)
+    with Progress("lut build", total=1, enabled=not args.no_progress, eta=True) as bar:
+        report = build_table(args.out, backend, sources, form="deploy" if args.deploy else "train",
+                             on_progress=lambda done, total, text: bar.count(done, text, total=max(total, 1)))
+    print_build(report)
+    return 0
+
+
+def show_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("table", metavar="FILE", help="a table written by `zoo lut build`")
+    p.add_argument("--format", choices=("table", "json"), default="table", help="text or JSON on stdout")
+
+
+def show_run(args: argparse.Namespace) -> int:
+    from profiles.lut import LatencyTable, summarize_table
+
+    from .render_lut import print_summary
+
+    print_summary(summarize_table(LatencyTable.load(args.table)), args.format)
+    return 0

@@ -13,6 +13,7 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
+from zoo.builder import check_plan_allocation
 from zoo.config import Config
 from zoo.errors import ConfigError, OptionError
 from zoo.graph import ZooModel
@@ -146,6 +147,7 @@ def profile_model(model_or_cfg: ZooModel | Config | str | Path | Mapping[str, An
     source = model.config.path
     _check_stride(model, source, imgsz)
     plan = _plan_at(model, imgsz)
+    check_plan_allocation(plan, batch=batch)  # before the batch of inputs and its activations exist
     stage("shape lint")
     lint = lint_model(model)  # on the config as built: deploy folds blocks but keeps what the config meant
     net = copy.deepcopy(model) if (deploy or isinstance(model_or_cfg, nn.Module)) else model

@@ -110,6 +110,7 @@ class RowProbe:
     out_shape: tuple[int, ...] | None  # a tensor output's shape (batch 1); None for a head's tuple
     out_numel: int  # elements of every output tensor (nested outputs summed)
     peak_numel: int  # largest leaf module's input + output elements (the memory estimate's inner peak)
+    params: int | None = None  # parameters of the row's module (None: a prober that did not count them)
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,47 @@ class ModelPlan:
     @property
     def image_numel(self) -> int:
         return self.config.ch * self.imgsz * self.imgsz
+
+
+def activation_peak(plan: ModelPlan) -> tuple[int, int | None]:
+    """(elements alive at the peak of one inference pass, batch 1; the row where it peaks).
+
+    The rows are walked in order: at each row, what is alive is the input image, the older row outputs
+    the routing keeps for later rows, the previous row's output, and inside the row the larger of its
+    input plus output and its largest single op's input plus output (learnt by the row's probe).
+    Temporaries below module level are not seen, so it is a lower bound of an allocator's peak.
+    """
+    image = plan.image_numel
+    kept = 0
+    prev_row, prev_numel = -1, 0
+    peak, peak_row = 0, None
+    outs: dict[int, int] = {}
+    for rp in plan.rows:
+        i = rp.index
+        inp = sum(image if s < 0 else outs[s] for s in rp.row.sources)
+        out = rp.probe.out_numel
+        prev_alive = prev_numel if prev_row not in plan.save else 0
+        row_peak = image + kept + prev_alive + max(rp.probe.peak_numel, inp + out)
+        if row_peak > peak:
+            peak, peak_row = row_peak, i
+        outs[i] = out
+        if i in plan.save:
+            kept += out
+        prev_row, prev_numel = i, out
+    return peak, peak_row
+
+
+def param_count(plan: ModelPlan) -> int:
+    """Parameters of the planned model, from the rows' probes (a row whose prober did not count them is
+    built once on the meta device: no weights are allocated)."""
+    total = 0
+    for rp in plan.rows:
+        n = rp.probe.params
+        if n is None:
+            module, _ = instantiate_row(rp.signature, device="meta")
+            n = sum(p.numel() for p in module.parameters())
+        total += n
+    return total
 
 
 Prober = Callable[[RowSignature], RowProbe]
@@ -369,7 +411,8 @@ def run_probe(module: nn.Module, feed: Any) -> RowProbe:
         for h in handles:
             h.remove()
     shape = tuple(int(d) for d in out.shape) if isinstance(out, torch.Tensor) else None
-    return RowProbe(shape, numel(out), max(peak[0], numel(feed) + numel(out)))
+    return RowProbe(shape, numel(out), max(peak[0], numel(feed) + numel(out)),
+                    sum(p.numel() for p in module.parameters()))
 
 
 class ProbeCache:
@@ -418,5 +461,5 @@ def first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
 
-__all__ = ["explicit_config", "ModelPlan", "ProbeCache", "RowPlan", "RowProbe", "RowProbeError", "RowSignature", "construct",
+__all__ = ["activation_peak", "explicit_config", "param_count", "ModelPlan", "ProbeCache", "RowPlan", "RowProbe", "RowProbeError", "RowSignature", "construct",
            "example_inputs", "instantiate_row", "plan_config", "probe_row", "run_probe"]

@@ -6,42 +6,49 @@ the record that says "initialised" is written last, so an interrupted start is c
 """
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import os
 import signal
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import optuna
 
 from profiles.rowcosts import CostCache
 from zoo.config import Config, config_to_mapping, load_config
 
-from .evaluate import Budget, CandidateError, Scoring, evaluate, make_scoring
+from zoo.errors import ConfigError, printable
+
+from .evaluate import Budget, CandidateError, Measure, Scoring, evaluate, make_scoring
+from .events import Finishing, StudyOpened, WorkerLost
 from .export import SearchResult, export_best
 from .objectives import get_objective
-from .recovery import counted, recover
+from .recovery import STALE, Retried, counted, finished, recover
 from .samplers import directions
 from .space import SearchSpace, build_space
-from .storage import open_storage, resolve_storage
+from .storage import (RUNS_DIR, check_storage, check_writable, is_url, open_storage, resolve_storage,
+                      storage_errors, storage_failure)
 from .worker import SearchOptions, StudyHandle, TrialEvent, cache_file, run_worker, spawned_worker
 
+Event = Any  # search.events: StudyOpened | WorkerLost | Finishing
+
 INITIALISED = "zoo:initialised"
+MAX_ROUNDS = 100  # rounds of trials in one run: a round after the first only retries a dead worker's trials
+BUDGET_TAGS = (("latency_ms", "ms"), ("gflops", "gflops"), ("params_m", "mparams"), ("max_layers", "layers"))
 
 
-def default_study_name(cfg: Config, imgsz: int, budget: Budget) -> str:
-    """`<config>-<imgsz>-<budget>ms` (other budgets when there is no latency budget)."""
-    if budget.latency_ms is not None:
-        tag = f"{budget.latency_ms:g}ms"
-    elif budget.gflops is not None:
-        tag = f"{budget.gflops:g}gflops"
-    elif budget.params_m is not None:
-        tag = f"{budget.params_m:g}mparams"
-    else:
-        tag = f"{budget.max_layers}layers"
-    return f"{Path(cfg.name).stem}-{imgsz}-{tag}"
+def default_study_name(cfg: Config, imgsz: int, budget: Budget, *, objective: str = "feature_entropy",
+                       sampler: str = "nsga2", objectives: tuple[str, ...] = ("score",), deploy: bool = False) -> str:
+    """`<config>-<imgsz>-<every budget>-<objective>-<sampler>[-pareto][-deploy]`, e.g.
+    `yolov5s-320-40ms-5gflops-feature_entropy-nsga2`: searches that differ in any of these never share a
+    study by default (other differences are caught by comparing the study's record)."""
+    b = budget.as_dict()
+    tags = [f"{b[k]:g}{unit}" for k, unit in BUDGET_TAGS if b[k] is not None]
+    extra = (["pareto"] if "latency" in objectives else []) + (["deploy"] if deploy else [])
+    return "-".join([Path(cfg.name).stem, str(imgsz), *tags, objective, sampler, *extra])
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,99 @@ def study_record(cfg: Config, options: SearchOptions) -> dict[str, Any]:
             "zoo:settings": options.settings.as_dict(), "zoo:budget": options.budget.as_dict(),
             "zoo:measure": options.measure.as_dict(), "zoo:objectives": list(options.objectives),
             "zoo:sampler": options.sampler}
+
+
+# what a resumed study must agree on: (record key, sub-key or None, parameter, command-line flag)
+COMPARED = (("zoo:config", None, "config", "the base config"), ("zoo:scale", None, "scale", "--scale"),
+            ("zoo:settings", None, "settings", "the search space (search: block, --space, --stage-weights, "
+                                               "--scope, --objective)"),
+            ("zoo:budget", "latency_ms", "latency_ms", "--budget-ms"), ("zoo:budget", "gflops", "gflops", "--budget-gflops"),
+            ("zoo:budget", "params_m", "params_m", "--budget-params"),
+            ("zoo:budget", "max_layers", "max_layers", "--max-layers"),
+            ("zoo:objectives", None, "objectives", "--objectives"), ("zoo:sampler", None, "sampler", "--sampler"),
+            ("zoo:measure", "imgsz", "imgsz", "--imgsz"), ("zoo:measure", "device", "device", "--device"),
+            ("zoo:measure", "threads", "threads", "--threads"), ("zoo:measure", "deploy", "deploy", "--deploy"))
+
+
+@dataclass(frozen=True)
+class Difference:
+    param: str  # the API's name (SearchOptions field or Budget/Measure key)
+    flag: str  # the command line's
+    study: Any  # None: a whole part (config, settings) differs
+    run: Any
+
+    def text(self, name: str) -> str:
+        if self.study is None and self.run is None:
+            return name
+        return f"{name} {_shown(self.study)} (this run: {_shown(self.run)})"
+
+
+def record_differences(stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[Difference]:
+    """Every compared part of a study record that differs from this run's (parts a stored record lacks
+    are not compared)."""
+    def norm(v: Any) -> Any:
+        return json.loads(json.dumps(v, sort_keys=True, default=str))
+
+    out = []
+    for key, sub, param, flag in COMPARED:
+        if key not in stored:
+            continue
+        old, new = stored[key], wanted[key]
+        if sub is not None:
+            if not isinstance(old, Mapping) or sub not in old:
+                continue
+            old, new = old[sub], new[sub]
+        if norm(old) != norm(new):
+            whole = key in ("zoo:config", "zoo:settings")
+            out.append(Difference(param, flag, None if whole else old, None if whole else new))
+    return out
+
+
+def _shown(v: Any) -> str:
+    return ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+
+
+class StudyMismatch(ConfigError):
+    """A study exists under this name with other settings: resuming it would mix two searches."""
+
+    def __init__(self, where: str, study: str, diffs: list[Difference]) -> None:
+        self.study, self.diffs = study, diffs
+        super().__init__(where, self._text(cli=False))
+
+    def _text(self, *, cli: bool) -> str:
+        parts = "; ".join(d.text(d.flag if cli else d.param) for d in self.diffs)
+        name = "--study-name" if cli else "study_name"
+        return (f"study {self.study!r} was made with other settings: {parts}; run with the study's settings to "
+                f"resume it, or choose another {name}")
+
+    @property
+    def cli_message(self) -> str:
+        return printable(f"{self.where}: {self._text(cli=True)}")
+
+
+def check_record(study: optuna.Study, cfg: Config, options: SearchOptions, where: str) -> None:
+    """Refuse (StudyMismatch) to resume a study made with other settings, naming each difference."""
+    diffs = record_differences(study.user_attrs, study_record(cfg, options))
+    if diffs:
+        raise StudyMismatch(where, study.study_name, diffs)
+
+
+def output_folder(options: SearchOptions, storage: str, study_name: str) -> Path:
+    """Where the export goes: `out`, else the journal's folder, else runs/search/<study> (RDB studies)."""
+    if options.out:
+        return Path(options.out)
+    return RUNS_DIR / study_name if is_url(storage) else Path(storage).parent
+
+
+def check_measure(cfg: Config, measure: Measure) -> None:
+    """The run options as `zoo profile` checks them (device present, imgsz a multiple of the max stride),
+    before any work."""
+    from profiles.profile import _check_options, _check_stride
+    from zoo.builder import build_model
+
+    _check_options(cfg.path, imgsz=measure.imgsz, batch=1, device=measure.device, threads=measure.threads,
+                   runs=measure.runs)
+    _check_stride(build_model(cfg, device="meta"), cfg.path, measure.imgsz)
 
 
 def initialise(study: optuna.Study, space: SearchSpace, cfg: Config, options: SearchOptions,
@@ -85,6 +185,10 @@ def initialise(study: optuna.Study, space: SearchSpace, cfg: Config, options: Se
                           prober=cache)
         except CandidateError:
             continue
+        except Exception as e:  # noqa: BLE001  as in a trial: only this candidate's failure
+            if storage_failure(e):
+                raise
+            continue
         if ev.feasible:
             scored.append((ev.score, f"uniform d{d:g} w{w:g}", p))
     sign = -1 if scoring.objective.direction == "maximize" else 1
@@ -96,38 +200,95 @@ def initialise(study: optuna.Study, space: SearchSpace, cfg: Config, options: Se
 
 
 def run_study(cfg: Config, options: SearchOptions, *, on_trial: Callable[[TrialEvent], None] | None = None,
-              on_poll: Callable[[optuna.Study], None] | None = None, optuna_verbosity: int | None = None) -> RunInfo:
-    """Create or resume the study and run the missing trials (in this process or N spawned ones)."""
-    name = options.study_name or default_study_name(cfg, options.measure.imgsz, options.budget)
+              on_poll: Callable[[optuna.Study], None] | None = None, on_event: Callable[[Event], None] | None = None,
+              optuna_verbosity: int | None = None) -> RunInfo:
+    """Create or resume the study and run the missing trials (in this process or N spawned ones).
+
+    Before any work: the run options are checked as `zoo profile` checks them, the storage and the
+    output folder must be writable, and a resumed study must have been made with the same settings.
+    A trial whose worker died is failed and run again in the same run (`on_event` hears WorkerLost).
+    A failing storage is one StorageError; the study keeps every trial recorded before it.
+    """
+    name = options.study_name or default_study_name(
+        cfg, options.measure.imgsz, options.budget, objective=options.settings.objective, sampler=options.sampler,
+        objectives=tuple(options.objectives), deploy=options.measure.deploy)
+    emit = on_event or (lambda _e: None)
+    check_measure(cfg, options.measure)
     storage_path = resolve_storage(options.storage, name, folder=options.out)
-    storage = open_storage(storage_path)
-    direction = get_objective(options.settings.objective).direction
-    study = optuna.create_study(storage=storage, study_name=name, directions=directions(options.objectives, direction),
-                                load_if_exists=True)
-    cache = CostCache(cache_file(storage_path, name), form=options.measure.form)
-    space = build_space(cfg, options.settings, prober=cache)
-    scoring = make_scoring(space, options.budget, options.measure, cache)
-    resumed = bool(study.user_attrs.get(INITIALISED))
-    handle = StudyHandle(storage_path, name, cfg, replace(options, study_name=name),
-                         cache_file(storage_path, name), optuna_verbosity)
-    initialise(study, space, cfg, options, cache, scoring)
-    requeued = recover(storage, study)
-    missing = options.trials - len(counted(study.get_trials(deepcopy=False)))
-    interrupted, ran = False, 0
-    if missing > 0:
+    check_writable(output_folder(options, storage_path, name), param="out", folder=True)
+    check_storage(storage_path)
+    with storage_errors(storage_path):
+        storage = open_storage(storage_path)
+        direction = get_objective(options.settings.objective).direction
+        study = optuna.create_study(storage=storage, study_name=name,
+                                    directions=directions(options.objectives, direction), load_if_exists=True)
+        check_record(study, cfg, options, storage_path)
+        resumed = bool(study.user_attrs.get(INITIALISED))
+        emit(StudyOpened(name, storage_path, resumed, len(finished(study.get_trials(deepcopy=False))),
+                         options.trials))
+        cache = CostCache(cache_file(storage_path, name), form=options.measure.form)
+        space = build_space(cfg, options.settings, prober=cache)
         try:
-            if options.workers <= 1:
-                ran = run_worker(handle, 0, on_trial)
-            else:
-                ran = _run_processes(handle, storage, study, min(options.workers, missing), on_poll)
+            scoring = make_scoring(space, options.budget, options.measure, cache)
+        except CandidateError as e:
+            raise ConfigError(cfg.path, f"the base config at imgsz {options.measure.imgsz}: {e}") from None
+        handle = StudyHandle(storage_path, name, cfg, replace(options, study_name=name),
+                             cache_file(storage_path, name), optuna_verbosity)
+        initialise(study, space, cfg, options, cache, scoring)
+        if on_poll is not None:  # the counts a resumed study starts from
+            on_poll(study)
+        lost = LostWorkers(emit)
+        requeued = lost.report(recover(storage, study))
+        interrupted, ran, started = False, 0, time.time()
+        try:
+            for _ in range(MAX_ROUNDS):
+                missing = options.trials - len(counted(study.get_trials(deepcopy=False)))
+                if missing <= 0 or (options.timeout_s is not None and time.time() - started > options.timeout_s):
+                    break
+                if options.workers <= 1:
+                    ran += run_worker(handle, 0, on_trial, started=started)
+                else:
+                    ran += _run_processes(handle, storage, study, min(options.workers, missing), on_poll, lost,
+                                          started)
+                again = lost.report(recover(storage, study))  # a concurrent command's dead worker
+                requeued += again
+                if not again:
+                    break
         except KeyboardInterrupt:
             interrupted = True
-        requeued += recover(storage, study)  # the interrupted trial(s) of this run go back in the queue
+        requeued += lost.report(recover(storage, study))  # the interrupted trial(s) of this run go back in the queue
     return RunInfo(study, space, handle, interrupted, ran, tuple(requeued), resumed, scoring)
 
 
+class LostWorkers:
+    """Reports each trial of a dead worker once (WorkerLost, grouped by worker)."""
+
+    def __init__(self, emit: Callable[[Event], None]) -> None:
+        self.emit = emit
+        self.reported: set[int] = set()
+
+    def report(self, retried: list[Retried]) -> list[int]:
+        by_worker: dict[tuple[str | None, int | None, str], list[int]] = {}
+        for r in retried:
+            if r.reason is not None and r.number not in self.reported:
+                by_worker.setdefault((r.host, r.pid, r.reason), []).append(r.number)
+                self.reported.add(r.number)
+        for (host, pid, reason), numbers in by_worker.items():
+            self.emit(WorkerLost(pid, host, tuple(numbers), reason))
+        return [r.number for r in retried]
+
+    def dead_process(self, study: optuna.Study, pid: int) -> None:
+        """A worker process of this run ended badly: report its failed trials (whoever recovered them)."""
+        numbers = tuple(t.number for t in study.get_trials(deepcopy=False)
+                        if t.system_attrs.get("zoo:pid") == pid and STALE in t.system_attrs
+                        and t.number not in self.reported)
+        if numbers:
+            self.reported.update(numbers)
+            self.emit(WorkerLost(pid, None, numbers, None))
+
+
 def _run_processes(handle: StudyHandle, storage: Any, study: optuna.Study, workers: int,
-                   poll: Callable[[optuna.Study], None] | None) -> int:
+                   poll: Callable[[optuna.Study], None] | None, lost: LostWorkers, started: float) -> int:
     """N worker processes on one study; a worker that dies has its trial failed and retried by the
     others (or by this process when none is left), so the study still ends with `trials` trials."""
     ctx = mp.get_context("spawn")
@@ -138,6 +299,7 @@ def _run_processes(handle: StudyHandle, storage: Any, study: optuna.Study, worke
              for i, q in enumerate(quotas) if q > 0]
     for p in procs:
         p.start()
+    dead: set[int] = set()
     try:
         last_recover = time.time()
         while any(p.is_alive() for p in procs):
@@ -145,48 +307,82 @@ def _run_processes(handle: StudyHandle, storage: Any, study: optuna.Study, worke
                 poll(study)
             for p in procs:
                 p.join(timeout=1.0 / len(procs))
-            if time.time() - last_recover > 5.0 or any(p.exitcode not in (None, 0) for p in procs):
-                recover(storage, study)
+            ended = [p for p in procs if p.exitcode not in (None, 0) and p.pid not in dead]
+            if time.time() - last_recover > 5.0 or ended:
+                lost.report(recover(storage, study))
                 last_recover = time.time()
+            for p in ended:
+                dead.add(p.pid)
+                lost.dead_process(study, p.pid)
         if poll is not None:
             poll(study)
-        recover(storage, study)
+        lost.report(recover(storage, study))
+        for p in procs:
+            if p.exitcode not in (None, 0) and p.pid not in dead:
+                lost.dead_process(study, p.pid)
         left = handle.options.trials - len(counted(study.get_trials(deepcopy=False)))
         if left > 0:  # a worker died (killed) before its quota: its trial was failed above; finish here
-            run_worker(handle, 0, quota=left)
+            run_worker(handle, 0, quota=left, started=started)
     except KeyboardInterrupt:
         deadline = time.time() + 3.0  # a terminal's Ctrl-C reached them too: let them record their trials
         while time.time() < deadline and any(p.is_alive() for p in procs):
             time.sleep(0.1)
-        for p in procs:
-            if p.is_alive() and p.pid is not None:
-                os.kill(p.pid, signal.SIGINT)
-        for p in procs:
-            p.join(timeout=15)
-            if p.is_alive():
-                p.terminate()
-                p.join()
+        _stop(procs, signal.SIGINT)
+        raise
+    except BaseException:
+        _stop(procs, signal.SIGTERM)
         raise
     return len(counted(study.get_trials(deepcopy=False))) - before
 
 
+def _stop(procs: list[Any], sig: int) -> None:
+    for p in procs:
+        if p.is_alive() and p.pid is not None:
+            os.kill(p.pid, sig)
+    for p in procs:
+        p.join(timeout=15)
+        if p.is_alive():
+            p.terminate()
+            p.join()
+
+
 def run_search(config: Any, options: SearchOptions, *, on_trial: Callable[[TrialEvent], None] | None = None,
-               on_poll: Callable[[optuna.Study], None] | None = None) -> SearchResult:
+               on_poll: Callable[[optuna.Study], None] | None = None,
+               on_event: Callable[[Event], None] | None = None) -> SearchResult:
     """Create or resume a study, run its missing trials, re-measure the top ones and export.
 
     `config` is a built-in name, a path, a mapping or a Config. Ctrl-C stops the trials and still
-    exports the best so far (`result.interrupted`); `result.best` is None when nothing meets the budgets.
+    exports the best so far (`result.interrupted`; `on_event` hears Finishing first, and a latency
+    budget re-measures only the top 2); `result.best` is None when nothing meets the budgets. The load
+    average at the start and the end is recorded in report.json.
     """
+    from profiles.latency import loadavg
+
     cfg = load_config(config)
     if not options.budget.any():
         raise ValueError("give at least one budget (latency_ms, gflops, params_m or max_layers)")
-    info = run_study(cfg, options, on_trial=on_trial, on_poll=on_poll)
-    out = Path(options.out) if options.out else (Path(info.handle.storage).parent if "://" not in info.handle.storage
-                                                 else Path("runs/search") / info.handle.study_name)
+    load_start = loadavg()
+    info = run_study(cfg, options, on_trial=on_trial, on_poll=on_poll, on_event=on_event)
+    out = output_folder(options, info.handle.storage, info.handle.study_name)
     top_k = min(options.top_k, 2) if info.interrupted else options.top_k
-    return export_best(info.study, space=info.space, budget=options.budget, measure=options.measure,
-                       scoring=info.scoring, out=out, top_k=top_k, factor=options.remeasure_factor,
-                       storage=info.handle.storage, interrupted=info.interrupted)
+    if info.interrupted and on_event is not None:
+        on_event(Finishing(top_k if options.budget.latency_ms is not None else 0))
+    with storage_errors(str(out), what="the output folder"):
+        return export_best(info.study, space=info.space, budget=options.budget, measure=options.measure,
+                           scoring=info.scoring, out=out, top_k=top_k, factor=options.remeasure_factor,
+                           storage=info.handle.storage, interrupted=info.interrupted,
+                           load=run_load(load_start, loadavg()))
 
 
-__all__ = ["INITIALISED", "RunInfo", "default_study_name", "initialise", "run_search", "run_study", "study_record"]
+def run_load(start: tuple[float, ...] | None, end: tuple[float, ...] | None) -> dict[str, Any]:
+    """The load averages around a run and the cores this process may use (report.json's `load`)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return {"loadavg_start": list(start) if start else None, "loadavg_end": list(end) if end else None,
+            "cores": cores}
+
+
+__all__ = ["Difference", "INITIALISED", "RunInfo", "StudyMismatch", "check_measure", "check_record", "default_study_name", "initialise",
+           "output_folder", "record_differences", "run_search", "run_study", "study_record"]

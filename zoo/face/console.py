@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import time
 from typing import IO, Any
 
 from rich.console import Console
@@ -12,6 +13,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn
 
 WIDE = 220  # columns of a table rendered to a file or a pipe (no terminal to fit)
+LINE_EVERY_S = 5.0  # with no terminal, a count's progress line at most this often (and the last one)
 
 
 @functools.cache
@@ -62,15 +64,19 @@ class Progress:
     """What a long command is doing, on stderr; the one progress helper of every command.
 
     Without `total`: named stages (`stage("counting MACs")`) as a spinner on a terminal, as plain lines
-    `label: stage` otherwise. With `total`: a bar over a count (`count(done, text)`), the label in front.
-    Disabled, it shows nothing.
+    `label: stage` otherwise. With `total`: a bar over a count (`count(done, text)`), the label in front;
+    with no terminal (a log file, a pipe, CI) a plain line `label: done/total, text, rate` at the first
+    count, then at most every LINE_EVERY_S seconds, and at the total. Disabled, it shows nothing.
     """
 
     def __init__(self, label: str, *, total: int | None = None, enabled: bool = True) -> None:
         self.label, self.total, self.enabled = label, total, enabled
         self._status: Any = None
         self._bar: RichProgress | None = None
-        if total is not None:
+        self._lines: list[float] | None = None  # plain mode: [start, first count, last line's time, its count]
+        if total is not None and enabled and not err_console().is_terminal:
+            self._lines = []
+        elif total is not None:
             self._bar = RichProgress(TextColumn(f"[bold]{escape(label)}[/bold]"), BarColumn(), MofNCompleteColumn(),
                                      TextColumn("{task.description}"), TimeElapsedColumn(),
                                      console=err_console(), disable=not enabled, transient=False)
@@ -104,3 +110,13 @@ class Progress:
         """How many of `total` are done, and a word on them."""
         if self._bar is not None:
             self._bar.update(self._task, completed=min(done, self.total or done), description=text)
+        elif self._lines is not None:
+            now = time.monotonic()
+            if not self._lines:
+                self._lines[:] = [now, float(done), now - LINE_EVERY_S, -1.0]
+            start, first, last, shown = self._lines
+            if done == shown or (now - last < LINE_EVERY_S and done < (self.total or 0)):
+                return
+            self._lines[2:] = [now, float(done)]
+            rate = f", {(done - first) / (now - start):.2f}/s" if now - start > 0.5 and done > first else ""
+            _line(f"{self.label}: {done}/{self.total}, {text}{rate}")

@@ -172,7 +172,8 @@ def initialise(study: optuna.Study, space: SearchSpace, cfg: Config, options: Se
         return
     for key, value in {**study_record(cfg, options), "zoo:scoring": scoring.as_dict()}.items():
         study.set_user_attr(key, value)
-    present = [t.params for t in study.get_trials(deepcopy=False)]
+    present = [t.params or t.system_attrs.get("fixed_params") for t in study.get_trials(deepcopy=False)]
+    # (an enqueued trial that still waits holds its parameters as `fixed_params`)
     queue = [(space.uniform_params(1.0), "base")]
     limit = options.max_uniform if options.max_uniform is not None else max(0, options.trials // 4)
     cheap = replace(options.budget, latency_ms=None)

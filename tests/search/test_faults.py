@@ -73,13 +73,21 @@ def setup(tmp_path: Path, sleep_plugin: Path) -> Any:
     command run in this process is unregistered after the test (the registry stays as the built-ins made it)."""
     from zoo.registry import REGISTRY
 
-    cfg = tmp_path / "tiny.yaml"
-    cfg.write_text(yaml.safe_dump(TINY))
-    yield {"cfg": cfg, "plugin": sleep_plugin, "journal": tmp_path / "j.log", "out": tmp_path / "o", "tmp": tmp_path}
+    yield make_setup(tmp_path, sleep_plugin)
     key = str(sleep_plugin.resolve())
     if key in REGISTRY.loaded:
         REGISTRY.remove("ZooTestSleep", "yolov5")
         REGISTRY.loaded.discard(key)
+
+
+def make_setup(tmp_path: Path, plugin: Path | None = None) -> dict[str, Path]:
+    """The tiny config, the sleeping plugin (written here unless given) and where a study goes."""
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump(TINY))
+    if plugin is None:
+        plugin = tmp_path / "sleep.py"
+        plugin.write_text(SLEEP_PLUGIN)
+    return {"cfg": cfg, "plugin": plugin, "journal": tmp_path / "j.log", "out": tmp_path / "o", "tmp": tmp_path}
 
 
 def search_args(s: dict[str, Path], name: str, trials: int, *extra: str, storage: str | None = None) -> list[str]:
@@ -145,29 +153,31 @@ def wait_until(check: Callable[[], Any], timeout: float = 240, every: float = 0.
 
 
 def running_of_child(storage: str | Path, name: str, parent: int) -> Any:
-    """A trial being measured by a worker process (not the parent), once one trial is complete."""
+    """(A trial being measured by a worker process, not the parent; the completed trials), once one is."""
     try:
         trials = trials_of(storage, name)
     except (KeyError, ValueError):
         return None
-    if not completed(trials):
+    done = completed(trials)
+    if not done:
         return None
-    return next((t for t in trials if t.state == TrialState.RUNNING and t.system_attrs.get("zoo:pid") not in
-                 (None, parent)), None)
+    t = next((t for t in trials if t.state == TrialState.RUNNING and t.system_attrs.get("zoo:pid") not in
+              (None, parent)), None)
+    return (t, done) if t is not None else None
 
 
 def kill_one_of_two_workers(s: dict[str, Path], storage: str, name: str) -> None:
     """kill -9 of a worker process mid-trial: its trial is failed and retried in the same run, the run
     says so, and the study still ends with exactly --trials trials."""
     z = Zoo(search_args(s, name, 6, "--workers", "2", storage=storage), sleep_s=0.3)
-    victim = wait_until(lambda: running_of_child(storage, name, z.p.pid))
-    before = completed(trials_of(storage, name))
+    victim, before = wait_until(lambda: running_of_child(storage, name, z.p.pid), every=0.1)
     pid = victim.system_attrs["zoo:pid"]
-    os.kill(pid, signal.SIGKILL)
+    os.kill(pid, signal.SIGKILL)  # a trial lasts seconds: it is still the one being measured
     assert z.wait() == 0, z.err
     trials = trials_of(storage, name)
     assert_exact(trials, 6, before)
     killed = trials[victim.number]
+    assert killed.system_attrs.get("zoo:pid") == pid
     assert killed.state == TrialState.FAIL and "is gone" in killed.system_attrs[STALE]
     retry = [t for t in trials if t.user_attrs.get(RETRY_OF) == victim.number]
     assert len(retry) == 1 and retry[0].state == TrialState.COMPLETE and retry[0].params == killed.params

@@ -50,8 +50,10 @@ def warning(text: str) -> None:
 
 
 def note(text: str) -> None:
-    """A line for the user on stderr (`wrote FILE`), wrapped to the terminal by rich."""
-    err_console().print(text, highlight=False)
+    """A line for the user on stderr (`wrote FILE`), wrapped to the terminal by rich (never wrapped in a
+    log file or a pipe, where a path cut in two cannot be read back)."""
+    con = err_console()
+    con.print(text, highlight=False, soft_wrap=not con.is_terminal)
 
 
 def _line(text: str) -> None:

@@ -21,6 +21,7 @@ from torch import nn
 
 from .activation import Activation, activation_scope
 from .config import MAX_REPEATS, config_to_mapping, load_config
+from .limits import MAX_TOTAL_REPEATS
 from .errors import ConfigError
 from .registry import REGISTRY, ModuleSpec, class_signature
 from .rules import BuiltRow, Resolved, RowContext, RuleError, ShapeSpec
@@ -232,9 +233,11 @@ def plan_config(source: Any, *, imgsz: int = 640, widths: Mapping[int, float] | 
     image = ShapeSpec(cfg.ch, 1.0, imgsz, imgsz)
     rows: list[RowPlan] = []
     built: list[BuiltRow] = []
+    total = 0
     for row in cfg.rows:
         rp = _plan_row(cfg, row, image, rows, built, family.repeats, unscaled, family.channels,
-                       widths.get(row.index, 1.0), repeats.get(row.index), probe, imgsz)
+                       widths.get(row.index, 1.0), repeats.get(row.index), probe, imgsz, MAX_TOTAL_REPEATS - total)
+        total += rp.n
         rows.append(rp)
         built.append(BuiltRow(row.index, row.module, rp.args, rp.out))
     save = frozenset(s for rp in rows for s in rp.row.sources if 0 <= s < rp.row.index - 1)
@@ -243,7 +246,7 @@ def plan_config(source: Any, *, imgsz: int = 640, widths: Mapping[int, float] | 
 
 def _plan_row(cfg: Config, row: Row, image: ShapeSpec, rows: list[RowPlan], built: list[BuiltRow],
               scale_repeats: Callable[[int, float], int], unscaled: frozenset[int], scaler: Any,
-              width_mult: float, n_override: int | None, probe: Prober, imgsz: int) -> RowPlan:
+              width_mult: float, n_override: int | None, probe: Prober, imgsz: int, left: int) -> RowPlan:
     def err(text: str) -> ConfigError:
         return ConfigError(cfg.path, text, row=row.index, module=row.module, line=row.line)
 
@@ -255,6 +258,9 @@ def _plan_row(cfg: Config, row: Row, image: ShapeSpec, rows: list[RowPlan], buil
     n = n_override if n_override is not None else scale_repeats(row.repeats, cfg.scale.depth)
     if n > MAX_REPEATS:
         raise err(f"{row.repeats} repeats x depth {cfg.scale.depth} = {n} exceeds {MAX_REPEATS}")
+    if n > left:
+        raise err(f"its {n} repeats bring the model to {MAX_TOTAL_REPEATS - left + n} blocks (repeats summed over "
+                  f"the rows), over the {MAX_TOTAL_REPEATS} a model may have")
     ctx = RowContext(row=row, inputs=inputs, scale=cfg.scale, nc=cfg.nc, family=cfg.family, anchors=cfg.anchors,
                      n=n, built=tuple(built), repeat=spec.repeat, unscaled=unscaled, width_mult=width_mult,
                      scaler=scaler)
@@ -415,6 +421,20 @@ def run_probe(module: nn.Module, feed: Any) -> RowProbe:
                     sum(p.numel() for p in module.parameters()))
 
 
+def _same_shape(x: torch.Tensor) -> torch.Tensor:
+    return torch.empty_like(x)
+
+
+def shape_only_norms(module: nn.Module) -> nn.Module:
+    """A meta module whose batch norms skip their meta kernels (Python decompositions, milliseconds each):
+    their output has their input's shape, so what a probe learns is unchanged, and a row of a thousand
+    blocks is probed in a fraction of the time."""
+    for m in module.modules():
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)):
+            m.forward = _same_shape  # type: ignore[method-assign]  # this instance only (a probe's own copy)
+    return module
+
+
 class ProbeCache:
     """Row probes by signature (bounded, least recently used out first): a row is probed once."""
 
@@ -428,7 +448,7 @@ class ProbeCache:
             self._items.move_to_end(sig)
             return hit
         module, feed = instantiate_row(sig, device="meta")
-        pr = run_probe(module, feed)
+        pr = run_probe(shape_only_norms(module), feed)
         self._items[sig] = pr
         if len(self._items) > self.size:
             self._items.popitem(last=False)

@@ -74,3 +74,29 @@ def test_cli_refuses_with_one_line(tmp_path, capsys) -> None:
     assert cli.main(["profile", "yolov5x", "--imgsz", "8192", "--no-latency"]) == 1  # in bounds, too big at that size
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "over the 8.0 GiB limit" in err[0]
+
+
+def test_the_model_s_total_repeats_are_bounded() -> None:
+    """Each repeat is a block built even on the meta device: a model's repeats are bounded in total, so no
+    config keeps `zoo validate` busy for minutes (the per-row bound alone allows 1000 per row)."""
+    from zoo.limits import MAX_TOTAL_REPEATS
+
+    rows = [[-1, 1, "Conv", [16, 3, 2]]] + [[-1, 100, "C3", [16]] for _ in range(MAX_TOTAL_REPEATS // 100)]
+    cfg = {**WIDE, "backbone": rows, "head": [[[len(rows) - 1], 1, "Detect", ["nc", "anchors"]]]}
+    with pytest.raises(ConfigError, match=rf"row {len(rows) - 1} \(C3\): its 100 repeats bring the model to "
+                                          rf"{MAX_TOTAL_REPEATS + 1} blocks .*, over the {MAX_TOTAL_REPEATS} a model"):
+        plan_config(cfg, imgsz=64)
+    cfg["backbone"][-1][1] = 98  # with the Conv and the Detect rows: exactly at the bound, allowed
+    assert sum(rp.n for rp in plan_config(cfg, imgsz=64).rows) == MAX_TOTAL_REPEATS
+
+
+@pytest.mark.parametrize("name", ["yolov5n", "damo-yolo-t", "rtdetr-l", "yolov8n"])
+def test_probes_with_shape_only_norms_equal_real_meta_probes(name: str) -> None:
+    """The probe's batch-norm shortcut changes nothing a probe learns (shapes, sizes, peak, params)."""
+    from zoo.plan import instantiate_row, run_probe, shape_only_norms
+
+    for rp in plan_config(name, imgsz=128).rows:
+        module, feed = instantiate_row(rp.signature, device="meta")
+        real = run_probe(module, feed)
+        module, feed = instantiate_row(rp.signature, device="meta")
+        assert run_probe(shape_only_norms(module), feed) == real == rp.probe

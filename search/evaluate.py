@@ -241,7 +241,9 @@ def measure_plan(plan: ModelPlan, measure: Measure, budget_ms: float | None, *, 
         return measure_candidate(model, measure, budget_ms, full=full, runs_factor=runs_factor)
     except ConfigError as e:
         raise CandidateError(e.text if e.row is None else f"row {e.row}: {e.text}") from None
-    except (RuntimeError, ValueError, TypeError, MemoryError) as e:
+    except OSError:
+        raise  # the disk or the storage failed, not the candidate
+    except Exception as e:  # noqa: BLE001  build, fold or timing: whatever a module raises is the candidate's
         raise CandidateError(f"cannot time the candidate: {type(e).__name__}: {e}") from None
 
 

@@ -22,7 +22,8 @@ from profiles.rowcosts import CostCache
 from zoo.config import load_config
 from zoo.yamlio import write_config
 
-from .evaluate import Budget, Measure, Scoring, candidate_costs, make_scoring, measure_plan, plan_candidate
+from .evaluate import (Budget, CandidateError, Measure, Scoring, candidate_costs, make_scoring, measure_plan,
+                       plan_candidate)
 from .recovery import failed, finished
 from .settings import SearchSettings
 from .space import SearchSpace, build_space
@@ -127,11 +128,21 @@ def export_best(study: optuna.Study, *, space: SearchSpace, budget: Budget, meas
     trials = study.get_trials(deepcopy=False)
     ranked = feasible_trials(trials)
     top = ranked[:top_k] if budget.latency_ms is not None else ranked[:1]
-    again = [check_candidate(space, t.params, trial=t.number, kind=t.user_attrs.get("kind", "sampled"),
-                             budget=budget, measure=measure, cache=cache, scoring=scoring, factor=factor) for t in top]
+    again, unchecked = [], []
+    for t in top:  # a candidate that fails its re-measurement is not exported (its reason is reported)
+        try:
+            again.append(check_candidate(space, t.params, trial=t.number, kind=t.user_attrs.get("kind", "sampled"),
+                                         budget=budget, measure=measure, cache=cache, scoring=scoring, factor=factor))
+        except CandidateError as e:
+            unchecked.append(f"trial {t.number} could not be re-measured: {e}")
     best = next((c for c in sorted(again, key=lambda c: c.score, reverse=True) if c.meets_budget), None)
-    base_c = check_candidate(space, space.uniform_params(1.0), trial=None, kind="base", budget=budget,
-                             measure=measure, cache=cache, scoring=scoring, factor=factor)
+    try:
+        base_c: Candidate | None = check_candidate(space, space.uniform_params(1.0), trial=None, kind="base",
+                                                   budget=budget, measure=measure, cache=cache, scoring=scoring,
+                                                   factor=factor)
+    except CandidateError as e:
+        base_c = None
+        unchecked.append(f"the base could not be re-measured: {e}")
     files = []
     if best is not None:
         study.set_user_attr("zoo:best_trial", best.trial)
@@ -140,16 +151,16 @@ def export_best(study: optuna.Study, *, space: SearchSpace, budget: Budget, meas
                                          f"score {best.score:.2f}\n{EXPLICIT}"))
     done = finished(trials)
     by_number = {t.number: t for t in trials}
-    searched = [c for c in again] + ([base_c] if base_trial(trials) is not None else [])
+    searched = again + ([base_c] if base_c is not None and base_trial(trials) is not None else [])
     run_cv = run_to_run_cv(searched, by_number, base_trial(trials)) if budget.latency_ms is not None else None
     closest = closest_trials(trials, budget)
-    notes = reliability_warnings(load, run_cv)
+    notes = unchecked + reliability_warnings(load, run_cv)
     report = {
         "study": study.study_name, "storage": storage,
         "budget_ms": budget.latency_ms, "budgets": budget.as_dict(),
         "imgsz": measure.imgsz, "threads": measure.threads, "device": measure.device, "deploy": measure.deploy,
         "objective": scoring.as_dict(), "scope": space.settings.scope,
-        "base": base_c.as_dict(), "best": best.as_dict() if best else None,
+        "base": base_c.as_dict() if base_c else None, "best": best.as_dict() if best else None,
         "remeasured": [c.as_dict() for c in again],
         "n_trials": len(done), "n_feasible": len(ranked), "n_failed": len(failed(trials)),
         "interrupted": interrupted, "closest": closest, "load": dict(load) if load else None,

@@ -390,3 +390,45 @@ def test_unwritable_paths_are_refused_before_any_trial(setup, capsys, flag) -> N
     assert len(err) == 1 and err[0].startswith(f"error: {shown} {blocker}/sub") and "is not writable: Not a " \
                                                                                       "directory" in err[0]
     assert not setup["journal"].exists() or flag == "--storage"
+
+
+def _raising(exc: BaseException, real: Callable[..., Any] | None = None) -> Callable[..., Any]:
+    def boom(*args: Any, **kw: Any) -> Any:
+        if real is not None and kw.get("device") == "meta":  # validation's meta builds still work
+            return real(*args, **kw)
+        raise exc
+    return boom
+
+
+@pytest.mark.parametrize(("step", "target", "exc", "reason"), [
+    ("build", "zoo.builder.build_from_plan", MemoryError("boom-build"), "cannot time the candidate: MemoryError: boom-build"),
+    ("fold", "zoo.deploy.deploy", AssertionError("boom-fold"), "cannot time the candidate: AssertionError: boom-fold"),
+    ("count", "search.evaluate.candidate_costs", ZeroDivisionError("boom-count"), "ZeroDivisionError: boom-count"),
+    ("latency", "search.evaluate.measure_candidate", IndexError("boom-latency"),
+     "cannot time the candidate: IndexError: boom-latency"),
+    ("lookup", "search.worker.evaluate", LookupError("boom-lut"), "LookupError: boom-lut"),  # any other step (a LUT)
+])
+def test_a_failing_step_is_a_failed_trial_with_its_reason(tmp_path: Path, monkeypatch, step, target, exc,
+                                                          reason) -> None:
+    """Whatever step of a candidate raises whatever: the trial fails with the reason, the study goes on to
+    exactly --trials trials, the export still happens."""
+    import importlib
+
+    from search import Measure
+
+    module, name = target.rsplit(".", 1)
+    real = getattr(importlib.import_module(module), name)
+    monkeypatch.setattr(importlib.import_module(module), name, _raising(exc, real if step == "build" else None))
+    cfg = {**TINY, "backbone": TINY["backbone"][:-1], "head": [[[4, 6], 1, "Detect", ["nc", "anchors"]]]}
+    opts = SearchOptions(budget=Budget(latency_ms=5000.0), settings=SearchSettings(widths=[0.5, 1.0]), trials=3,
+                         measure=Measure(imgsz=64, runs=2, warmup_runs=1, warmup_s=0.0, deploy=step == "fold"),
+                         storage=str(tmp_path / "j.log"), study_name="s", out=str(tmp_path / "o"), top_k=1,
+                         remeasure_factor=1, max_uniform=1)
+    r = run_search(cfg, opts)
+    trials = trials_of(tmp_path / "j.log", "s")
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert len(counted(trials)) == 3 and r.n_failed == len(failed) > 0 and r.best is None
+    assert [t.user_attrs["fail_reason"] for t in failed] == [reason] * len(failed)
+    for t in trials:  # the others never reached the step: over a cheap budget, so never timed
+        assert t.state == TrialState.FAIL or (t.user_attrs["latency_ms"] is None and not t.user_attrs["feasible"])
+    assert (tmp_path / "o" / "report.json").exists()

@@ -1,31 +1,32 @@
 """`run_search`: create or resume a study, run its missing trials (here or in N processes), export.
 
-A new study records what it searches (the base config, its scale, the settings, budgets, measurement,
-objectives and sampler) and enqueues the base and the uniform scalings that meet the cheap budgets;
-the record that says "initialised" is written last, so an interrupted start is completed on resume.
+A new study records what it searches (search.record) and enqueues the base and the uniform scalings
+that meet the cheap budgets; the record that says "initialised" is written last, so an interrupted
+start is completed on resume. A resumed study must have been made with the same settings. The options,
+the storage and the output folder are checked before any work; a worker that dies has its trial
+retried in the same run; the caller hears what happens through events (search.events).
 """
 from __future__ import annotations
 
-import json
 import multiprocessing as mp
 import os
 import signal
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 import optuna
 
 from profiles.rowcosts import CostCache
-from zoo.config import Config, config_to_mapping, load_config
+from zoo.config import Config, load_config
+from zoo.errors import ConfigError
 
-from zoo.errors import ConfigError, printable
-
-from .evaluate import Budget, CandidateError, Measure, Scoring, evaluate, make_scoring
+from .evaluate import CandidateError, Measure, Scoring, evaluate, make_scoring
 from .events import Finishing, StudyOpened, WorkerLost
 from .export import SearchResult, export_best
 from .objectives import get_objective
+from .record import check_record, default_study_name, study_record
 from .recovery import STALE, Retried, counted, finished, recover
 from .samplers import directions
 from .space import SearchSpace, build_space
@@ -37,18 +38,6 @@ Event = Any  # search.events: StudyOpened | WorkerLost | Finishing
 
 INITIALISED = "zoo:initialised"
 MAX_ROUNDS = 100  # rounds of trials in one run: a round after the first only retries a dead worker's trials
-BUDGET_TAGS = (("latency_ms", "ms"), ("gflops", "gflops"), ("params_m", "mparams"), ("max_layers", "layers"))
-
-
-def default_study_name(cfg: Config, imgsz: int, budget: Budget, *, objective: str = "feature_entropy",
-                       sampler: str = "nsga2", objectives: tuple[str, ...] = ("score",), deploy: bool = False) -> str:
-    """`<config>-<imgsz>-<every budget>-<objective>-<sampler>[-pareto][-deploy]`, e.g.
-    `yolov5s-320-40ms-5gflops-feature_entropy-nsga2`: searches that differ in any of these never share a
-    study by default (other differences are caught by comparing the study's record)."""
-    b = budget.as_dict()
-    tags = [f"{b[k]:g}{unit}" for k, unit in BUDGET_TAGS if b[k] is not None]
-    extra = (["pareto"] if "latency" in objectives else []) + (["deploy"] if deploy else [])
-    return "-".join([Path(cfg.name).stem, str(imgsz), *tags, objective, sampler, *extra])
 
 
 @dataclass(frozen=True)
@@ -61,89 +50,6 @@ class RunInfo:
     requeued: tuple[int, ...]
     resumed: bool
     scoring: Scoring
-
-
-def study_record(cfg: Config, options: SearchOptions) -> dict[str, Any]:
-    """What a study says it is (its user attrs): enough to rebuild its space and export any trial."""
-    return {"zoo:config": config_to_mapping(cfg), "zoo:scale": cfg.scale.name, "zoo:name": cfg.name,
-            "zoo:settings": options.settings.as_dict(), "zoo:budget": options.budget.as_dict(),
-            "zoo:measure": options.measure.as_dict(), "zoo:objectives": list(options.objectives),
-            "zoo:sampler": options.sampler}
-
-
-# what a resumed study must agree on: (record key, sub-key or None, parameter, command-line flag)
-COMPARED = (("zoo:config", None, "config", "the base config"), ("zoo:scale", None, "scale", "--scale"),
-            ("zoo:settings", None, "settings", "the search space (search: block, --space, --stage-weights, "
-                                               "--scope, --objective)"),
-            ("zoo:budget", "latency_ms", "latency_ms", "--budget-ms"), ("zoo:budget", "gflops", "gflops", "--budget-gflops"),
-            ("zoo:budget", "params_m", "params_m", "--budget-params"),
-            ("zoo:budget", "max_layers", "max_layers", "--max-layers"),
-            ("zoo:objectives", None, "objectives", "--objectives"), ("zoo:sampler", None, "sampler", "--sampler"),
-            ("zoo:measure", "imgsz", "imgsz", "--imgsz"), ("zoo:measure", "device", "device", "--device"),
-            ("zoo:measure", "threads", "threads", "--threads"), ("zoo:measure", "deploy", "deploy", "--deploy"))
-
-
-@dataclass(frozen=True)
-class Difference:
-    param: str  # the API's name (SearchOptions field or Budget/Measure key)
-    flag: str  # the command line's
-    study: Any  # None: a whole part (config, settings) differs
-    run: Any
-
-    def text(self, name: str) -> str:
-        if self.study is None and self.run is None:
-            return name
-        return f"{name} {_shown(self.study)} (this run: {_shown(self.run)})"
-
-
-def record_differences(stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[Difference]:
-    """Every compared part of a study record that differs from this run's (parts a stored record lacks
-    are not compared)."""
-    def norm(v: Any) -> Any:
-        return json.loads(json.dumps(v, sort_keys=True, default=str))
-
-    out = []
-    for key, sub, param, flag in COMPARED:
-        if key not in stored:
-            continue
-        old, new = stored[key], wanted[key]
-        if sub is not None:
-            if not isinstance(old, Mapping) or sub not in old:
-                continue
-            old, new = old[sub], new[sub]
-        if norm(old) != norm(new):
-            whole = key in ("zoo:config", "zoo:settings")
-            out.append(Difference(param, flag, None if whole else old, None if whole else new))
-    return out
-
-
-def _shown(v: Any) -> str:
-    return ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
-
-
-class StudyMismatch(ConfigError):
-    """A study exists under this name with other settings: resuming it would mix two searches."""
-
-    def __init__(self, where: str, study: str, diffs: list[Difference]) -> None:
-        self.study, self.diffs = study, diffs
-        super().__init__(where, self._text(cli=False))
-
-    def _text(self, *, cli: bool) -> str:
-        parts = "; ".join(d.text(d.flag if cli else d.param) for d in self.diffs)
-        name = "--study-name" if cli else "study_name"
-        return (f"study {self.study!r} was made with other settings: {parts}; run with the study's settings to "
-                f"resume it, or choose another {name}")
-
-    @property
-    def cli_message(self) -> str:
-        return printable(f"{self.where}: {self._text(cli=True)}")
-
-
-def check_record(study: optuna.Study, cfg: Config, options: SearchOptions, where: str) -> None:
-    """Refuse (StudyMismatch) to resume a study made with other settings, naming each difference."""
-    diffs = record_differences(study.user_attrs, study_record(cfg, options))
-    if diffs:
-        raise StudyMismatch(where, study.study_name, diffs)
 
 
 def output_folder(options: SearchOptions, storage: str, study_name: str) -> Path:
@@ -385,5 +291,5 @@ def run_load(start: tuple[float, ...] | None, end: tuple[float, ...] | None) -> 
             "cores": cores}
 
 
-__all__ = ["Difference", "INITIALISED", "RunInfo", "StudyMismatch", "check_measure", "check_record", "default_study_name", "initialise",
-           "output_folder", "record_differences", "run_search", "run_study", "study_record"]
+__all__ = ["INITIALISED", "RunInfo", "check_measure", "default_study_name", "initialise", "output_folder",
+           "run_search", "run_study", "study_record"]

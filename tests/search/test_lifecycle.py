@@ -116,8 +116,8 @@ def test_one_failure_count_in_progress_table_and_report(tmp_path: Path, picky, c
     n = len(failed(trials))
     assert rc == 0 and 0 < n < 6, [t.user_attrs.get("fail_reason") for t in trials]
     progress = [ln for ln in captured.err.splitlines() if ln.startswith("search: ")]
-    assert progress[-1].startswith(f"search: 6/6, ") and f", {n} failed" in progress[-1]
-    assert f"6 trials, " in captured.out and f", {n} failed" in captured.out.splitlines()[0]
+    assert progress[-1].startswith("search: 6/6, ") and f", {n} failed" in progress[-1]
+    assert "6 trials, " in captured.out and f", {n} failed" in captured.out.splitlines()[0]
     assert json.loads((out / "report.json").read_text())["n_failed"] == n
     assert all(t.user_attrs["fail_reason"] for t in trials if t.state == TrialState.FAIL)
 

@@ -19,7 +19,6 @@ bench/results/objective_validity.{json,md}. Usage: python bench/objective_validi
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import sys

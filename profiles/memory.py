@@ -1,11 +1,8 @@
 """Parameter bytes and peak activation bytes: an estimate from the row plan on CPU, the allocator's
 peak on CUDA.
 
-The estimate walks the plan's rows in order: at each row, what is alive is the input image, the older
-row outputs the routing keeps for later rows, the previous row's output, and inside the row the larger
-of its input plus output and its largest single op's input plus output (learnt by the plan's probe).
-Temporaries below module level (e.g. an inline add) are not seen, so it is a lower bound of the
-allocator's peak. Sizes scale with the batch and the dtype's element size.
+The estimate is the plan's row walk (zoo.plan.activation_peak, which the builder's allocation guard
+uses too): a lower bound of the allocator's peak. Sizes scale with the batch and the dtype's element size.
 """
 from __future__ import annotations
 
@@ -15,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from zoo.plan import ModelPlan
+from zoo.plan import ModelPlan, activation_peak
 
 
 @dataclass(frozen=True)
@@ -27,25 +24,7 @@ class PlanPeak:
 
 
 def plan_peak(plan: ModelPlan) -> PlanPeak:
-    image = plan.image_numel
-    kept = 0
-    prev_row, prev_numel = -1, 0
-    peak, peak_row = 0, None
-    outs: dict[int, int] = {}
-    for rp in plan.rows:
-        i = rp.index
-        inp = sum(image if s < 0 else outs[s] for s in rp.row.sources)
-        out = rp.probe.out_numel
-        prev_alive = prev_numel if prev_row not in plan.save else 0
-        live = image + kept + prev_alive
-        row_peak = live + max(rp.probe.peak_numel, inp + out)
-        if row_peak > peak:
-            peak, peak_row = row_peak, i
-        outs[i] = out
-        if i in plan.save:
-            kept += out
-        prev_row, prev_numel = i, out
-    return PlanPeak(peak, peak_row)
+    return PlanPeak(*activation_peak(plan))
 
 
 @dataclass(frozen=True)

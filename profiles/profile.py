@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 from torch import nn
 
-from zoo.builder import DEFAULT_IMGSZ, build_model
+from zoo.builder import DEFAULT_IMGSZ, build_model, check_plan_allocation
 from zoo.config import Config, load_config
 from zoo.errors import ConfigError, OptionError
 from zoo.graph import ZooModel
@@ -240,6 +240,7 @@ def profile_model(model_or_cfg: nn.Module | Config | str | Path | Mapping[str, A
     source = model.config.path
     check_stride_multiple(model, source, imgsz)
     plan = _plan_at(model, imgsz)
+    check_plan_allocation(plan, batch=batch)  # before the batch of inputs and its activations exist
     stage("shape lint")
     lint = lint_model(model)  # on the config as built: deploy folds blocks but keeps what the config meant
     net = copy.deepcopy(model) if (deploy or isinstance(model_or_cfg, nn.Module)) else model

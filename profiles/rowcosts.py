@@ -255,7 +255,7 @@ class RowCostModel:
         feed = example_inputs(sig, device="meta")
         train = meta_pass(module, feed)
         shape = tuple(int(d) for d in train.out.shape) if isinstance(train.out, torch.Tensor) else None
-        probe = RowProbe(shape, numel(train.out), train.peak_numel)
+        probe = RowProbe(shape, numel(train.out), train.peak_numel, sum(p.numel() for p in module.parameters()))
         with torch.device("meta"):
             folded = deploy(copy.deepcopy(module))
         if form == "train":
@@ -339,7 +339,8 @@ class CostCache:
             try:
                 cost = RowCost.from_json(stored["cost"])
                 p = stored["probe"]
-                probe = RowProbe(tuple(p[0]) if p[0] is not None else None, int(p[1]), int(p[2]))
+                probe = RowProbe(tuple(p[0]) if p[0] is not None else None, int(p[1]), int(p[2]),
+                                 int(p[3]) if len(p) > 3 else None)
             except (ValueError, KeyError, TypeError, IndexError):
                 stored = None
             else:
@@ -357,7 +358,7 @@ class CostCache:
     def _append(self, key: str, form: str, cost: RowCost, probe: RowProbe) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
         rec = {"key": key, "form": form, "cost": cost.to_json(),
-               "probe": [probe.out_shape, probe.out_numel, probe.peak_numel]}
+               "probe": [probe.out_shape, probe.out_numel, probe.peak_numel, probe.params]}
         line = json.dumps(rec, separators=(",", ":")) + "\n"
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)  # one write per line
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -23,14 +24,22 @@ from profiles.rowcosts import CostCache
 from zoo.config import load_config
 from zoo.yamlio import write_config
 
-from .evaluate import Budget, Measure, Scoring, candidate_costs, make_scoring, plan_candidate, price_plan
+from .evaluate import (Budget, CandidateError, Measure, Scoring, candidate_costs, make_scoring, plan_candidate,
+                       price_plan)
 from .objectives import validity_report
+from .recovery import failed, finished
 from .settings import SearchSettings
 from .space import SearchSpace, build_space
 
 
 EXPLICIT = "explicit channels and repeats (multiples 1.0): rebuilds to the searched model"
 HYBRID_REACH = 3  # hybrid: re-measure up to this many times top_k candidates to find one within budget
+RUN_CV_WARN = 0.10  # run-to-run variation of one candidate's median latency above which latencies are unreliable
+# a trial's recorded value of each budget (report.json's `closest`, the plot's x axis when there is no latency)
+BUDGET_VALUES = (("latency_ms", "latency (ms, median)", lambda u: (u.get("latency_ms") or {}).get("median")),
+                 ("params_m", "params (M)", lambda u: u["params"] / 1e6 if u.get("params") is not None else None),
+                 ("gflops", "GFLOPs", lambda u: u.get("gflops")),
+                 ("max_layers", "layers (deploy convs)", lambda u: u.get("layers")))
 
 
 class ExportError(Exception):
@@ -73,6 +82,8 @@ class SearchResult:
     interrupted: bool
     files: tuple[str, ...] = ()
     report: Mapping[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()  # what makes the result less trustworthy (load, latency variation)
+    closest: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # per budget: the trial nearest it
 
 
 def trial_score(t: FrozenTrial) -> float:
@@ -108,8 +119,12 @@ def check_candidate(space: SearchSpace, params: Mapping[str, int], *, trial: int
 
 def export_best(study: optuna.Study, *, space: SearchSpace, budget: Budget, measure: Measure, out: str | Path,
                 scoring: Scoring | None = None, top_k: int = 5, factor: int = 3, storage: str = "",
-                interrupted: bool = False, cache: CostCache | None = None) -> SearchResult:
-    """Check the top feasible trials (re-measured under a latency budget) and the base; write the files."""
+                interrupted: bool = False, cache: CostCache | None = None,
+                load: Mapping[str, Any] | None = None) -> SearchResult:
+    """Check the top feasible trials (re-measured under a latency budget) and the base; write the files.
+
+    report.json also records the run's load (`load`), the run-to-run variation of the re-measured
+    candidates' latency, and per budget the trial closest to it (the fastest, the smallest)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cache = cache or CostCache(form=measure.form)
@@ -117,24 +132,42 @@ def export_best(study: optuna.Study, *, space: SearchSpace, budget: Budget, meas
     trials = study.get_trials(deepcopy=False)
     ranked = feasible_trials(trials)
     top = ranked[:top_k] if budget.latency_ms is not None else ranked[:1]
-    again = [check_candidate(space, t.params, trial=t.number, kind=t.user_attrs.get("kind", "sampled"),
-                             budget=budget, measure=measure, cache=cache, scoring=scoring, factor=factor) for t in top]
+    again, unchecked = [], []
+
+    def remeasure(t: Any) -> None:  # a candidate that fails its re-measurement is not exported (reason reported)
+        try:
+            again.append(check_candidate(space, t.params, trial=t.number, kind=t.user_attrs.get("kind", "sampled"),
+                                         budget=budget, measure=measure, cache=cache, scoring=scoring, factor=factor))
+        except CandidateError as e:
+            unchecked.append(f"trial {t.number} could not be re-measured: {e}")
+
+    for t in top:
+        remeasure(t)
     if budget.latency_ms is not None and measure.latency == "hybrid":
         for t in ranked[len(top):HYBRID_REACH * top_k]:  # predicted feasible, but none of the top truly is
             if any(c.meets_budget for c in again):
                 break
-            again.append(check_candidate(space, t.params, trial=t.number, kind=t.user_attrs.get("kind", "sampled"),
-                                         budget=budget, measure=measure, cache=cache, scoring=scoring, factor=factor))
+            remeasure(t)
     best = next((c for c in sorted(again, key=lambda c: c.score, reverse=True) if c.meets_budget), None)
-    base_c = check_candidate(space, space.uniform_params(1.0), trial=None, kind="base", budget=budget,
-                             measure=measure, cache=cache, scoring=scoring, factor=factor)
+    try:
+        base_c: Candidate | None = check_candidate(space, space.uniform_params(1.0), trial=None, kind="base",
+                                                   budget=budget, measure=measure, cache=cache, scoring=scoring,
+                                                   factor=factor)
+    except CandidateError as e:
+        base_c = None
+        unchecked.append(f"the base could not be re-measured: {e}")
     files = []
     if best is not None:
         study.set_user_attr("zoo:best_trial", best.trial)
         files.append(write_config(best.config, out / "best.yaml",
                                   header=f"zoo search: study {study.study_name}, trial {best.trial}, "
                                          f"score {best.score:.2f}\n{EXPLICIT}"))
-    done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.FAIL)]
+    done = finished(trials)
+    by_number = {t.number: t for t in trials}
+    searched = again + ([base_c] if base_c is not None and base_trial(trials) is not None else [])
+    run_cv = run_to_run_cv(searched, by_number, base_trial(trials)) if budget.latency_ms is not None else None
+    closest = closest_trials(trials, budget)
+    notes = unchecked + reliability_warnings(load, run_cv)
     report = {
         "study": study.study_name, "storage": storage,
         "budget_ms": budget.latency_ms, "budgets": budget.as_dict(),
@@ -143,48 +176,120 @@ def export_best(study: optuna.Study, *, space: SearchSpace, budget: Budget, meas
                     "final_check": "table" if measure.latency == "lut" else f"measured on {measure.backend}"},
         "objective": {**scoring.as_dict(), "validity": validity_report(scoring.objective.name)},
         "scope": space.settings.scope,
-        "base": base_c.as_dict(), "best": best.as_dict() if best else None,
+        "base": base_c.as_dict() if base_c else None, "best": best.as_dict() if best else None,
         "remeasured": [c.as_dict() for c in again],
-        "n_trials": len(done), "n_feasible": len(ranked),
-        "n_failed": sum(1 for t in trials if t.state == TrialState.FAIL and "fail_reason" in t.user_attrs),
-        "interrupted": interrupted,
+        "n_trials": len(done), "n_feasible": len(ranked), "n_failed": len(failed(trials)),
+        "interrupted": interrupted, "closest": closest, "load": dict(load) if load else None,
+        "latency_run_to_run_cv": run_cv, "warnings": notes,
     }
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     files.append(str(out / "report.json"))
     files.append(write_trials_csv(trials, out / "trials.csv"))
-    png = write_pareto(trials, out / "pareto.png", budget_ms=budget.latency_ms, base=base_c, best=best)
+    png = write_pareto(trials, out / "pareto.png", budget=budget, base=base_c, best=best)
     if png:
         files.append(png)
     return SearchResult(study.study_name, storage, str(out), budget, base_c, best, tuple(again), len(done),
-                        len(ranked), report["n_failed"], interrupted, tuple(files), report)
+                        len(ranked), report["n_failed"], interrupted, tuple(files), report, tuple(notes), closest)
+
+
+def base_trial(trials: Sequence[FrozenTrial]) -> FrozenTrial | None:
+    """The study's completed trial of the base config (enqueued first), if any."""
+    return next((t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs.get("kind") == "base"), None)
+
+
+def run_to_run_cv(cands: Sequence[Candidate], trials: Mapping[int, FrozenTrial],
+                  base: FrozenTrial | None) -> float | None:
+    """The largest coefficient of variation between a candidate's median latency in its trial and at its
+    re-measurement: the same model timed twice should agree; None when nothing was timed twice."""
+    cvs = []
+    for c in cands:
+        t = base if c.kind == "base" and c.trial is None else trials.get(c.trial) if c.trial is not None else None
+        first = ((t.user_attrs.get("latency_ms") or {}).get("median") if t is not None else None)
+        again = c.latency_ms["median"] if c.latency_ms else None
+        if first and again and not (t.user_attrs.get("screened")):
+            pair = [float(first), float(again)]
+            cvs.append(statistics.stdev(pair) / statistics.fmean(pair))
+    return round(max(cvs), 4) if cvs else None
+
+
+def closest_trials(trials: Sequence[FrozenTrial], budget: Budget) -> dict[str, dict[str, Any]]:
+    """Per budget given, the completed trial with the lowest recorded value (the fastest, the smallest):
+    what tells a user whether a budget could be met at all."""
+    out = {}
+    limits = budget.as_dict()
+    for key, _, value_of in BUDGET_VALUES:
+        if limits[key] is None:
+            continue
+        seen = [(value_of(t.user_attrs), t.number) for t in trials if t.state == TrialState.COMPLETE]
+        seen = [(v, n) for v, n in seen if v is not None]
+        if seen:
+            v, n = min(seen)
+            out[key] = {"trial": n, "value": v, "limit": limits[key]}
+    return out
+
+
+def reliability_warnings(load: Mapping[str, Any] | None, run_cv: float | None) -> list[str]:
+    """Why latencies of this run may not be trusted: the load above the cores, a large run-to-run CV."""
+    notes = []
+    if load:
+        worst = max((a[0] for a in (load.get("loadavg_start"), load.get("loadavg_end")) if a), default=None)
+        if worst is not None and worst > load["cores"]:
+            notes.append(f"load average {worst:.1f} exceeded the {load['cores']} cores available during the "
+                         f"search: latencies were measured on a busy machine")
+    if run_cv is not None and run_cv > RUN_CV_WARN:
+        notes.append(f"the same candidates timed twice differed by a CV of {run_cv:.0%} (over {RUN_CV_WARN:.0%}): "
+                     f"latency budgets may be met or missed by chance; rerun on a quiet machine")
+    return notes
 
 
 def write_trials_csv(trials: Sequence[FrozenTrial], path: Path) -> str:
+    """One row per trial: its results, and for each parameter the choice index (`params_<name>`, as
+    Optuna's trials_dataframe() names it) beside the real value (`<name>`: the width multiple or the
+    repeats, from the trial's `choices` user attr)."""
     names = sorted({k for t in trials for k in t.params})
     cols = ["number", "state", "kind", "score", "latency_median_ms", "latency_p90_ms", "params", "gflops", "layers",
-            "feasible", "violated", "screened", "fail_reason", "retry_of", *names]
+            "feasible", "violated", "screened", "fail_reason", "retry_of"]
+    for n in names:
+        cols += [f"params_{n}", n]
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(cols)
         for t in trials:
             u = t.user_attrs
             lat = u.get("latency_ms") or {}
-            w.writerow([t.number, t.state.name, u.get("kind", "sampled"), u.get("score"), lat.get("median"),
-                        lat.get("p90"), u.get("params"), u.get("gflops"), u.get("layers"), u.get("feasible"),
-                        u.get("violated"), u.get("screened"), u.get("fail_reason") or t.system_attrs.get("zoo:stale"),
-                        u.get("retry_of"), *(t.params.get(n) for n in names)])
+            choices = u.get("choices") or {}
+            row = [t.number, t.state.name, u.get("kind", "sampled"), u.get("score"), lat.get("median"),
+                   lat.get("p90"), u.get("params"), u.get("gflops"), u.get("layers"), u.get("feasible"),
+                   u.get("violated"), u.get("screened"), u.get("fail_reason") or t.system_attrs.get("zoo:stale"),
+                   u.get("retry_of")]
+            for n in names:
+                row += [t.params.get(n), choices.get(n)]
+            w.writerow(row)
     return str(path)
 
 
-def write_pareto(trials: Sequence[FrozenTrial], path: Path, *, budget_ms: float | None, base: Candidate | None,
+def plot_axis(budget: Budget) -> tuple[str, str, Any, float | None]:
+    """(budget key, label, value of a trial's user attrs, limit) of the plot's x axis: the latency when
+    there is a latency budget, else the first of params, GFLOPs and layers that is budgeted."""
+    limits = budget.as_dict()
+    for key, label, value_of in BUDGET_VALUES:
+        if limits[key] is not None:
+            return key, label, value_of, limits[key]
+    return BUDGET_VALUES[2][0], BUDGET_VALUES[2][1], BUDGET_VALUES[2][2], None
+
+
+def write_pareto(trials: Sequence[FrozenTrial], path: Path, *, budget: Budget, base: Candidate | None,
                  best: Candidate | None) -> str | None:
-    """Score vs latency of every measured trial, the budget line, the feasible front, base and best."""
+    """Score vs the budgeted quantity (latency, else params, GFLOPs or layers) of every completed trial,
+    the budget line, the feasible front, base and best."""
     try:
         from matplotlib.figure import Figure
     except ImportError:  # the `plot` extra is optional
         return None
-    pts = [(t.user_attrs["latency_ms"]["median"], t.user_attrs["score"], bool(t.user_attrs.get("feasible")))
-           for t in trials if t.state == TrialState.COMPLETE and t.user_attrs.get("latency_ms")]
+    key, label, value_of, limit = plot_axis(budget)
+    pts = [(value_of(t.user_attrs), t.user_attrs["score"], bool(t.user_attrs.get("feasible")))
+           for t in trials if t.state == TrialState.COMPLETE and "score" in t.user_attrs]
+    pts = [p for p in pts if p[0] is not None]
     fig = Figure(figsize=(7, 4.5))
     ax = fig.subplots()
     for ok, color, label in ((True, "tab:blue", "feasible"), (False, "0.7", "over a budget")):
@@ -199,19 +304,26 @@ def write_pareto(trials: Sequence[FrozenTrial], path: Path, *, budget_ms: float 
             top = y
     if front:
         ax.step([p[0] for p in front], [p[1] for p in front], where="post", c="tab:blue", lw=0.8)
-    if budget_ms is not None:
-        ax.axvline(budget_ms, c="tab:red", ls="--", lw=1, label=f"budget {budget_ms:g} ms")
-    for cand, marker, color, label in ((base, "*", "tab:orange", "base"), (best, "D", "tab:green", "best")):
-        if cand is not None and cand.latency_ms:
-            ax.scatter([cand.latency_ms["median"]], [cand.score], marker=marker, s=120, c=color, label=label,
-                       edgecolors="k", zorder=3)
-    ax.set_xlabel("latency (ms, median)")
+    if limit is not None:
+        ax.axvline(limit, c="tab:red", ls="--", lw=1, label=f"budget {limit:g}")
+    for cand, marker, color, name in ((base, "*", "tab:orange", "base"), (best, "D", "tab:green", "best")):
+        x = candidate_value(cand, key) if cand is not None else None
+        if x is not None:
+            ax.scatter([x], [cand.score], marker=marker, s=120, c=color, label=name, edgecolors="k", zorder=3)
+    ax.set_xlabel(label)
     ax.set_ylabel("score")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return str(path)
+
+
+def candidate_value(c: Candidate, key: str) -> float | None:
+    """A checked candidate's value of one budget key."""
+    if key == "latency_ms":
+        return c.latency_ms["median"] if c.latency_ms else None
+    return {"params_m": c.params / 1e6, "gflops": c.gflops, "max_layers": c.layers}[key]
 
 
 def study_space(study: optuna.Study) -> SearchSpace:
@@ -233,14 +345,52 @@ def _int_keys(depths: Any) -> Any:
     return {int(k): v for k, v in depths.items()} if isinstance(depths, dict) else depths
 
 
-def export_trial(storage: str, study_name: str, *, trial: int | None = None, out: str | Path) -> tuple[int, str]:
-    """Write one trial's explicit config (default: the study's exported best, else its best feasible)."""
-    from .storage import open_storage, resolve_storage
+@dataclass(frozen=True)
+class ExportedTrial:
+    """What `export_trial` wrote, and the study's budgets the trial breaks (empty: it meets them all)."""
 
+    trial: int
+    path: str
+    violations: Mapping[str, float] = field(default_factory=dict)  # budget -> (value - limit) / limit
+
+
+WHERE_STUDIES = ("`zoo search` keeps a study's journal in runs/search/<study>/journal.log, or in its -o folder; "
+                 "pass that file or folder")
+
+
+def open_study(storage: str, study_name: str) -> optuna.Study:
+    """Load an existing study, creating nothing: a missing journal, SQLite file or study is an ExportError
+    that says where studies live (and which studies the storage holds)."""
+    from .storage import StorageError, is_url, open_storage, resolve_storage
+
+    where = resolve_storage(storage, study_name)
     try:
-        study = optuna.load_study(study_name=study_name, storage=open_storage(resolve_storage(storage, study_name)))
+        st = open_storage(where, create=False)
+    except FileNotFoundError:
+        raise ExportError(f"no study storage at {where}; {WHERE_STUDIES}") from None
+    except StorageError as e:
+        raise ExportError(e.text) from None
+    try:
+        return optuna.load_study(study_name=study_name, storage=st)
     except KeyError:
-        raise ExportError(f"no study named {study_name!r} in {storage}") from None
+        pass
+    except Exception as e:  # noqa: BLE001  an RDB without Optuna's tables: no study there either
+        from .storage import failure_text, storage_failure
+
+        if not storage_failure(e):
+            raise
+        raise ExportError(f"cannot read studies from {where} ({failure_text(e)})") from None
+    names = sorted(s.study_name for s in st.get_all_studies())
+    known = f"; it holds {', '.join(names)}" if names else "; it holds no study"
+    raise ExportError(f"no study named {study_name!r} in {where}{known}" + ("" if is_url(where) or names
+                                                                             else f"; {WHERE_STUDIES}"))
+
+
+def export_trial(storage: str, study_name: str, *, trial: int | None = None, out: str | Path) -> ExportedTrial:
+    """Write one trial's explicit config (default: the study's exported best, else its best feasible).
+
+    Nothing is created when the look-up fails. The result names the study's budgets the trial breaks."""
+    study = open_study(storage, study_name)
     trials = study.get_trials(deepcopy=False)
     if trial is None:
         trial = study.user_attrs.get("zoo:best_trial")
@@ -257,4 +407,6 @@ def export_trial(storage: str, study_name: str, *, trial: int | None = None, out
         raise ExportError(f"trial {trial} did not complete ({chosen.state.name}{': ' + reason if reason else ''})")
     config = study_space(study).resolve(chosen.params)
     path = write_config(config, out, header=f"zoo export: study {study_name}, trial {trial}\n{EXPLICIT}")
-    return trial, path
+    broken = {k[len("constraints:"):]: float(v) for k, v in chosen.system_attrs.items()
+              if k.startswith("constraints:") and float(v) > 0}
+    return ExportedTrial(trial, path, broken)

@@ -89,7 +89,9 @@ class MeasuredLatency:
                                         warmup_s=self.warmup_s * runs_factor)), False
         except ConfigError as e:
             raise PricingError(e.text if e.row is None else f"row {e.row}: {e.text}") from None
-        except (RuntimeError, ValueError, TypeError, MemoryError) as e:
+        except OSError:
+            raise  # the disk or the storage failed, not the candidate
+        except Exception as e:  # noqa: BLE001  build, fold or timing: whatever a module raises is the candidate's
             raise PricingError(f"cannot time the candidate: {type(e).__name__}: {e}") from None
 
 

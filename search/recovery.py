@@ -11,6 +11,7 @@ import os
 import socket
 import threading
 import time
+from dataclasses import dataclass
 from typing import Sequence
 
 import optuna
@@ -44,6 +45,26 @@ def counted(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
     return out
 
 
+def finished(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+    """Counted trials that are over (done or failed): the "N of M trials done" of progress and reports."""
+    return [t for t in counted(trials) if t.state != TrialState.RUNNING]
+
+
+def failed(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+    """Failed candidates (counted FAIL trials): the one failure count of progress, table and report.json."""
+    return [t for t in counted(trials) if t.state == TrialState.FAIL]
+
+
+@dataclass(frozen=True)
+class Retried:
+    """A trial failed because its worker was gone (or Ctrl-C stopped it) and enqueued again."""
+
+    number: int
+    reason: str | None  # why its worker was judged gone; None for an interrupted trial
+    host: str | None = None
+    pid: int | None = None
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -73,9 +94,9 @@ def stale_reason(t: FrozenTrial, *, host: str, now: float) -> str | None:
     return None
 
 
-def recover(storage: BaseStorage, study: optuna.Study, *, now: float | None = None) -> list[int]:
+def recover(storage: BaseStorage, study: optuna.Study, *, now: float | None = None) -> list[Retried]:
     """Fail the running trials of dead or silent workers and enqueue every unretried stale or
-    interrupted trial's parameters again; returns the numbers enqueued."""
+    interrupted trial's parameters again; returns the trials enqueued."""
     now = time.time() if now is None else now
     host = socket.gethostname()
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
@@ -96,7 +117,9 @@ def recover(storage: BaseStorage, study: optuna.Study, *, now: float | None = No
                                                                         or INTERRUPTED in t.system_attrs):
             study.enqueue_trial(dict(t.params), user_attrs={"kind": t.user_attrs.get("kind", "sampled"),
                                                             RETRY_OF: t.number})
-            again.append(t.number)
+            pid = t.system_attrs.get("zoo:pid")
+            again.append(Retried(t.number, t.system_attrs.get(STALE), t.system_attrs.get("zoo:host"),
+                                 pid if isinstance(pid, int) else None))
     return again
 
 
@@ -131,5 +154,5 @@ def identity() -> dict[str, object]:
     return {"zoo:host": socket.gethostname(), "zoo:pid": os.getpid(), "zoo:stamp": time.time()}
 
 
-__all__ = ["INTERRUPTED", "RETRY_OF", "STALE", "STALE_AFTER_S", "STAMP_EVERY_S", "SURPLUS", "Stamper",
-           "counted", "identity", "pid_alive", "recover", "retried_numbers", "stale_reason"]
+__all__ = ["INTERRUPTED", "RETRY_OF", "Retried", "STALE", "STALE_AFTER_S", "STAMP_EVERY_S", "SURPLUS", "Stamper",
+           "counted", "failed", "finished", "identity", "pid_alive", "recover", "retried_numbers", "stale_reason"]

@@ -1,8 +1,10 @@
 """`run_search`: create or resume a study, run its missing trials (here or in N processes), export.
 
-A new study records what it searches (the base config, its scale, the settings, budgets, measurement,
-objectives and sampler) and enqueues the base and the uniform scalings that meet the cheap budgets;
-the record that says "initialised" is written last, so an interrupted start is completed on resume.
+A new study records what it searches (search.record) and enqueues the base and the uniform scalings
+that meet the cheap budgets; the record that says "initialised" is written last, so an interrupted
+start is completed on resume. A resumed study must have been made with the same settings. The options,
+the storage and the output folder are checked before any work; a worker that dies has its trial
+retried in the same run; the caller hears what happens through events (search.events).
 """
 from __future__ import annotations
 
@@ -17,31 +19,25 @@ from typing import Any, Callable
 import optuna
 
 from profiles.rowcosts import CostCache
-from zoo.config import Config, config_to_mapping, load_config
+from zoo.config import Config, load_config
+from zoo.errors import ConfigError
 
-from .evaluate import Budget, CandidateError, Scoring, evaluate, make_scoring
+from .evaluate import CandidateError, Measure, Scoring, evaluate, make_scoring
+from .events import Finishing, StudyOpened, WorkerLost
 from .export import SearchResult, export_best
 from .objectives import get_objective
-from .recovery import counted, recover
+from .record import check_record, default_study_name, study_record
+from .recovery import STALE, Retried, counted, finished, recover
 from .samplers import directions
 from .space import SearchSpace, build_space
-from .storage import open_storage, resolve_storage
+from .storage import (RUNS_DIR, check_storage, check_writable, is_url, open_storage, resolve_storage,
+                      storage_errors, storage_failure)
 from .worker import SearchOptions, StudyHandle, TrialEvent, cache_file, run_worker, spawned_worker
 
+Event = Any  # search.events: StudyOpened | WorkerLost | Finishing
+
 INITIALISED = "zoo:initialised"
-
-
-def default_study_name(cfg: Config, imgsz: int, budget: Budget) -> str:
-    """`<config>-<imgsz>-<budget>ms` (other budgets when there is no latency budget)."""
-    if budget.latency_ms is not None:
-        tag = f"{budget.latency_ms:g}ms"
-    elif budget.gflops is not None:
-        tag = f"{budget.gflops:g}gflops"
-    elif budget.params_m is not None:
-        tag = f"{budget.params_m:g}mparams"
-    else:
-        tag = f"{budget.max_layers}layers"
-    return f"{Path(cfg.name).stem}-{imgsz}-{tag}"
+MAX_ROUNDS = 100  # rounds of trials in one run: a round after the first only retries a dead worker's trials
 
 
 @dataclass(frozen=True)
@@ -56,12 +52,23 @@ class RunInfo:
     scoring: Scoring
 
 
-def study_record(cfg: Config, options: SearchOptions) -> dict[str, Any]:
-    """What a study says it is (its user attrs): enough to rebuild its space and export any trial."""
-    return {"zoo:config": config_to_mapping(cfg), "zoo:scale": cfg.scale.name, "zoo:name": cfg.name,
-            "zoo:settings": options.settings.as_dict(), "zoo:budget": options.budget.as_dict(),
-            "zoo:measure": options.measure.as_dict(), "zoo:objectives": list(options.objectives),
-            "zoo:sampler": options.sampler}
+def output_folder(options: SearchOptions, storage: str, study_name: str) -> Path:
+    """Where the export goes: `out`, else the journal's folder, else runs/search/<study> (RDB studies)."""
+    if options.out:
+        return Path(options.out)
+    return RUNS_DIR / study_name if is_url(storage) else Path(storage).parent
+
+
+def check_measure(cfg: Config, measure: Measure) -> None:
+    """The run options as `zoo profile` checks them (device present, imgsz a multiple of the max stride),
+    before any work."""
+    from profiles.options import check_run_options
+    from profiles.profile import check_stride_multiple
+    from zoo.builder import build_model
+
+    check_run_options(cfg.path, imgsz=measure.imgsz, batch=1, device=measure.device, threads=measure.threads,
+                      runs=measure.runs)
+    check_stride_multiple(build_model(cfg, device="meta"), cfg.path, measure.imgsz)
 
 
 def initialise(study: optuna.Study, space: SearchSpace, cfg: Config, options: SearchOptions,
@@ -72,7 +79,8 @@ def initialise(study: optuna.Study, space: SearchSpace, cfg: Config, options: Se
         return
     for key, value in {**study_record(cfg, options), "zoo:scoring": scoring.as_dict()}.items():
         study.set_user_attr(key, value)
-    present = [t.params for t in study.get_trials(deepcopy=False)]
+    present = [t.params or t.system_attrs.get("fixed_params") for t in study.get_trials(deepcopy=False)]
+    # (an enqueued trial that still waits holds its parameters as `fixed_params`)
     queue = [(space.uniform_params(1.0), "base")]
     limit = options.max_uniform if options.max_uniform is not None else max(0, options.trials // 4)
     cheap = replace(options.budget, latency_ms=None)
@@ -85,6 +93,10 @@ def initialise(study: optuna.Study, space: SearchSpace, cfg: Config, options: Se
                           prober=cache)
         except CandidateError:
             continue
+        except Exception as e:  # noqa: BLE001  as in a trial: only this candidate's failure
+            if storage_failure(e):
+                raise
+            continue
         if ev.feasible:
             scored.append((ev.score, f"uniform d{d:g} w{w:g}", p))
     sign = -1 if scoring.objective.direction == "maximize" else 1
@@ -96,38 +108,97 @@ def initialise(study: optuna.Study, space: SearchSpace, cfg: Config, options: Se
 
 
 def run_study(cfg: Config, options: SearchOptions, *, on_trial: Callable[[TrialEvent], None] | None = None,
-              on_poll: Callable[[optuna.Study], None] | None = None, optuna_verbosity: int | None = None) -> RunInfo:
-    """Create or resume the study and run the missing trials (in this process or N spawned ones)."""
-    name = options.study_name or default_study_name(cfg, options.measure.imgsz, options.budget)
+              on_poll: Callable[[optuna.Study], None] | None = None, on_event: Callable[[Event], None] | None = None,
+              optuna_verbosity: int | None = None) -> RunInfo:
+    """Create or resume the study and run the missing trials (in this process or N spawned ones).
+
+    Before any work: the run options are checked as `zoo profile` checks them, the storage and the
+    output folder must be writable, and a resumed study must have been made with the same settings.
+    A trial whose worker died is failed and run again in the same run (`on_event` hears WorkerLost).
+    A failing storage is one StorageError; the study keeps every trial recorded before it. Spawned
+    workers log as Optuna logs here (`optuna_verbosity` overrides).
+    """
+    name = options.study_name or default_study_name(
+        cfg, options.measure.imgsz, options.budget, objective=options.settings.objective, sampler=options.sampler,
+        objectives=tuple(options.objectives), deploy=options.measure.deploy)
+    emit = on_event or (lambda _e: None)
+    check_measure(cfg, options.measure)
     storage_path = resolve_storage(options.storage, name, folder=options.out)
-    storage = open_storage(storage_path)
-    direction = get_objective(options.settings.objective).direction
-    study = optuna.create_study(storage=storage, study_name=name, directions=directions(options.objectives, direction),
-                                load_if_exists=True)
-    cache = CostCache(cache_file(storage_path, name), form=options.measure.form)
-    space = build_space(cfg, options.settings, prober=cache)
-    scoring = make_scoring(space, options.budget, options.measure, cache)
-    resumed = bool(study.user_attrs.get(INITIALISED))
-    handle = StudyHandle(storage_path, name, cfg, replace(options, study_name=name),
-                         cache_file(storage_path, name), optuna_verbosity)
-    initialise(study, space, cfg, options, cache, scoring)
-    requeued = recover(storage, study)
-    missing = options.trials - len(counted(study.get_trials(deepcopy=False)))
-    interrupted, ran = False, 0
-    if missing > 0:
+    check_writable(output_folder(options, storage_path, name), param="out", folder=True)
+    check_storage(storage_path)
+    with storage_errors(storage_path):
+        storage = open_storage(storage_path)
+        direction = get_objective(options.settings.objective).direction
+        study = optuna.create_study(storage=storage, study_name=name,
+                                    directions=directions(options.objectives, direction), load_if_exists=True)
+        check_record(study, cfg, options, storage_path)
+        resumed = bool(study.user_attrs.get(INITIALISED))
+        emit(StudyOpened(name, storage_path, resumed, len(finished(study.get_trials(deepcopy=False))),
+                         options.trials))
+        cache = CostCache(cache_file(storage_path, name), form=options.measure.form)
+        space = build_space(cfg, options.settings, prober=cache)
         try:
-            if options.workers <= 1:
-                ran = run_worker(handle, 0, on_trial)
-            else:
-                ran = _run_processes(handle, storage, study, min(options.workers, missing), on_poll)
+            scoring = make_scoring(space, options.budget, options.measure, cache)
+        except CandidateError as e:
+            raise ConfigError(cfg.path, f"the base config at imgsz {options.measure.imgsz}: {e}") from None
+        handle = StudyHandle(storage_path, name, cfg, replace(options, study_name=name),
+                             cache_file(storage_path, name),
+                             optuna.logging.get_verbosity() if optuna_verbosity is None else optuna_verbosity)
+        initialise(study, space, cfg, options, cache, scoring)
+        if on_poll is not None:  # the counts a resumed study starts from
+            on_poll(study)
+        lost = LostWorkers(emit)
+        requeued = lost.report(recover(storage, study))
+        interrupted, ran, started = False, 0, time.time()
+        try:
+            for _ in range(MAX_ROUNDS):
+                missing = options.trials - len(counted(study.get_trials(deepcopy=False)))
+                if missing <= 0 or (options.timeout_s is not None and time.time() - started > options.timeout_s):
+                    break
+                if options.workers <= 1:
+                    ran += run_worker(handle, 0, on_trial, started=started)
+                else:
+                    ran += _run_processes(handle, storage, study, min(options.workers, missing), on_poll, lost,
+                                          started)
+                again = lost.report(recover(storage, study))  # a concurrent command's dead worker
+                requeued += again
+                if not again:
+                    break
         except KeyboardInterrupt:
             interrupted = True
-        requeued += recover(storage, study)  # the interrupted trial(s) of this run go back in the queue
+        requeued += lost.report(recover(storage, study))  # the interrupted trial(s) of this run go back in the queue
     return RunInfo(study, space, handle, interrupted, ran, tuple(requeued), resumed, scoring)
 
 
+class LostWorkers:
+    """Reports each trial of a dead worker once (WorkerLost, grouped by worker)."""
+
+    def __init__(self, emit: Callable[[Event], None]) -> None:
+        self.emit = emit
+        self.reported: set[int] = set()
+
+    def report(self, retried: list[Retried]) -> list[int]:
+        by_worker: dict[tuple[str | None, int | None, str], list[int]] = {}
+        for r in retried:
+            if r.reason is not None and r.number not in self.reported:
+                by_worker.setdefault((r.host, r.pid, r.reason), []).append(r.number)
+                self.reported.add(r.number)
+        for (host, pid, reason), numbers in by_worker.items():
+            self.emit(WorkerLost(pid, host, tuple(numbers), reason))
+        return [r.number for r in retried]
+
+    def dead_process(self, study: optuna.Study, pid: int) -> None:
+        """A worker process of this run ended badly: report its failed trials (whoever recovered them)."""
+        numbers = tuple(t.number for t in study.get_trials(deepcopy=False)
+                        if t.system_attrs.get("zoo:pid") == pid and STALE in t.system_attrs
+                        and t.number not in self.reported)
+        if numbers:
+            self.reported.update(numbers)
+            self.emit(WorkerLost(pid, None, numbers, None))
+
+
 def _run_processes(handle: StudyHandle, storage: Any, study: optuna.Study, workers: int,
-                   poll: Callable[[optuna.Study], None] | None) -> int:
+                   poll: Callable[[optuna.Study], None] | None, lost: LostWorkers, started: float) -> int:
     """N worker processes on one study; a worker that dies has its trial failed and retried by the
     others (or by this process when none is left), so the study still ends with `trials` trials."""
     ctx = mp.get_context("spawn")
@@ -138,6 +209,7 @@ def _run_processes(handle: StudyHandle, storage: Any, study: optuna.Study, worke
              for i, q in enumerate(quotas) if q > 0]
     for p in procs:
         p.start()
+    dead: set[int] = set()
     try:
         last_recover = time.time()
         while any(p.is_alive() for p in procs):
@@ -145,48 +217,82 @@ def _run_processes(handle: StudyHandle, storage: Any, study: optuna.Study, worke
                 poll(study)
             for p in procs:
                 p.join(timeout=1.0 / len(procs))
-            if time.time() - last_recover > 5.0 or any(p.exitcode not in (None, 0) for p in procs):
-                recover(storage, study)
+            ended = [p for p in procs if p.exitcode not in (None, 0) and p.pid not in dead]
+            if time.time() - last_recover > 5.0 or ended:
+                lost.report(recover(storage, study))
                 last_recover = time.time()
+            for p in ended:
+                dead.add(p.pid)
+                lost.dead_process(study, p.pid)
         if poll is not None:
             poll(study)
-        recover(storage, study)
+        lost.report(recover(storage, study))
+        for p in procs:
+            if p.exitcode not in (None, 0) and p.pid not in dead:
+                lost.dead_process(study, p.pid)
         left = handle.options.trials - len(counted(study.get_trials(deepcopy=False)))
         if left > 0:  # a worker died (killed) before its quota: its trial was failed above; finish here
-            run_worker(handle, 0, quota=left)
+            run_worker(handle, 0, quota=left, started=started)
     except KeyboardInterrupt:
         deadline = time.time() + 3.0  # a terminal's Ctrl-C reached them too: let them record their trials
         while time.time() < deadline and any(p.is_alive() for p in procs):
             time.sleep(0.1)
-        for p in procs:
-            if p.is_alive() and p.pid is not None:
-                os.kill(p.pid, signal.SIGINT)
-        for p in procs:
-            p.join(timeout=15)
-            if p.is_alive():
-                p.terminate()
-                p.join()
+        _stop(procs, signal.SIGINT)
+        raise
+    except BaseException:
+        _stop(procs, signal.SIGTERM)
         raise
     return len(counted(study.get_trials(deepcopy=False))) - before
 
 
+def _stop(procs: list[Any], sig: int) -> None:
+    for p in procs:
+        if p.is_alive() and p.pid is not None:
+            os.kill(p.pid, sig)
+    for p in procs:
+        p.join(timeout=15)
+        if p.is_alive():
+            p.terminate()
+            p.join()
+
+
 def run_search(config: Any, options: SearchOptions, *, on_trial: Callable[[TrialEvent], None] | None = None,
-               on_poll: Callable[[optuna.Study], None] | None = None) -> SearchResult:
+               on_poll: Callable[[optuna.Study], None] | None = None,
+               on_event: Callable[[Event], None] | None = None) -> SearchResult:
     """Create or resume a study, run its missing trials, re-measure the top ones and export.
 
     `config` is a built-in name, a path, a mapping or a Config. Ctrl-C stops the trials and still
-    exports the best so far (`result.interrupted`); `result.best` is None when nothing meets the budgets.
+    exports the best so far (`result.interrupted`; `on_event` hears Finishing first, and a latency
+    budget re-measures only the top 2); `result.best` is None when nothing meets the budgets. The load
+    average at the start and the end is recorded in report.json.
     """
+    from profiles.latency import loadavg
+
     cfg = load_config(config)
     if not options.budget.any():
         raise ValueError("give at least one budget (latency_ms, gflops, params_m or max_layers)")
-    info = run_study(cfg, options, on_trial=on_trial, on_poll=on_poll)
-    out = Path(options.out) if options.out else (Path(info.handle.storage).parent if "://" not in info.handle.storage
-                                                 else Path("runs/search") / info.handle.study_name)
+    load_start = loadavg()
+    info = run_study(cfg, options, on_trial=on_trial, on_poll=on_poll, on_event=on_event)
+    out = output_folder(options, info.handle.storage, info.handle.study_name)
     top_k = min(options.top_k, 2) if info.interrupted else options.top_k
-    return export_best(info.study, space=info.space, budget=options.budget, measure=options.measure,
-                       scoring=info.scoring, out=out, top_k=top_k, factor=options.remeasure_factor,
-                       storage=info.handle.storage, interrupted=info.interrupted)
+    if info.interrupted and on_event is not None:
+        on_event(Finishing(top_k if options.budget.latency_ms is not None else 0))
+    with storage_errors(str(out), what="the output folder"):
+        return export_best(info.study, space=info.space, budget=options.budget, measure=options.measure,
+                           scoring=info.scoring, out=out, top_k=top_k, factor=options.remeasure_factor,
+                           storage=info.handle.storage, interrupted=info.interrupted,
+                           load=run_load(load_start, loadavg()))
 
 
-__all__ = ["INITIALISED", "RunInfo", "default_study_name", "initialise", "run_search", "run_study", "study_record"]
+def run_load(start: tuple[float, ...] | None, end: tuple[float, ...] | None) -> dict[str, Any]:
+    """The load averages around a run and the cores this process may use (report.json's `load`)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return {"loadavg_start": list(start) if start else None, "loadavg_end": list(end) if end else None,
+            "cores": cores}
+
+
+__all__ = ["INITIALISED", "RunInfo", "check_measure", "default_study_name", "initialise", "output_folder",
+           "run_search", "run_study", "study_record"]

@@ -5,7 +5,13 @@ copied in), so sampling never reads the storage. Each trial costs the shared stu
 claim (one new RUNNING trial carrying its parameters, host and pid) and the result (its attributes,
 constraints and state, grouped into one journal append). Enqueued trials (the base, the uniform
 scalings, retries) are popped from the shared study first. A worker stops when the study holds
-`trials` counted trials; a claim that finds the study already full is failed as surplus, never run.
+`trials` counted trials. The count and the claim happen under `storage.exclusive` (the journal's file
+lock, a PostgreSQL advisory lock), so concurrent processes never overshoot; on storages without such
+a lock a claim that finds the study already full is failed as surplus, never run.
+
+Any failure while evaluating a candidate (plan, build, fold, count, latency, a module's own error) is
+that trial's: it is recorded as failed with its reason and the loop goes on. A failing storage or disk
+(OSError, a database error) is not a candidate's fault: it stops the loop and reaches the caller.
 """
 from __future__ import annotations
 
@@ -15,7 +21,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 import optuna
 from optuna.distributions import IntDistribution
@@ -26,15 +32,17 @@ from profiles.rowcosts import CostCache
 from zoo.config import Config
 
 from .evaluate import Budget, CandidateError, Evaluation, Measure, evaluate, make_scoring
+from .events import TrialEvent
 from .recovery import INTERRUPTED, SURPLUS, Stamper, counted, identity, recover
 from .samplers import directions, make_sampler
 from .settings import SearchSettings
 from .space import SearchSpace, build_space
-from .storage import batched, exclusive, open_storage
+from .storage import batched, exact_claims, exclusive, open_storage, storage_failure
 
 SYNC_EVERY = 100  # trials between full reads of the shared study (others' trials, the count)
 NEAR_END = 50  # within this many trials of the total every claim re-reads the count
 RECOVER_EVERY_S = 30.0  # how often worker 0 fails the trials of dead workers
+STORAGE_EXIT = 3  # a spawned worker's exit code when its storage failed (the parent reports it)
 
 
 @dataclass(frozen=True)
@@ -67,18 +75,6 @@ class StudyHandle:
     options: SearchOptions
     cache_path: str | None = None  # the study's row-cost cache file
     optuna_verbosity: int | None = None  # Optuna's log level in worker processes (the face sets it)
-
-
-@dataclass(frozen=True)
-class TrialEvent:
-    """What the face hears after each trial of this process."""
-
-    number: int
-    state: str  # COMPLETE | FAIL
-    score: float | None
-    feasible: bool
-    reason: str | None = None
-    timings_s: Mapping[str, float] = field(default_factory=dict)  # sampler, claim, plan, costs, latency, record
 
 
 class Interrupts:
@@ -184,10 +180,10 @@ def objective_values(ev: Evaluation, objectives: tuple[str, ...]) -> list[float]
 
 
 def run_worker(handle: StudyHandle, rank: int = 0, on_trial: Callable[[TrialEvent], None] | None = None, *,
-               quota: int | None = None) -> int:
-    """Run trials until the study is full, `quota` trials are done, time is up or Ctrl-C; returns the
-    trials this worker ran. Raises KeyboardInterrupt after recording an interrupted trial as such (it is
-    enqueued again)."""
+               quota: int | None = None, started: float | None = None) -> int:
+    """Run trials until the study is full, `quota` trials are done, time is up (`timeout_s` after
+    `started`, default now) or Ctrl-C; returns the trials this worker ran. Raises KeyboardInterrupt
+    after recording an interrupted trial as such (it is enqueued again)."""
     from zoo.plugins import ensure_loaded, load_plugin
 
     ensure_loaded()
@@ -207,7 +203,9 @@ def run_worker(handle: StudyHandle, rank: int = 0, on_trial: Callable[[TrialEven
     mirror.sync(trials)
     n_counted = len(counted(trials))
     since_sync, ran = 0, 0
-    started = last_recover = time.time()
+    last_recover = time.time()
+    started = last_recover if started is None else started
+    exact = exact_claims(storage)
     stamper = Stamper(open_storage(handle.storage))
     try:
         with Interrupts() as guard:
@@ -224,7 +222,7 @@ def run_worker(handle: StudyHandle, rank: int = 0, on_trial: Callable[[TrialEven
                 t0 = time.perf_counter()
                 mt = mirror.study.ask()
                 t1 = time.perf_counter()
-                with exclusive(storage):  # the count and the claim: no other process in between
+                with exclusive(storage, handle.study_name):  # the count and the claim: no other process between
                     if n_counted + NEAR_END >= o.trials:
                         n_counted = len(counted(study.get_trials(deepcopy=False)))
                     if n_counted >= o.trials:
@@ -236,8 +234,8 @@ def run_worker(handle: StudyHandle, rank: int = 0, on_trial: Callable[[TrialEven
                 mirror.known.add(number)
                 n_counted += 1
                 since_sync += 1
-                if not isinstance(storage, optuna.storages.JournalStorage) and n_counted + NEAR_END >= o.trials \
-                        and _over_total(study, number, o.trials):  # RDB: two processes took the last one
+                if not exact and n_counted + NEAR_END >= o.trials \
+                        and _over_total(study, number, o.trials):  # no lock here: two processes took the last one
                     with batched(storage):
                         storage.set_trial_system_attr(trial_id, SURPLUS, True)
                         storage.set_trial_state_values(trial_id, TrialState.FAIL)
@@ -261,6 +259,10 @@ def run_worker(handle: StudyHandle, rank: int = 0, on_trial: Callable[[TrialEven
                         storage.set_trial_state_values(trial_id, TrialState.FAIL)
                     mirror.study.tell(mt, state=TrialState.FAIL)
                     raise
+                except Exception as e:  # noqa: BLE001  a step no check foresaw: still only this candidate's
+                    if storage_failure(e):
+                        raise
+                    reason = candidate_failure(e)
                 stamper.trial_id = None
                 t3 = time.perf_counter()
                 _record(storage, trial_id, ev, o.objectives, choices, reason)
@@ -283,6 +285,12 @@ def run_worker(handle: StudyHandle, rank: int = 0, on_trial: Callable[[TrialEven
     finally:
         stamper.stop()
     return ran
+
+
+def candidate_failure(e: BaseException) -> str:
+    """A trial's fail reason for an error no step turned into a CandidateError: type and first line."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return f"{type(e).__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
 
 def _claim(storage: BaseStorage, study: optuna.Study, study_id: int, mt: optuna.Trial,
@@ -316,13 +324,22 @@ def _over_total(study: optuna.Study, number: int, total: int) -> bool:
 
 
 def spawned_worker(handle: StudyHandle, rank: int, quota: int | None = None) -> None:
-    """The entry point of a worker process (`--workers N`): Ctrl-C ends it cleanly."""
+    """The entry point of a worker process (`--workers N`): Ctrl-C ends it cleanly; a failing storage
+    ends it with STORAGE_EXIT and no traceback (the parent reports the failure once)."""
+    import logging
+    import sys
+
     if handle.optuna_verbosity is not None:  # a fresh interpreter: the face's choice, passed on
         optuna.logging.set_verbosity(handle.optuna_verbosity)
+        logging.getLogger("sqlalchemy").addHandler(logging.NullHandler())  # its pool logs a lost server
     try:
         run_worker(handle, rank, quota=quota)
     except KeyboardInterrupt:
         pass
+    except Exception as e:  # noqa: BLE001
+        if not storage_failure(e):
+            raise
+        sys.exit(STORAGE_EXIT)
 
 
 def cache_file(storage: str, study_name: str) -> str:
@@ -333,5 +350,5 @@ def cache_file(storage: str, study_name: str) -> str:
     return str(Path(folder) / "costs.jsonl")
 
 
-__all__ = ["Interrupts", "Mirror", "SearchOptions", "StudyHandle", "TrialEvent", "cache_file", "run_worker",
-           "spawned_worker"]
+__all__ = ["Interrupts", "Mirror", "STORAGE_EXIT", "SearchOptions", "StudyHandle", "TrialEvent", "cache_file",
+           "candidate_failure", "run_worker", "spawned_worker"]

@@ -31,35 +31,66 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@contextmanager
-def postgres_server() -> Iterator[str]:
-    """Start a server, create database `zoo`, yield its SQLAlchemy URL, stop and delete it after."""
-    bin_dir = find_pg_bin()
-    if bin_dir is None:
-        raise FileNotFoundError("PostgreSQL binaries not found (apt-get install postgresql)")
-    as_user: list[str] = []
-    root = Path(tempfile.mkdtemp(prefix="zoo-pg-"))
-    if os.geteuid() == 0:
-        as_user = ["runuser", "-u", "postgres", "--"]
-        shutil.chown(root, "postgres")
-    data, port = root / "data", _free_port()
-    run = lambda *cmd: subprocess.run([*as_user, *cmd], check=True, capture_output=True, text=True)  # noqa: E731
-    try:
-        run(str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync")
-        run(str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-l", str(root / "log"), "-o",
-            f"-h 127.0.0.1 -p {port} -k {root} -c fsync=off", "start")
+class PgServer:
+    """A server on loopback that a test may stop and start again (the database outlives a restart)."""
+
+    def __init__(self) -> None:
+        bin_dir = find_pg_bin()
+        if bin_dir is None:
+            raise FileNotFoundError("PostgreSQL binaries not found (apt-get install postgresql)")
+        self.bin = bin_dir
+        self.as_user: list[str] = []
+        self.root = Path(tempfile.mkdtemp(prefix="zoo-pg-"))
+        if os.geteuid() == 0:
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+            shutil.chown(self.root, "postgres")
+        self.data, self.port = self.root / "data", _free_port()
+        self.url = f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/zoo"
+
+    def _run(self, *cmd: str) -> None:
+        subprocess.run([*self.as_user, *cmd], check=True, capture_output=True, text=True)
+
+    def create(self) -> None:
+        self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync")
+        self.start()
         deadline = time.time() + 30
         while True:
             try:
-                run(str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "zoo")
+                self._run(str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "zoo")
                 break
             except subprocess.CalledProcessError:
                 if time.time() > deadline:
                     raise
                 time.sleep(0.5)
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/zoo"
-    finally:
-        if (data / "postmaster.pid").exists():
-            subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
+
+    def start(self) -> None:
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-w", "-l", str(self.root / "log"), "-o",
+                  f"-h 127.0.0.1 -p {self.port} -k {self.root} -c fsync=off", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        """`fast` ends every connection at once (what a server going away looks like to its clients)."""
+        if (self.data / "postmaster.pid").exists():
+            subprocess.run([*self.as_user, str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"],
                            capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """Start a server, create database `zoo`, yield its SQLAlchemy URL, stop and delete it after."""
+    with postgres_control() as server:
+        yield server.url
+
+
+@contextmanager
+def postgres_control() -> Iterator[PgServer]:
+    """Like postgres_server, yielding the server itself (stop() and start() it)."""
+    server = PgServer()
+    try:
+        server.create()
+        yield server
+    finally:
+        server.remove()

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ("cli.py", "zoo", "profiles", "search")

@@ -1,7 +1,9 @@
 """One loop from a row plan to a ZooModel. No per-module branches: each registration's rule decided the
 constructor calls when the config was planned (zoo.plan), so building only instantiates them.
 
-`device="meta"` builds without allocating weights (`zoo validate`).
+`device="meta"` builds without allocating weights (`zoo validate`). Any other build first estimates the
+weights and one pass's activations from the plan and refuses, with one line, a model over the allocation
+limit (zoo.limits.check_allocation), before anything is allocated.
 """
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ from .activation import activation_scope
 from .config import load_config
 from .errors import ConfigError
 from .graph import LayerInfo, ZooModel
-from .plan import ModelPlan, RowPlan, RowProbeError, construct, plan_config
+from .limits import check_allocation
+from .plan import ModelPlan, RowPlan, RowProbeError, activation_peak, construct, param_count, plan_config
 from .schema import Config
 
 DEFAULT_IMGSZ = 640  # the size a model is planned at unless told: shapes and strides in LayerInfo
@@ -32,12 +35,22 @@ def build_model(source: str | Path | Mapping[str, Any] | Config, *, scale: str |
 def build_from_plan(plan: ModelPlan, *, device: str | torch.device | None = None) -> ZooModel:
     """Instantiate every row of a plan (weights on `device`, the default device when None)."""
     dev = torch.device(device) if device is not None else None
+    if (dev or torch.get_default_device()).type != "meta":
+        check_plan_allocation(plan)
     modules: list[nn.Module] = []
     with activation_scope(plan.config.activation), (dev if dev is not None else contextlib.nullcontext()), \
             torch.no_grad():
         for rp in plan.rows:
             modules.append(_instantiate(plan.config, rp))
     return ZooModel(plan.config, modules, tuple(layer_info(rp) for rp in plan.rows), plan=plan)
+
+
+def check_plan_allocation(plan: ModelPlan, *, batch: int = 1, bytes_per_element: int = 4) -> None:
+    """Refuse (ConfigError, one line) a model whose float32 weights plus the activations of one pass of
+    `batch` images exceed the allocation limit: checked from the plan, before allocating anything."""
+    peak, _ = activation_peak(plan)
+    check_allocation(param_count(plan), peak * batch * bytes_per_element, source=plan.config.path,
+                     bytes_per_param=bytes_per_element)
 
 
 def _instantiate(cfg: Config, rp: RowPlan) -> nn.Module:

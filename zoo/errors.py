@@ -15,12 +15,30 @@ def printable(text: str) -> str:
 
 
 def shown(value: Any, width: int = 60) -> str:
-    """repr() cut to `width` characters: an error line quotes a value, not a 5,000-digit number."""
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
-        text = f"{'-' if value < 0 else ''}2**{abs(value).bit_length() - 1}+"  # repr() may refuse it
-    else:
-        text = repr(value)
+    """repr() cut to `width` characters: an error line quotes a value, not a 5,000-digit number (also one
+    inside a list or a mapping, which repr() would refuse to write)."""
+    text = _repr(value, 4)
     return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def _repr(value: Any, depth: int) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        return f"{'-' if value < 0 else ''}2**{abs(value).bit_length() - 1}+"  # repr() may refuse it
+    if isinstance(value, (list, tuple, dict)):
+        if depth == 0:
+            return "[...]" if isinstance(value, list) else "(...)" if isinstance(value, tuple) else "{...}"
+        items = list(value.items())[:20] if isinstance(value, dict) else list(value)[:20]
+        if isinstance(value, dict):
+            inner = ", ".join(f"{_repr(k, depth - 1)}: {_repr(v, depth - 1)}" for k, v in items)
+        else:
+            inner = ", ".join(_repr(v, depth - 1) for v in items)
+        more = ", ..." if len(value) > 20 else ""
+        if isinstance(value, list):
+            return f"[{inner}{more}]"
+        if isinstance(value, tuple):
+            return f"({inner}{',' if len(value) == 1 else ''}{more})"
+        return f"{{{inner}{more}}}"
+    return repr(value)
 
 
 class ConfigError(Exception):

@@ -25,6 +25,8 @@ MAX_NC = 100_000  # classes: ImageNet-21k has 21,841; nc sizes every head's outp
 MAX_INPUT_CHANNELS = 1024  # `ch`: hyperspectral images have a few hundred bands; the probe image is ch x 256 x 256
 MAX_MULTIPLE = 16.0  # depth/width multiples (YOLOv5x uses 1.33/1.25); beyond this a typo
 MAX_REPEATS = 1000  # a row repeated more often (after the depth multiple) takes minutes to build
+MAX_TOTAL_REPEATS = 400  # blocks of a model (repeats summed over its rows): the largest published config has
+#                          about 80, and each block is built twice (probe, model) even on the meta device
 MAX_ANCHORS = 64  # anchors per level (YOLOv5 uses 3); each one is a set of output channels per level
 MAX_LEVELS = 16  # detection levels (P3..P7 is 5)
 

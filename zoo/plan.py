@@ -21,6 +21,7 @@ from torch import nn
 
 from .activation import Activation, activation_scope
 from .config import MAX_REPEATS, config_to_mapping, load_config
+from .limits import MAX_TOTAL_REPEATS
 from .errors import ConfigError
 from .registry import REGISTRY, ModuleSpec, class_signature
 from .rules import BuiltRow, Resolved, RowContext, RuleError, ShapeSpec
@@ -110,6 +111,7 @@ class RowProbe:
     out_shape: tuple[int, ...] | None  # a tensor output's shape (batch 1); None for a head's tuple
     out_numel: int  # elements of every output tensor (nested outputs summed)
     peak_numel: int  # largest leaf module's input + output elements (the memory estimate's inner peak)
+    params: int | None = None  # parameters of the row's module (None: a prober that did not count them)
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,47 @@ class ModelPlan:
         return self.config.ch * self.imgsz * self.imgsz
 
 
+def activation_peak(plan: ModelPlan) -> tuple[int, int | None]:
+    """(elements alive at the peak of one inference pass, batch 1; the row where it peaks).
+
+    The rows are walked in order: at each row, what is alive is the input image, the older row outputs
+    the routing keeps for later rows, the previous row's output, and inside the row the larger of its
+    input plus output and its largest single op's input plus output (learnt by the row's probe).
+    Temporaries below module level are not seen, so it is a lower bound of an allocator's peak.
+    """
+    image = plan.image_numel
+    kept = 0
+    prev_row, prev_numel = -1, 0
+    peak, peak_row = 0, None
+    outs: dict[int, int] = {}
+    for rp in plan.rows:
+        i = rp.index
+        inp = sum(image if s < 0 else outs[s] for s in rp.row.sources)
+        out = rp.probe.out_numel
+        prev_alive = prev_numel if prev_row not in plan.save else 0
+        row_peak = image + kept + prev_alive + max(rp.probe.peak_numel, inp + out)
+        if row_peak > peak:
+            peak, peak_row = row_peak, i
+        outs[i] = out
+        if i in plan.save:
+            kept += out
+        prev_row, prev_numel = i, out
+    return peak, peak_row
+
+
+def param_count(plan: ModelPlan) -> int:
+    """Parameters of the planned model, from the rows' probes (a row whose prober did not count them is
+    built once on the meta device: no weights are allocated)."""
+    total = 0
+    for rp in plan.rows:
+        n = rp.probe.params
+        if n is None:
+            module, _ = instantiate_row(rp.signature, device="meta")
+            n = sum(p.numel() for p in module.parameters())
+        total += n
+    return total
+
+
 Prober = Callable[[RowSignature], RowProbe]
 
 
@@ -190,9 +233,11 @@ def plan_config(source: Any, *, imgsz: int = 640, widths: Mapping[int, float] | 
     image = ShapeSpec(cfg.ch, 1.0, imgsz, imgsz)
     rows: list[RowPlan] = []
     built: list[BuiltRow] = []
+    total = 0
     for row in cfg.rows:
         rp = _plan_row(cfg, row, image, rows, built, family.repeats, unscaled, family.channels,
-                       widths.get(row.index, 1.0), repeats.get(row.index), probe, imgsz)
+                       widths.get(row.index, 1.0), repeats.get(row.index), probe, imgsz, MAX_TOTAL_REPEATS - total)
+        total += rp.n
         rows.append(rp)
         built.append(BuiltRow(row.index, row.module, rp.args, rp.out))
     save = frozenset(s for rp in rows for s in rp.row.sources if 0 <= s < rp.row.index - 1)
@@ -201,7 +246,7 @@ def plan_config(source: Any, *, imgsz: int = 640, widths: Mapping[int, float] | 
 
 def _plan_row(cfg: Config, row: Row, image: ShapeSpec, rows: list[RowPlan], built: list[BuiltRow],
               scale_repeats: Callable[[int, float], int], unscaled: frozenset[int], scaler: Any,
-              width_mult: float, n_override: int | None, probe: Prober, imgsz: int) -> RowPlan:
+              width_mult: float, n_override: int | None, probe: Prober, imgsz: int, left: int) -> RowPlan:
     def err(text: str) -> ConfigError:
         return ConfigError(cfg.path, text, row=row.index, module=row.module, line=row.line)
 
@@ -213,6 +258,9 @@ def _plan_row(cfg: Config, row: Row, image: ShapeSpec, rows: list[RowPlan], buil
     n = n_override if n_override is not None else scale_repeats(row.repeats, cfg.scale.depth)
     if n > MAX_REPEATS:
         raise err(f"{row.repeats} repeats x depth {cfg.scale.depth} = {n} exceeds {MAX_REPEATS}")
+    if n > left:
+        raise err(f"its {n} repeats bring the model to {MAX_TOTAL_REPEATS - left + n} blocks (repeats summed over "
+                  f"the rows), over the {MAX_TOTAL_REPEATS} a model may have")
     ctx = RowContext(row=row, inputs=inputs, scale=cfg.scale, nc=cfg.nc, family=cfg.family, anchors=cfg.anchors,
                      n=n, built=tuple(built), repeat=spec.repeat, unscaled=unscaled, width_mult=width_mult,
                      scaler=scaler)
@@ -392,7 +440,22 @@ def run_probe(module: nn.Module, feed: Any) -> RowProbe:
         for h in handles:
             h.remove()
     shape = tuple(int(d) for d in out.shape) if isinstance(out, torch.Tensor) else None
-    return RowProbe(shape, numel(out), max(peak[0], numel(feed) + numel(out)))
+    return RowProbe(shape, numel(out), max(peak[0], numel(feed) + numel(out)),
+                    sum(p.numel() for p in module.parameters()))
+
+
+def _same_shape(x: torch.Tensor) -> torch.Tensor:
+    return torch.empty_like(x)
+
+
+def shape_only_norms(module: nn.Module) -> nn.Module:
+    """A meta module whose batch norms skip their meta kernels (Python decompositions, milliseconds each):
+    their output has their input's shape, so what a probe learns is unchanged, and a row of a thousand
+    blocks is probed in a fraction of the time."""
+    for m in module.modules():
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)):
+            m.forward = _same_shape  # type: ignore[method-assign]  # this instance only (a probe's own copy)
+    return module
 
 
 class ProbeCache:
@@ -408,7 +471,7 @@ class ProbeCache:
             self._items.move_to_end(sig)
             return hit
         module, feed = instantiate_row(sig, device="meta")
-        pr = run_probe(module, feed)
+        pr = run_probe(shape_only_norms(module), feed)
         self._items[sig] = pr
         if len(self._items) > self.size:
             self._items.popitem(last=False)
@@ -441,5 +504,5 @@ def first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
 
-__all__ = ["explicit_config", "ModelPlan", "ProbeCache", "RowPlan", "RowProbe", "RowProbeError", "RowSignature", "construct",
+__all__ = ["activation_peak", "explicit_config", "param_count", "ModelPlan", "ProbeCache", "RowPlan", "RowProbe", "RowProbeError", "RowSignature", "construct",
            "example_inputs", "instantiate_row", "plan_config", "probe_row", "run_probe"]

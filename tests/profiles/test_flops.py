@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from profiles.crosscheck import cross_check
 from profiles.flops import DATA_MOVEMENT_OPS, count_flops, op_family

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import time
 from typing import IO, Any
 
 from rich.console import Console
@@ -15,6 +16,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgre
 from zoo.errors import printable
 
 WIDE = 220  # columns of a table rendered to a file or a pipe (no terminal to fit)
+LINE_EVERY_S = 5.0  # with no terminal, a count's progress line at most this often (and the last one)
 
 
 @functools.cache
@@ -51,8 +53,10 @@ def warning(text: str) -> None:
 
 
 def note(text: str) -> None:
-    """A line for the user on stderr (`wrote FILE`), wrapped to the terminal by rich, never read as markup."""
-    err_console().print(printable(text), highlight=False, markup=False)
+    """A line for the user on stderr (`wrote FILE`), wrapped to the terminal by rich (never wrapped in a
+    log file or a pipe, where a path cut in two cannot be read back), never read as markup."""
+    con = err_console()
+    con.print(printable(text), highlight=False, markup=False, soft_wrap=not con.is_terminal)
 
 
 def _line(text: str) -> None:
@@ -66,14 +70,19 @@ class Progress:
 
     Without `total`: named stages (`stage("counting MACs")`) as a spinner on a terminal, as plain lines
     `label: stage` otherwise. With `total`: a bar over a count (`count(done, text)`), the label in front,
-    the time elapsed and, with `eta`, the time left (from the rate so far). Disabled, it shows nothing.
+    the time elapsed and, with `eta`, the time left (from the rate so far); with no terminal (a log file,
+    a pipe, CI) a plain line `label: done/total, text, rate` at the first count, then at most every
+    LINE_EVERY_S seconds, and at the total. Disabled, it shows nothing.
     """
 
     def __init__(self, label: str, *, total: int | None = None, enabled: bool = True, eta: bool = False) -> None:
         self.label, self.total, self.enabled = label, total, enabled
         self._status: Any = None
         self._bar: RichProgress | None = None
-        if total is not None:
+        self._lines: list[float] | None = None  # plain mode: [start, first count, last line's time, its count]
+        if total is not None and enabled and not err_console().is_terminal:
+            self._lines = []
+        elif total is not None:
             columns: list[Any] = [TextColumn(f"[bold]{escape(label)}[/bold]"), BarColumn(), MofNCompleteColumn(),
                                   TextColumn("{task.description}"), TimeElapsedColumn()]
             if eta:
@@ -108,8 +117,19 @@ class Progress:
     def count(self, done: int, text: str, total: int | None = None) -> None:
         """How many of `total` are done (a new `total` when the work turns out larger or smaller), and a
         word on them."""
+        if total is not None:
+            self.total = total
         if self._bar is not None:
             if total is not None:
-                self.total = total
                 self._bar.update(self._task, total=total)
             self._bar.update(self._task, completed=min(done, self.total or done), description=escape(text))
+        elif self._lines is not None:
+            now = time.monotonic()
+            if not self._lines:
+                self._lines[:] = [now, float(done), now - LINE_EVERY_S, -1.0]
+            start, first, last, shown = self._lines
+            if done == shown or (now - last < LINE_EVERY_S and done < (self.total or 0)):
+                return
+            self._lines[2:] = [now, float(done)]
+            rate = f", {(done - first) / (now - start):.2f}/s" if now - start > 0.5 and done > first else ""
+            _line(f"{self.label}: {done}/{self.total}, {text}{rate}")

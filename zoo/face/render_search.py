@@ -6,7 +6,7 @@ from typing import Any
 
 from rich.table import Table
 
-from search import MAEScore, SearchResult
+from search import SearchResult
 
 from . import console
 

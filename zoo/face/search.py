@@ -102,7 +102,7 @@ def search_run(args: argparse.Namespace) -> int:
     from zoo import load_config
     from zoo.errors import ConfigError
 
-    from .console import Progress, error, note
+    from .console import Progress, error, note, warning
     from .render_search import print_result
 
     budget = Budget(args.budget_ms, args.budget_gflops, args.budget_params, args.max_layers)
@@ -123,15 +123,17 @@ def search_run(args: argparse.Namespace) -> int:
     tally = Tally()
     with Progress("search", total=args.trials, enabled=not args.no_progress) as bar:
         result = run_search(cfg, opts, on_trial=lambda ev: bar.count(*tally.trial(ev)),
-                            on_poll=lambda study: bar.count(*tally.poll(study)))
+                            on_poll=lambda study: bar.count(*tally.poll(study)), on_event=print_event)
     print_result(result)
+    for text in result.warnings:
+        warning(text)
     if result.interrupted:
         note("interrupted: exported the best so far; run the same command to resume")
     if result.best is None:
         lat = f"{result.base.latency_ms['median']:.2f} ms" if result.base and result.base.latency_ms else "?"
         error(f"no candidate meets the budget {budget_text(budget)} after re-measurement "
-              f"({result.n_feasible} feasible in the search, {result.n_trials} trials; base: {lat}); "
-              f"relax the budget or widen the space")
+              f"({result.n_feasible} feasible in the search, {result.n_trials} trials; base: {lat}"
+              f"{closest_text(result.closest)}); relax the budget or widen the space")
         return 1
     return 130 if result.interrupted else 0
 
@@ -162,9 +164,40 @@ def latency_backend(args: argparse.Namespace) -> str:
     return name
 
 
+def print_event(event: Any) -> None:
+    """One line for what the search library reports while it runs (search.events)."""
+    from search import Finishing, StudyOpened, WorkerLost
+
+    from .console import note, warning
+
+    if isinstance(event, StudyOpened):
+        note(f"resuming study {event.name}: {event.done} of {event.total} trials done" if event.resumed
+             else f"new study {event.name} at {event.storage}")
+    elif isinstance(event, WorkerLost):
+        who = f"worker {event.pid}" if event.pid is not None else "a worker"
+        why = "died" if event.reason is None or "is gone" in event.reason else f"went silent ({event.reason})"
+        many = "s" if len(event.trials) > 1 else ""
+        warning(f"{who} {why}; trial{many} {', '.join(map(str, event.trials))} retried")
+    elif isinstance(event, Finishing):
+        what = f"re-measuring the top {event.remeasure}" if event.remeasure else "exporting the best so far"
+        note(f"finishing: {what}; Ctrl-C again to stop now")
+
+
+UNITS = {"latency_ms": ("fastest seen", "{:.2f} ms"), "params_m": ("smallest seen", "{:.3f} M params"),
+         "gflops": ("cheapest seen", "{:.2f} GFLOPs"), "max_layers": ("shallowest seen", "{:.0f} layers")}
+
+
+def closest_text(closest: Any) -> str:
+    """`; fastest seen: trial 7 at 35.20 ms`: per budget, the trial nearest it (what could ever be met)."""
+    parts = [f"{UNITS[k][0]}: trial {c['trial']} at {UNITS[k][1].format(c['value'])}"
+             for k, c in closest.items() if k in UNITS]
+    return "".join(f"; {p}" for p in parts)
+
+
 class Tally:
-    """Counts for the progress bar: a study's finished trials (read once, or at each poll when worker
-    processes run them) plus the trials this process reports one by one."""
+    """Counts for the progress bar: a study's finished trials (read at the start, and at each poll when
+    worker processes run them) plus the trials this process reports one by one. Failures are counted
+    as search.failed counts them (report.json and the result table too)."""
 
     def __init__(self) -> None:
         self.done = self.feasible = self.failed = 0
@@ -172,15 +205,11 @@ class Tally:
         self.read = False
 
     def poll(self, study: Any) -> tuple[int, str]:
-        from optuna.trial import TrialState
-
-        from search import counted, feasible_trials, trial_score
+        from search import failed, feasible_trials, finished, trial_score
 
         trials = study.get_trials(deepcopy=False)
-        done = [t for t in counted(trials) if t.state != TrialState.RUNNING]
         ok = feasible_trials(trials)
-        self.done, self.feasible = len(done), len(ok)
-        self.failed = sum(1 for t in done if t.state == TrialState.FAIL)
+        self.done, self.feasible, self.failed = len(finished(trials)), len(ok), len(failed(trials))
         self.best = (trial_score(ok[0]), ok[0].number) if ok else None
         self.read = True
         return self.text()
@@ -206,10 +235,17 @@ def budget_text(b: Any) -> str:
 
 
 def quiet_optuna() -> None:
-    """Optuna logs every trial at INFO; the progress bar says what matters (the CLI owns verbosity)."""
+    """Optuna logs every trial at INFO; the progress bar says what matters (the CLI owns verbosity).
+    SQLAlchemy's pool logs a lost database server with tracebacks; the one error line says it."""
+    import logging
+
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    quiet = logging.getLogger("sqlalchemy")
+    if not any(isinstance(h, logging.NullHandler) for h in quiet.handlers):
+        quiet.addHandler(logging.NullHandler())
+    quiet.propagate = False
 
 
 def export_args(p: argparse.ArgumentParser) -> None:
@@ -222,13 +258,16 @@ def export_args(p: argparse.ArgumentParser) -> None:
 def export_run(args: argparse.Namespace) -> int:
     from search import ExportError, export_trial
 
-    from .console import error, note
+    from .console import error, note, warning
 
     quiet_optuna()
     try:
-        number, path = export_trial(args.storage, args.study_name, trial=args.trial, out=args.out)
+        done = export_trial(args.storage, args.study_name, trial=args.trial, out=args.out)
     except ExportError as e:
         error(str(e))
         return 1
-    note(f"wrote {path} (trial {number})")
+    note(f"wrote {done.path} (trial {done.trial})")
+    if done.violations:
+        over = ", ".join(f"{k} {v:+.0%}" for k, v in done.violations.items())
+        warning(f"trial {done.trial} breaks the study's budgets ({over} over the limit)")
     return 0

@@ -1,0 +1,49 @@
+"""What a search tells its caller while it runs (the face prints them; the library never does)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+
+@dataclass(frozen=True)
+class TrialEvent:
+    """A trial this process finished."""
+
+    number: int
+    state: str  # COMPLETE | FAIL
+    score: float | None
+    feasible: bool
+    reason: str | None = None
+    timings_s: Mapping[str, float] = field(default_factory=dict)  # sampler, claim, plan, costs, latency, record
+
+
+@dataclass(frozen=True)
+class StudyOpened:
+    """The study a run works on: new, or resumed with `done` of `total` trials over."""
+
+    name: str
+    storage: str
+    resumed: bool
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class WorkerLost:
+    """A worker that died (or went silent) while running trials; they were failed and enqueued again."""
+
+    pid: int | None
+    host: str | None
+    trials: tuple[int, ...]
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Finishing:
+    """Ctrl-C was received: no more trials; `remeasure` top candidates are re-measured (0: none) before the
+    export; another Ctrl-C stops at once."""
+
+    remeasure: int
+
+
+__all__ = ["Finishing", "StudyOpened", "TrialEvent", "WorkerLost"]

@@ -1,0 +1,60 @@
+"""Property: every mutant of a built-in or reference config (tests/mutants.py) builds on the meta device
+or is refused with a ConfigError; nothing else. A short, derandomized run; bench/fuzz.py runs 10,000."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("hypothesis", reason="the dev extra (hypothesis) is not installed")
+
+import importlib.util  # noqa: E402
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+
+_spec = importlib.util.spec_from_file_location("zoo_tests_mutants", Path(__file__).parent / "mutants.py")
+mutants = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(mutants)  # tests/ is not a package: the strategies are imported by path
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("mutants")
+
+
+def test_the_bases_are_the_built_ins_and_the_reference_configs() -> None:
+    files = mutants.config_files()
+    builtins = sorted((mutants.ROOT / "zoo" / "configs").glob("*.yaml"))
+    assert files[:len(builtins)] == builtins and len(mutants.BASES) == len(files)
+    if mutants.SHARED.is_dir():
+        assert len(files) == len(builtins) + len(list(mutants.SHARED.rglob("*.yaml")))
+
+
+@settings(max_examples=60, deadline=None, database=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                 HealthCheck.function_scoped_fixture])
+@given(mutant=mutants.mutants())
+def test_a_mutant_is_a_model_or_a_config_error(mutant, folder: Path) -> None:
+    base, data = mutant
+    outcome = mutants.build_outcome(data, folder)
+    assert outcome.kind in ("model", "ConfigError"), f"{base}: {outcome.detail}\n{data!r}"[:3000]
+
+
+@pytest.mark.parametrize("data", [
+    [1, 2, 3], "just text", None, 7, {"backbone": 5}, {"backbone": [[-1, 1, "Conv", [16]]], "head": "x"},
+    {"nc": 10 ** 5000, "backbone": [], "head": []}, {"backbone": [[-1, 1, "Conv\x1b[2J", [16]]], "head": []},
+])
+def test_hand_made_mutants(data, folder: Path) -> None:
+    assert mutants.build_outcome(data, folder).kind == "ConfigError"
+
+
+def test_a_huge_int_inside_a_list_is_quoted_not_a_crash() -> None:
+    """Found by fuzzing: repr() refuses an int of more than 4300 digits inside a list (scales: {n: [...]})."""
+    import zoo
+    from zoo.errors import ConfigError, shown
+
+    assert shown([1, 10 ** 5000, {"a": (2 ** 300,)}]) == "[1, 2**16609+, {'a': (2**300+,)}]"
+    data = {"nc": 2, "scales": {"n": [10 ** 5000, 0.25]}, "backbone": [[-1, 1, "Conv", [16, 3, 2]]],
+            "head": [[[0], 1, "Detect", ["nc", [[10, 13]]]]]}
+    with pytest.raises(ConfigError, match=r"scale 'n' must be .*got \[2\*\*16609\+, 0\.25\]"):
+        zoo.build_model(data, device="meta")

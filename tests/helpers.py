@@ -47,3 +47,32 @@ def deploy_gap(module: nn.Module, x: torch.Tensor) -> float:
         zoo.deploy(module)
         after = module(x)
     return rel_diff(before, after)
+
+
+def tensors(value) -> list[torch.Tensor]:
+    """The tensors nested in a module's output (tuples, lists, dicts), in order."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in tensors(v)]
+    return []
+
+
+def outputs_gap(before, after) -> float:
+    """The largest rel_diff over every tensor of two outputs of the same structure (float64)."""
+    a, b = tensors(before), tensors(after)
+    assert len(a) == len(b) and a, f"outputs differ in structure: {len(a)} tensors vs {len(b)}"
+    assert [t.shape for t in a] == [t.shape for t in b], "outputs differ in shape"
+    return max(rel_diff(x.double(), y.double()) for x, y in zip(a, b))
+
+
+def random_inputs(sig, *, batch: int = 1, dtype: torch.dtype = torch.float32, seed: int = 0,
+                  requires_grad: bool = False):
+    """Gaussian inputs shaped like a row plan's inputs (a list when the row reads a list)."""
+    g = torch.Generator().manual_seed(seed)
+    feed = []
+    for c, h, w in sig.inputs:
+        feed.append(torch.randn(batch, c, h, w, generator=g, dtype=dtype).requires_grad_(requires_grad))
+    return feed if sig.multi else feed[0]

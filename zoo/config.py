@@ -260,9 +260,6 @@ def check_row(item: Any, index: int, *, file: str | None, section: str = "", lin
 def config_to_mapping(cfg: Config) -> dict[str, Any]:
     """Back to plain YAML data, keys in YAML order (used to re-pick a scale and by search's exporter)."""
     data: dict[str, Any] = {"nc": cfg.nc}
-    inferred = REGISTRY.recognise({"scales": cfg.scales} if cfg.scales else {})
-    if cfg.family != inferred or REGISTRY.family(cfg.family).recognise is None:
-        data["family"] = cfg.family
     if cfg.scales:
         data["scales"] = {k: list(v) for k, v in cfg.scales.items()}
     else:
@@ -282,4 +279,10 @@ def config_to_mapping(cfg: Config) -> dict[str, Any]:
     if cfg.search:
         data["search"] = dict(cfg.search)
     data.update(cfg.extra)
+    try:  # `family:` only where the registered recognisers would not find it from the rest
+        inferred = REGISTRY.recognise(data) if REGISTRY.family(cfg.family).recognise is not None else None
+    except KeyError:
+        inferred = None
+    if inferred != cfg.family:
+        data = {"nc": cfg.nc, "family": cfg.family, **{k: v for k, v in data.items() if k != "nc"}}
     return data

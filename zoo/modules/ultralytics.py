@@ -15,13 +15,13 @@ from torch import nn
 from ..fuse import conv_branch, conv_like, fold_branches, identity_branch
 from ..grids import level_points
 from ..limits import MAX_HEADS, MAX_REPEATS, check_count
-from ..registry import explicit_scale_triple, register_family, register_module
+from ..registry import register_family, register_module
 from ..rules import Resolved, RowContext, RuleError, out_arg_rule, same_width_rule
 from .yolov5 import C3, Concat, Conv, DWConv, batch_norm, make_act
 
 FAMILY = "ultralytics"
 register_family(FAMILY, recognise=lambda data: "scales" in data and "anchors" not in data, priority=10,
-                explicit_scale=explicit_scale_triple,
+                scale_by_name=True,
                 doc="Ultralytics 8.x (YOLOv8, YOLO11, RT-DETR): scales [depth, width, max_channels], nc unscaled")
 
 # Ultralytics' Conv and DWConv are the same blocks as YOLOv5's (same args, attributes and BN settings);

@@ -94,13 +94,6 @@ def trace_convs(model: ZooModel, *, deployed: bool = False, imgsz: int | None = 
     return tuple(calls)
 
 
-def analytic_row_terms(calls: Iterable[ConvCall], n_rows: int) -> list[float]:
-    by_row: list[list[ConvCall]] = [[] for _ in range(n_rows)]
-    for c in calls:
-        by_row[c.row].append(c)
-    return [row_term(row) for row in by_row]
-
-
 def forward_row_terms(model: ZooModel, *, imgsz: int = 320, repeats: int = 2, seed: int = 0,
                       deployed: bool = False) -> list[float]:
     """Per-row sums of log(output std) of each conv on a Gaussian-weight, linear copy of the model."""

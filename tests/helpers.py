@@ -70,9 +70,11 @@ def outputs_gap(before, after) -> float:
 
 def random_inputs(sig, *, batch: int = 1, dtype: torch.dtype = torch.float32, seed: int = 0,
                   requires_grad: bool = False):
-    """Gaussian inputs shaped like a row plan's inputs (a list when the row reads a list)."""
+    """Gaussian inputs shaped like a row plan's inputs (zoo.plan.example_inputs, refilled)."""
+    from zoo.plan import example_inputs
+
     g = torch.Generator().manual_seed(seed)
-    feed = []
-    for c, h, w in sig.inputs:
-        feed.append(torch.randn(batch, c, h, w, generator=g, dtype=dtype).requires_grad_(requires_grad))
-    return feed if sig.multi else feed[0]
+    feed = example_inputs(sig, batch=batch, dtype=dtype)
+    for t in feed if sig.multi else [feed]:
+        t.normal_(generator=g).requires_grad_(requires_grad)
+    return feed

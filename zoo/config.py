@@ -48,23 +48,26 @@ def load_config(source: str | Path | Mapping[str, Any] | Config, *, scale: str |
         return replace(cfg, nc=nc) if nc is not None and nc != cfg.nc else cfg
     if isinstance(source, Mapping):
         return _from_mapping(dict(source), "<dict>", str(source.get("name", "config")), scale, nc)
-    doc, path, stem, scale = _read_source(source, scale)
+    file, stem, builtin_scale = locate(source)
+    path, scale = str(source), scale or builtin_scale
+    doc = yamlio.read_file(file, source=path)
     if not isinstance(doc.data, dict):
         raise ConfigError(path, "a config must be a mapping with at least 'backbone'", line=1)
     return _from_mapping(doc.data, path, stem, scale, nc, doc.lines)
 
 
-def _read_source(source: str | Path, scale: str | None) -> tuple[yamlio.Document, str, str, str | None]:
+def locate(source: str | Path) -> tuple[Path, str, str | None]:
+    """A YAML path or a built-in name -> (its file, its name, the scale a built-in name stands for)."""
     src = str(source)
     p = Path(src)
     if p.suffix in (".yaml", ".yml") or p.exists():
         if not p.is_file():
             raise ConfigError(src, f"no such config file (built-ins: {', '.join(sorted(builtin_names()))})")
-        return yamlio.read_file(p, source=src), src, p.stem, scale
+        return p, p.stem, None
     names = builtin_names()
     if src in names:
         file, builtin_scale = names[src]
-        return yamlio.read_file(file, source=src), src, src, scale or builtin_scale
+        return file, src, builtin_scale
     import difflib
     near = difflib.get_close_matches(src, list(names), n=3)
     hint = f"; did you mean {', '.join(near)}?" if near else f" (built-ins: {', '.join(sorted(names))})"

@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping
 
 from . import yamlio
 from .builder import build_model
-from .config import check_row, family_of
+from .config import check_row, family_of, locate
 from .errors import ConfigError
 from .registry import REGISTRY
 from .yamlio import SECTIONS
@@ -35,16 +35,8 @@ class _Slot:
 
 
 def load(path: str | Path) -> dict[str, Any]:
-    """Read a config file with zoo.yamlio (a built-in name is resolved to its file)."""
-    p = Path(path)
-    if not p.is_file():
-        from .config import builtin_names
-
-        names = builtin_names()
-        if str(path) not in names:
-            raise ConfigError(str(path), "no such config file or built-in config")
-        p = names[str(path)][0]
-    data = yamlio.read_file(p, source=str(path)).data
+    """Read a config file or a built-in's file (zoo.config.locate) with zoo.yamlio."""
+    data = yamlio.read_file(locate(path)[0], source=str(path)).data
     if not isinstance(data, dict) or not isinstance(data.get("backbone"), list):
         raise ConfigError(str(path), "a config must be a mapping with a 'backbone' list of rows")
     return data
@@ -52,12 +44,7 @@ def load(path: str | Path) -> dict[str, Any]:
 
 def builtin_scale(source: str | Path) -> str | None:
     """The scale a built-in name stands for (yolov5l-gfpn -> "l"); None for a file or a one-scale name."""
-    if Path(source).is_file():
-        return None
-    from .config import builtin_names
-
-    entry = builtin_names().get(str(source))
-    return entry[1] if entry is not None else None
+    return locate(source)[2]
 
 
 def pin_scale(data: Mapping[str, Any], scale: str | None, *, file: str | None = None) -> dict[str, Any]:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from profiles.flops import flatten_tensors as tensors  # the tensors nested in an output, in order
+
 
 def params(model: nn.Module) -> int:
     """Every parameter element, frozen ones included (the published figures count them too)."""
@@ -36,8 +38,8 @@ def rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).abs().max() / a.abs().max())
 
 
-def deploy_gap(module: nn.Module, x: torch.Tensor) -> float:
-    """Randomise BN statistics, deploy in place, and return the eval-mode rel_diff of the outputs."""
+def deploy_gap(module: nn.Module, x) -> float:
+    """Randomise BN statistics, deploy in place, and return the eval-mode gap of the outputs (outputs_gap)."""
     import zoo
 
     randomise_bn(module)
@@ -46,18 +48,7 @@ def deploy_gap(module: nn.Module, x: torch.Tensor) -> float:
         before = module(x)
         zoo.deploy(module)
         after = module(x)
-    return rel_diff(before, after)
-
-
-def tensors(value) -> list[torch.Tensor]:
-    """The tensors nested in a module's output (tuples, lists, dicts), in order."""
-    if isinstance(value, torch.Tensor):
-        return [value]
-    if isinstance(value, dict):
-        value = list(value.values())
-    if isinstance(value, (list, tuple)):
-        return [t for v in value for t in tensors(v)]
-    return []
+    return outputs_gap(before, after)
 
 
 def outputs_gap(before, after) -> float:

@@ -146,14 +146,7 @@ def check_deploy(spec: ModuleSpec, helpers) -> float:
     plan, row = case_plan(spec)
     sig = plan.rows[row].signature
     dtype = torch.float64 if key(spec) in FLOAT64 else torch.float32
-    module = instantiate_row(sig, dtype=dtype)[0]
-    helpers.randomise_bn(module).eval()
-    x = helpers.random_inputs(sig, dtype=dtype)
-    with torch.no_grad():
-        before = module(x)
-        zoo.deploy(module)
-        after = module(x)
-    return helpers.outputs_gap(before, after)
+    return helpers.deploy_gap(instantiate_row(sig, dtype=dtype)[0], helpers.random_inputs(sig, dtype=dtype))
 
 
 def check_gradients(spec: ModuleSpec, helpers) -> None:

@@ -95,6 +95,8 @@ def trace_convs(model: ZooModel, *, deployed: bool = False, imgsz: int | None = 
 
 
 def analytic_row_terms(calls: Iterable[ConvCall], n_rows: int) -> list[float]:
+    """Each row's MAE term from traced calls (`trace_convs`): the built model's side of the plan-equals-build
+    check (the plan's own terms come from profiles.rowcosts)."""
     by_row: list[list[ConvCall]] = [[] for _ in range(n_rows)]
     for c in calls:
         by_row[c.row].append(c)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from profiles.flops import flatten_tensors as tensors  # the tensors nested in an output, in order
+
 
 def params(model: nn.Module) -> int:
     """Every parameter element, frozen ones included (the published figures count them too)."""
@@ -36,8 +38,8 @@ def rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).abs().max() / a.abs().max())
 
 
-def deploy_gap(module: nn.Module, x: torch.Tensor) -> float:
-    """Randomise BN statistics, deploy in place, and return the eval-mode rel_diff of the outputs."""
+def deploy_gap(module: nn.Module, x) -> float:
+    """Randomise BN statistics, deploy in place, and return the eval-mode gap of the outputs (outputs_gap)."""
     import zoo
 
     randomise_bn(module)
@@ -46,4 +48,24 @@ def deploy_gap(module: nn.Module, x: torch.Tensor) -> float:
         before = module(x)
         zoo.deploy(module)
         after = module(x)
-    return rel_diff(before, after)
+    return outputs_gap(before, after)
+
+
+def outputs_gap(before, after) -> float:
+    """The largest rel_diff over every tensor of two outputs of the same structure (float64)."""
+    a, b = tensors(before), tensors(after)
+    assert len(a) == len(b) and a, f"outputs differ in structure: {len(a)} tensors vs {len(b)}"
+    assert [t.shape for t in a] == [t.shape for t in b], "outputs differ in shape"
+    return max(rel_diff(x.double(), y.double()) for x, y in zip(a, b))
+
+
+def random_inputs(sig, *, batch: int = 1, dtype: torch.dtype = torch.float32, seed: int = 0,
+                  requires_grad: bool = False):
+    """Gaussian inputs shaped like a row plan's inputs (zoo.plan.example_inputs, refilled)."""
+    from zoo.plan import example_inputs
+
+    g = torch.Generator().manual_seed(seed)
+    feed = example_inputs(sig, batch=batch, dtype=dtype)
+    for t in feed if sig.multi else [feed]:
+        t.normal_(generator=g).requires_grad_(requires_grad)
+    return feed

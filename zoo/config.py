@@ -48,7 +48,9 @@ def load_config(source: str | Path | Mapping[str, Any] | Config, *, scale: str |
         return replace(cfg, nc=nc) if nc is not None and nc != cfg.nc else cfg
     if isinstance(source, Mapping):
         return _from_mapping(dict(source), "<dict>", str(source.get("name", "config")), scale, nc)
-    doc, path, stem, scale = _read_source(source, scale)
+    file, stem, builtin_scale = locate(source)
+    path, scale = str(source), scale or builtin_scale
+    doc = yamlio.read_file(file, source=path)
     if not isinstance(doc.data, dict):
         raise ConfigError(path, "a config must be a mapping with at least 'backbone'", line=1)
     return _from_mapping(doc.data, path, stem, scale, nc, doc.lines)
@@ -57,7 +59,8 @@ def load_config(source: str | Path | Mapping[str, Any] | Config, *, scale: str |
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".onnx", ".safetensors", ".bin", ".engine", ".tflite")
 
 
-def _read_source(source: str | Path, scale: str | None) -> tuple[yamlio.Document, str, str, str | None]:
+def locate(source: str | Path) -> tuple[Path, str, str | None]:
+    """A YAML path or a built-in name -> (its file, its name, the scale a built-in name stands for)."""
     src = str(source)
     p = Path(src)
     if p.suffix.lower() in CHECKPOINT_SUFFIXES:
@@ -67,11 +70,11 @@ def _read_source(source: str | Path, scale: str | None) -> tuple[yamlio.Document
     if p.suffix in (".yaml", ".yml") or p.exists():
         if not p.is_file():
             raise ConfigError(src, f"no such config file (built-ins: {', '.join(sorted(builtin_names()))})")
-        return yamlio.read_file(p, source=src), src, p.stem, scale
+        return p, p.stem, None
     names = builtin_names()
     if src in names:
         file, builtin_scale = names[src]
-        return yamlio.read_file(file, source=src), src, src, scale or builtin_scale
+        return file, src, builtin_scale
     import difflib
     lowered = {n.lower(): n for n in names}  # a name's case is a typo too (YOLOv5s, Yolov8N)
     near = [lowered[n] for n in difflib.get_close_matches(src.lower(), list(lowered), n=3)]
@@ -268,9 +271,6 @@ def check_row(item: Any, index: int, *, file: str | None, section: str = "", lin
 def config_to_mapping(cfg: Config) -> dict[str, Any]:
     """Back to plain YAML data, keys in YAML order (used to re-pick a scale and by search's exporter)."""
     data: dict[str, Any] = {"nc": cfg.nc}
-    inferred = REGISTRY.recognise({"scales": cfg.scales} if cfg.scales else {})
-    if cfg.family != inferred or REGISTRY.family(cfg.family).recognise is None:
-        data["family"] = cfg.family
     if cfg.scales:
         data["scales"] = {k: list(v) for k, v in cfg.scales.items()}
     else:
@@ -290,4 +290,10 @@ def config_to_mapping(cfg: Config) -> dict[str, Any]:
     if cfg.search:
         data["search"] = dict(cfg.search)
     data.update(cfg.extra)
+    try:  # `family:` only where the registered recognisers would not find it from the rest
+        inferred = REGISTRY.recognise(data) if REGISTRY.family(cfg.family).recognise is not None else None
+    except KeyError:
+        inferred = None
+    if inferred != cfg.family:
+        data = {"nc": cfg.nc, "family": cfg.family, **{k: v for k, v in data.items() if k != "nc"}}
     return data

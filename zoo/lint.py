@@ -21,14 +21,16 @@ import torch
 from torch import nn
 
 from .graph import LayerInfo, ZooModel
+from .plan import RowProbeError, example_inputs, first_line
 
 ANCHOR_BASE_STRIDE = 8  # the stride YOLOv5's first anchor level is written for (P3/8)
 SHORTCUT_ARG = "shortcut"
 ADD_FLAG = "add"
 # what a probe forward of one row can raise for a row lint cannot read: torch's shape and device errors
-# (RuntimeError, NotImplementedError on meta), bad argument values (ValueError) or a forward that does not
-# take the row's input (TypeError). Anything else is a bug in lint and propagates.
-PROBE_ERRORS = (RuntimeError, ValueError, TypeError)
+# (RuntimeError, NotImplementedError on meta), bad argument values (ValueError), a forward that does not
+# take the row's input (TypeError) or a row reading a head (RowProbeError). Anything else is a bug in lint
+# and propagates.
+PROBE_ERRORS = (RuntimeError, ValueError, TypeError, RowProbeError)
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ def lint_model(model: ZooModel) -> tuple[LintWarning, ...]:
     """All lint warnings of a built model, in row order."""
     warnings: list[LintWarning] = []
     for info, module in zip(model.layers, model.model):
-        warnings.extend(_shortcut_warnings(model, info, module))
+        warnings.extend(_shortcut_warnings(info, module))
         warnings.extend(_anchor_warnings(model, info, module))
     return tuple(warnings)
 
@@ -67,7 +69,7 @@ def _asks_for_shortcut(module: nn.Module, info: LayerInfo) -> bool:
     return bool(bound.arguments.get(SHORTCUT_ARG, False))
 
 
-def _shortcut_warnings(model: ZooModel, info: LayerInfo, module: nn.Module) -> list[LintWarning]:
+def _shortcut_warnings(info: LayerInfo, module: nn.Module) -> list[LintWarning]:
     flagged = [(name, m) for name, m in module.named_modules() if getattr(m, ADD_FLAG, None) is False]
     if not flagged:
         return []
@@ -77,7 +79,7 @@ def _shortcut_warnings(model: ZooModel, info: LayerInfo, module: nn.Module) -> l
     except TypeError as e:
         return [_not_checked(info, f"its arguments do not fit {type(module).__name__}'s signature", e)]
     try:
-        widths = _block_widths(model, info, module, [m for _, m in flagged])
+        widths = _block_widths(info, module, [m for _, m in flagged])
     except PROBE_ERRORS as e:
         return [_not_checked(info, "its probe forward failed", e)]
     out = []
@@ -93,29 +95,11 @@ def _shortcut_warnings(model: ZooModel, info: LayerInfo, module: nn.Module) -> l
 
 
 def _not_checked(info: LayerInfo, why: str, error: BaseException) -> LintWarning:
-    detail = (str(error).splitlines() or [""])[0]
     return LintWarning(info.index, f"row {info.index} not checked: {info.module} has a block without its "
-                       f"residual add and {why} ({type(error).__name__}: {detail})", "not-checked")
+                       f"residual add and {why} ({first_line(error)})", "not-checked")
 
 
-def _row_input(model: ZooModel, info: LayerInfo, device: torch.device, dtype: torch.dtype) -> Any:
-    """Zeros shaped like the row's inputs at the builder's probe size."""
-    def one(s: int) -> torch.Tensor:
-        if s < 0:
-            side = int(model.layers[0].out_shape[-1] * (model.layers[0].stride or 1)) \
-                if model.layers[0].out_shape else 256
-            return torch.zeros(1, model.config.ch, side, side, device=device, dtype=dtype)
-        shape = model.layers[s].out_shape
-        if shape is None:
-            raise ValueError(f"it reads row {s}, whose output (a head's) has no shape")
-        return torch.zeros(1, *shape[1:], device=device, dtype=dtype)
-
-    feed = [one(s) for s in info.sources]
-    return feed if info.multi_input else feed[0]
-
-
-def _block_widths(model: ZooModel, info: LayerInfo, module: nn.Module,
-                  blocks: list[nn.Module]) -> dict[int, tuple[int, int]]:
+def _block_widths(info: LayerInfo, module: nn.Module, blocks: list[nn.Module]) -> dict[int, tuple[int, int]]:
     """Input/output channels of each block, from one forward pass of this row alone (raises PROBE_ERRORS)."""
     param = next(module.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
@@ -132,7 +116,7 @@ def _block_widths(model: ZooModel, info: LayerInfo, module: nn.Module,
     try:
         module.eval()
         with torch.no_grad():
-            module(_row_input(model, info, device, dtype))
+            module(example_inputs(info.signature, device=device, dtype=dtype))
     finally:
         module.train(was_training)
         for h in handles:

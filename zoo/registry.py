@@ -93,20 +93,6 @@ def _nc_only(nc: int, anchors: Any) -> frozenset[int]:
     return frozenset({nc})
 
 
-def explicit_multiples(cfg: Config, max_channel: int) -> dict[str, Any]:
-    """Multiples 1.0: how YOLOv5 (and any family without a channel cap) reads explicit channels."""
-    return {"depth_multiple": 1.0, "width_multiple": 1.0}
-
-
-def explicit_scale_triple(cfg: Config, max_channel: int) -> dict[str, Any]:
-    """The config's own scale name with [1.0, 1.0, cap] (Ultralytics reads a full triple and decides
-    some blocks by the scale's name); multiples 1.0 for a config written without scales."""
-    if cfg.scale.name is None:
-        return explicit_multiples(cfg, max_channel)
-    cap = max(cfg.scale.max_channels or 0, max_channel)
-    return {"scales": {cfg.scale.name: [1.0, 1.0, cap]}}
-
-
 @dataclass(frozen=True)
 class FamilySpec:
     """A config family: how it is recognised, which head sizes stay as written, how it scales.
@@ -114,8 +100,8 @@ class FamilySpec:
     recognise: True for a config mapping (without `family:`) of this family; None: only by `family:`.
     priority: recognisers are asked highest first.
     unscaled: (nc, anchors) -> the channel counts never width-scaled (a head's output size).
-    explicit_scale: (config, largest channel) -> the scale keys of the same config written with
-      explicit channels and repeats (multiples 1.0), as the family's reference code reads them.
+    scale_by_name: its blocks read the scale's name (Ultralytics builds C3k2 differently at m/l/x), so a
+      config written at one scale or with explicit channels keeps the name (see explicit_scale).
     """
 
     name: str
@@ -124,8 +110,17 @@ class FamilySpec:
     unscaled: Callable[[int, Any], frozenset[int]] = _nc_only
     channels: ChannelScaler = scale_channels
     repeats: Callable[[int, float], int] = scale_repeats
-    explicit_scale: Callable[[Config, int], dict[str, Any]] = explicit_multiples
+    scale_by_name: bool = False
     doc: str = ""
+
+    def explicit_scale(self, cfg: Config, max_channel: int) -> dict[str, Any]:
+        """The scale keys of `cfg` written with explicit channels and repeats: multiples 1.0, or, for a
+        family whose blocks read the scale's name, that name with [1.0, 1.0, cap] (a full triple, as
+        Ultralytics reads it; the cap at least the largest channel)."""
+        if not self.scale_by_name or cfg.scale.name is None:
+            return {"depth_multiple": 1.0, "width_multiple": 1.0}
+        cap = max(cfg.scale.max_channels or 0, max_channel)
+        return {"scales": {cfg.scale.name: [1.0, 1.0, cap]}}
 
 
 @dataclass
@@ -260,5 +255,5 @@ def register_family(name: str, **kwargs: Any) -> FamilySpec:
     return spec
 
 
-__all__ = ["explicit_multiples", "explicit_scale_triple", "FamilySpec", "ModuleSpec", "REGISTRY", "Registry", "SHARED", "register_family", "register_layer",
+__all__ = ["FamilySpec", "ModuleSpec", "REGISTRY", "Registry", "SHARED", "register_family", "register_layer",
            "register_module"]

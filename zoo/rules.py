@@ -137,6 +137,21 @@ def out_arg_rule(n_at: int = 2) -> Rule:
     return rule
 
 
+def same_width_rule(n_at: int = 2) -> Rule:
+    """out_arg for blocks that keep their width (a gate, a split-and-fuse): the scaled c2 must be c1."""
+    scaled = out_arg_rule(n_at)
+
+    def rule(ctx: RowContext) -> Resolved:
+        resolved = scaled(ctx)
+        if resolved.out_channels != ctx.c1:
+            raise RuleError(f"{ctx.row.module} keeps its width: input {ctx.c1} != output "
+                            f"{resolved.out_channels} after scaling")
+        return resolved
+
+    rule.__name__ = "out_arg (c1 == c2)"
+    return rule
+
+
 def same(ctx: RowContext) -> Resolved:
     """Channels pass through (upsample, pooling, padding, identity)."""
     return Resolved(tuple(ctx.args), ctx.c1)

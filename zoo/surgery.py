@@ -22,8 +22,9 @@ from typing import Any, Callable, Mapping
 
 from . import yamlio
 from .builder import build_model
-from .config import check_row
+from .config import check_row, family_of, locate
 from .errors import ConfigError
+from .registry import REGISTRY
 from .yamlio import SECTIONS
 
 
@@ -34,16 +35,8 @@ class _Slot:
 
 
 def load(path: str | Path) -> dict[str, Any]:
-    """Read a config file with zoo.yamlio (a built-in name is resolved to its file)."""
-    p = Path(path)
-    if not p.is_file():
-        from .config import builtin_names
-
-        names = builtin_names()
-        if str(path) not in names:
-            raise ConfigError(str(path), "no such config file or built-in config")
-        p = names[str(path)][0]
-    data = yamlio.read_file(p, source=str(path)).data
+    """Read a config file or a built-in's file (zoo.config.locate) with zoo.yamlio."""
+    data = yamlio.read_file(locate(path)[0], source=str(path)).data
     if not isinstance(data, dict) or not isinstance(data.get("backbone"), list):
         raise ConfigError(str(path), "a config must be a mapping with a 'backbone' list of rows")
     return data
@@ -51,19 +44,15 @@ def load(path: str | Path) -> dict[str, Any]:
 
 def builtin_scale(source: str | Path) -> str | None:
     """The scale a built-in name stands for (yolov5l-gfpn -> "l"); None for a file or a one-scale name."""
-    if Path(source).is_file():
-        return None
-    from .config import builtin_names
-
-    entry = builtin_names().get(str(source))
-    return entry[1] if entry is not None else None
+    return locate(source)[2]
 
 
 def pin_scale(data: Mapping[str, Any], scale: str | None, *, file: str | None = None) -> dict[str, Any]:
     """New data whose only scale is `scale`, written where `scales` was.
 
-    A YOLOv5-schema [depth, width] scale becomes depth_multiple/width_multiple; an Ultralytics-schema
-    file, or a scale with max_channels (which has no top-level key), keeps `scales` with that key alone.
+    A [depth, width] scale becomes depth_multiple/width_multiple; a scale with max_channels (which has no
+    top-level key), or one of a family whose blocks read the scale's name (FamilySpec.scale_by_name, e.g.
+    Ultralytics), keeps `scales` with that key alone.
     Either way the loader has one choice left, so the file's name no longer picks the scale.
     With `scale` None the data is returned unchanged (a copy).
     """
@@ -80,9 +69,9 @@ def pin_scale(data: Mapping[str, Any], scale: str | None, *, file: str | None = 
         raise ConfigError(file, f"scale {scale!r} is not in the config's scales "
                                 f"({', '.join(str(k) for k in scales)})")
     value = copy.deepcopy(scales[key])
-    # with `scales` present and no family, the loader infers ultralytics unless anchors are given
-    family = data.get("family") or ("yolov5" if "anchors" in data else "ultralytics")
-    as_multiples = family != "ultralytics" and isinstance(value, list) and len(value) == 2
+    # a family whose blocks read the scale's name keeps it; a [depth, width] scale of others becomes multiples
+    by_name = REGISTRY.family(family_of(data, file or "<config>")).scale_by_name
+    as_multiples = not by_name and isinstance(value, list) and len(value) == 2
     pinned: dict[str, Any] = {}
     for k, v in out.items():
         if k != "scales":

@@ -11,15 +11,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..grids import level_points
-from ..registry import explicit_scale_triple, register_family, register_module
+from ..registry import register_family, register_module
 from ..rules import Resolved, RowContext, RuleError
 from .gfpn import ConvBNAct
 from .tinynas import ResKXKX
 from .yolov5 import Concat
 
 FAMILY = "damo"
-register_family(FAMILY, explicit_scale=explicit_scale_triple,
-                doc="DAMO-YOLO (TinyNAS backbones, RepGFPN neck, ZeroHead): chosen by `family: damo` only")
+register_family(FAMILY, doc="DAMO-YOLO (TinyNAS backbones, RepGFPN neck, ZeroHead): chosen by `family: damo` only")
 
 # YOLOv5 and Ultralytics both have a Concat, so a damo config needs its own entry to resolve the name.
 register_module("Concat", family=FAMILY, io="concat")(Concat)

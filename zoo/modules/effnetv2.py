@@ -11,6 +11,7 @@ from torch import nn
 
 from ..fuse import fold_conv_bn_attrs
 from ..registry import register_module
+from ..rules import same_width_rule
 
 FAMILY = "yolov5"
 
@@ -49,9 +50,9 @@ class stem(nn.Module):  # noqa: N801  (the published config names it in lower ca
         fold_conv_bn_attrs(self)
 
 
-@register_module("SqueezeExcite", family=FAMILY, io="out_arg", example=(-1, [64, 0.25]))
+@register_module("SqueezeExcite", family=FAMILY, io=same_width_rule(), channels=(0,), example=(-1, [64, 0.25]))
 class SqueezeExcite(nn.Module):
-    """Channel gate: pooled -> 1x1 reduce -> ReLU -> 1x1 expand -> sigmoid, times the input."""
+    """Channel gate: pooled -> 1x1 reduce -> ReLU -> 1x1 expand -> sigmoid, times the input (so c2 == c1)."""
 
     def __init__(self, c1: int, c2: int, se_ratio: float = 0.25) -> None:
         super().__init__()

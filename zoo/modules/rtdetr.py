@@ -333,7 +333,7 @@ class RTDETRDecoder(nn.Module):
     """RT-DETR head: project and flatten levels, pick the top-nq tokens as queries, refine with a deformable
     decoder. Eval returns ((B, nq, 6) [cx, cy, w, h, score, class], raw); training without targets returns
     every layer's (boxes, logits) and the encoder's. Denoising queries (training with targets) are not built,
-    but the denoising embedding is present so checkpoints load.
+    but their embedding `denoising_class_embed` is present so checkpoints load (it gets no gradient here).
     """
 
     def __init__(self, nc: int = 80, ch: Sequence[int] = (512, 1024, 2048), hd: int = 256, nq: int = 300,
@@ -411,6 +411,7 @@ class RTDETRDecoder(nn.Module):
         embed = memory.gather(1, top.unsqueeze(-1).expand(-1, -1, memory.shape[-1]))
         top_anchors = anchors.expand(bs, -1, -1).gather(1, top.unsqueeze(-1).expand(-1, -1, 4))
         refer = self.enc_bbox_head(embed) + top_anchors
+        enc_boxes = refer.sigmoid()  # before the detach below: the encoder's box loss trains enc_bbox_head
         enc_scores = enc_logits.gather(1, top.unsqueeze(-1).expand(-1, -1, self.nc))
         if self.learnt_init_query:
             embed = self.tgt_embed.weight[:k].unsqueeze(0).expand(bs, -1, -1)
@@ -418,7 +419,7 @@ class RTDETRDecoder(nn.Module):
             refer, embed = refer.detach(), embed.detach()
         dec_boxes, dec_logits = self.decoder(embed, refer, feats_all, shapes, self.dec_bbox_head,
                                              self.dec_score_head, self.query_pos_head)
-        raw = (dec_boxes, dec_logits, refer.sigmoid(), enc_scores)
+        raw = (dec_boxes, dec_logits, enc_boxes, enc_scores)
         if self.training:
             return raw
         return self._postprocess(dec_boxes[-1], dec_logits[-1]), raw

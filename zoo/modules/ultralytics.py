@@ -15,13 +15,13 @@ from torch import nn
 from ..fuse import conv_branch, conv_like, fold_branches, identity_branch
 from ..grids import level_points
 from ..limits import MAX_HEADS, MAX_REPEATS, check_count
-from ..registry import explicit_scale_triple, register_family, register_module
-from ..rules import Resolved, RowContext, RuleError, out_arg_rule
+from ..registry import register_family, register_module
+from ..rules import Resolved, RowContext, RuleError, out_arg_rule, same_width_rule
 from .yolov5 import C3, Concat, Conv, DWConv, batch_norm, make_act
 
 FAMILY = "ultralytics"
 register_family(FAMILY, recognise=lambda data: "scales" in data and "anchors" not in data, priority=10,
-                explicit_scale=explicit_scale_triple,
+                scale_by_name=True,
                 doc="Ultralytics 8.x (YOLOv8, YOLO11, RT-DETR): scales [depth, width, max_channels], nc unscaled")
 
 # Ultralytics' Conv and DWConv are the same blocks as YOLOv5's (same args, attributes and BN settings);
@@ -254,18 +254,7 @@ class PSABlock(nn.Module):
         return x + self.ffn(x) if self.add else self.ffn(x)
 
 
-def c2psa_rule(ctx: RowContext) -> Resolved:
-    resolved = out_arg_rule(n_at=2)(ctx)
-    if resolved.args[0] != resolved.args[1]:
-        raise RuleError(f"C2PSA keeps its width: input {resolved.args[0]} != output {resolved.args[1]} "
-                        f"after scaling")
-    return resolved
-
-
-c2psa_rule.__name__ = "out_arg (c1 == c2)"
-
-
-@register_module("C2PSA", family=FAMILY, io=c2psa_rule, repeat="inside", channels=(0,))
+@register_module("C2PSA", family=FAMILY, io=same_width_rule(n_at=2), repeat="inside", channels=(0,))
 class C2PSA(nn.Module):
     """Half the channels through n PSABlocks, the other half passed by, fused by a 1x1 Conv."""
 
@@ -321,7 +310,10 @@ detect_rule.__name__ = "multi_in, legacy by rows"
 
 @register_module("Detect", family=FAMILY, io=detect_rule, channels=())
 class Detect(nn.Module):
-    """Anchor-free decoupled head with DFL boxes; eval returns (B, 4 + nc, anchors) boxes in xywh pixels."""
+    """Anchor-free decoupled head with DFL boxes; eval returns (B, 4 + nc, anchors) boxes in xywh pixels.
+
+    `dfl` is a fixed projection (frozen, no gradient), as in Ultralytics.
+    """
 
     def __init__(self, nc: int = 80, reg_max: int = 16, end2end: bool = False, ch: Sequence[int] = (), *,
                  legacy: bool = False, strides: Sequence[float] | None = None) -> None:

@@ -16,7 +16,7 @@ from ..config import anchors_problem
 from ..errors import shown
 from ..fuse import fold_conv_bn_attrs
 from ..grids import cell_grid
-from ..registry import explicit_multiples, register_family, register_module
+from ..registry import register_family, register_module
 from ..rules import Resolved, RowContext, RuleError, anchors_per_level
 
 FAMILY = "yolov5"
@@ -29,7 +29,6 @@ def head_outputs(nc: int, anchors: Any) -> frozenset[int]:
 
 
 register_family(FAMILY, recognise=lambda data: True, priority=-100, unscaled=head_outputs,
-                explicit_scale=explicit_multiples,
                 doc="YOLOv5 v7.0: depth/width multiples (or scales), anchors; the fallback family")
 BN_EPS, BN_MOMENTUM = 1e-3, 0.03  # what YOLOv5's initialize_weights sets on every BatchNorm2d
 

@@ -40,9 +40,11 @@ COMMANDS: tuple[Command, ...] = (
             edit.edit_args, edit.edit_run, edit.EXAMPLES),
     Command("profile", "Params, MACs/GFLOPs, latency and memory per YAML row and in total.",
             profile.profile_args, profile.profile_run, profile.EXAMPLES),
-    Command("search", "Search widths and depths of a config under budgets (MAE score, Optuna); export the best.",
+    Command("search", "Search widths and depths of a config under budgets (training-free score, Optuna); "
+                      "export the best.",
             search.search_args, search.search_run, search.SEARCH_EXAMPLES),
-    Command("score", "Training-free MAE score of a config, with its per-stage parts.",
+    Command("score", "Training-free score of a config (default objective feature_entropy; --objective mae: "
+                     "MAE-NAS), with its parts.",
             search.score_args, search.score_run, search.SCORE_EXAMPLES),
     Command("export", "Write any trial of a study as an explicit config.",
             search.export_args, search.export_run, search.EXPORT_EXAMPLES),

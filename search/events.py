@@ -29,6 +29,15 @@ class StudyOpened:
 
 
 @dataclass(frozen=True)
+class ScoringChosen:
+    """How this run scores candidates: the objective, its direction and the depth budget (None: none)."""
+
+    objective: str
+    direction: str
+    depth_budget: str | None  # the budget's reason, e.g. "... at most the base's (83, 0.4561)"
+
+
+@dataclass(frozen=True)
 class WorkerLost:
     """A worker that died (or went silent) while running trials; they were failed and enqueued again."""
 
@@ -46,4 +55,4 @@ class Finishing:
     remeasure: int
 
 
-__all__ = ["Finishing", "StudyOpened", "TrialEvent", "WorkerLost"]
+__all__ = ["Finishing", "ScoringChosen", "StudyOpened", "TrialEvent", "WorkerLost"]

@@ -23,7 +23,7 @@ from zoo.config import Config, load_config
 from zoo.errors import ConfigError
 
 from .evaluate import CandidateError, Measure, Scoring, evaluate, make_scoring
-from .events import Finishing, StudyOpened, WorkerLost
+from .events import Finishing, ScoringChosen, StudyOpened, WorkerLost
 from .export import SearchResult, export_best
 from .objectives import get_objective
 from .record import check_record, default_study_name, study_record
@@ -34,7 +34,7 @@ from .storage import (RUNS_DIR, check_storage, check_writable, is_url, open_stor
                       storage_errors, storage_failure)
 from .worker import SearchOptions, StudyHandle, TrialEvent, cache_file, run_worker, spawned_worker
 
-Event = Any  # search.events: StudyOpened | WorkerLost | Finishing
+Event = Any  # search.events: StudyOpened | ScoringChosen | WorkerLost | Finishing
 
 INITIALISED = "zoo:initialised"
 MAX_ROUNDS = 100  # rounds of trials in one run: a round after the first only retries a dead worker's trials
@@ -141,6 +141,8 @@ def run_study(cfg: Config, options: SearchOptions, *, on_trial: Callable[[TrialE
             scoring = make_scoring(space, options.budget, options.measure, cache)
         except CandidateError as e:
             raise ConfigError(cfg.path, f"the base config at imgsz {options.measure.imgsz}: {e}") from None
+        emit(ScoringChosen(scoring.objective.name, scoring.objective.direction,
+                           scoring.depth.reason if scoring.depth is not None else None))
         handle = StudyHandle(storage_path, name, cfg, replace(options, study_name=name),
                              cache_file(storage_path, name),
                              optuna.logging.get_verbosity() if optuna_verbosity is None else optuna_verbosity)

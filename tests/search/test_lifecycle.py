@@ -64,13 +64,31 @@ def test_new_and_resuming_lines_and_the_journal_under_the_output_folder(tmp_path
     args = ["search", str(cfg), "--budget-params", "5", "--trials", "3", *FAST]
     name = "tiny-64-5mparams-feature_entropy-nsga2"
     assert cli.main([*args, "-o", str(tmp_path / "a")]) == 0
-    assert err_lines(capsys)[0] == f"new study {name} at {tmp_path / 'a' / 'journal.log'}"
+    lines = err_lines(capsys)
+    assert lines[0] == f"new study {name} at {tmp_path / 'a' / 'journal.log'}"
+    base = search_base_of(cfg)  # the default objective's depth budget is the base's, and the run says so
+    assert lines[1] == (f"objective feature_entropy (maximize); depth budget: feature_entropy grows without bound "
+                        f"in depth: layers and effectiveness at most the base's ({base.layers}, "
+                        f"{base.effectiveness:.4f})")
     assert cli.main([*args, "-o", str(tmp_path / "b")]) == 0  # another -o: another study, never the first one
     assert err_lines(capsys)[0] == f"new study {name} at {tmp_path / 'b' / 'journal.log'}"
     assert cli.main([*args[:5], "5", *args[6:], "-o", str(tmp_path / "a")]) == 0
     assert err_lines(capsys)[0] == f"resuming study {name}: 3 of 5 trials done"
     assert len(trials_of(tmp_path / "a" / "journal.log", name)) == 5
     assert len(trials_of(tmp_path / "b" / "journal.log", name)) == 3
+
+
+def search_base_of(cfg: Path):
+    """The base's layers and effectiveness at the search's size, from the objectives' own summary."""
+    from profiles.rowcosts import CostCache
+    from search.evaluate import rows_of
+    from search.objectives import ObjectiveContext
+    from search.objectives.budgets import summarize
+    from zoo.plan import plan_config
+
+    cache = CostCache()
+    rows = rows_of(plan_config(load_config(cfg), imgsz=64, prober=cache), cache)
+    return summarize(rows, ObjectiveContext(imgsz=64))
 
 
 def test_nsga2_then_tpe_never_share_a_study_unless_named(tmp_path: Path, cfg: Path, capsys) -> None:
@@ -183,8 +201,8 @@ def test_flags_are_checked_before_any_work(tmp_path: Path, capsys) -> None:
                                  "32 (try 672)"]
     if not torch.cuda.is_available():
         assert cli.main(["search", "yolov5n", "--budget-params", "1", "--device", "cuda", "-o", str(out)]) == 1
-        assert err_lines(capsys) == ["error: yolov5n: --device cuda needs CUDA, which is not available on this "
-                                     "machine"]
+        assert err_lines(capsys) == ["error: --device cuda needs CUDA, which is not available on this "
+                                     "machine (use cpu)"]  # at parse time, as every command checks --device
     assert not out.exists()
 
 

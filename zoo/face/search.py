@@ -4,14 +4,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .options import BACKENDS, add_imgsz, make_backend, positive_float, positive_int, weights
+from .options import BACKENDS, add_device, add_imgsz, add_threads, make_backend, positive_float, positive_int, weights
 
-SEARCH_EXAMPLES = ("examples:\n  zoo search yolov5s --budget-ms 40 --imgsz 320 --trials 60\n"
+SEARCH_EXAMPLES = ("examples:\n  zoo search yolov5s --imgsz 320 --budget-gflops 3.3 --trials 2000   (GFLOPs only: seconds)\n"
+                   "  zoo search yolov5s --budget-ms 40 --imgsz 320 --trials 60\n"
                    "  zoo search my.yaml --budget-gflops 5 --sampler nsga2 --objectives score,latency --budget-ms 30\n"
                    "  zoo search yolov5s --budget-ms 40 --storage sqlite:///s.db --study-name s40 --workers 2\n"
                    "  zoo search yolov5s --imgsz 320 --budget-ms 40 --latency lut --lut cpu.lut    (table-priced)\n"
                    "  zoo search yolov5s --imgsz 320 --budget-ms 30 --latency hybrid --lut ort.lut --backend onnxruntime")
-SCORE_EXAMPLES = ("examples:\n  zoo score yolov5s\n  zoo score damo.yaml --scope backbone --stage-weights 0,0,1,1,16\n"
+SCORE_EXAMPLES = ("examples:\n  zoo score yolov5s\n  zoo score yolov5s --objective mae    (MAE-NAS, exact to TinyNAS)\n  zoo score damo.yaml --scope backbone --stage-weights 0,0,1,1,16\n"
                   "  zoo score yolov5s --method forward --imgsz 320 --format json")
 EXPORT_EXAMPLES = ("examples:\n"
                    "  zoo export --storage runs/search/yolov5s-320-40ms --study-name yolov5s-320-40ms -o b.yaml\n"
@@ -59,9 +60,9 @@ def search_args(p: argparse.ArgumentParser) -> None:
     b.add_argument("--budget-params", type=positive_float, help="parameter budget in millions")
     b.add_argument("--max-layers", type=positive_int, help="most convs in the deploy form")
     m = p.add_argument_group("measurement")
-    m.add_argument("--imgsz", type=positive_int, default=640)
-    m.add_argument("--threads", type=positive_int, default=1)
-    m.add_argument("--device", default="cpu")
+    add_imgsz(m)
+    add_threads(m)
+    add_device(m)
     m.add_argument("--runs", type=positive_int, default=20, help="timed runs per candidate (default 20)")
     m.add_argument("--warmup-s", type=float, default=0.3, help="warm-up seconds per candidate (default 0.3)")
     m.add_argument("--deploy", action="store_true",
@@ -166,13 +167,16 @@ def latency_backend(args: argparse.Namespace) -> str:
 
 def print_event(event: Any) -> None:
     """One line for what the search library reports while it runs (search.events)."""
-    from search import Finishing, StudyOpened, WorkerLost
+    from search import Finishing, ScoringChosen, StudyOpened, WorkerLost
 
     from .console import note, warning
 
     if isinstance(event, StudyOpened):
         note(f"resuming study {event.name}: {event.done} of {event.total} trials done" if event.resumed
              else f"new study {event.name} at {event.storage}")
+    elif isinstance(event, ScoringChosen):
+        depth = f"; depth budget: {event.depth_budget}" if event.depth_budget else ""
+        note(f"objective {event.objective} ({event.direction}){depth}")
     elif isinstance(event, WorkerLost):
         who = f"worker {event.pid}" if event.pid is not None else "a worker"
         why = "died" if event.reason is None or "is gone" in event.reason else f"went silent ({event.reason})"

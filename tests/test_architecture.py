@@ -1,7 +1,7 @@
 """The layout's import rules, read from the source with `ast` (nothing is imported or run).
 
 Every .py file of the project is read (cli.py, zoo/, profiles/, search/, bench/, tests/). Rules
-(COMMON.md, "Target layout"), over the shipped code (cli.py, zoo/, profiles/, search/):
+(ARCHITECTURE.md, "Import rules"), over the shipped code (cli.py, zoo/, profiles/, search/):
 - only the face (zoo/face) imports rich or prints (print(), sys.stdout.write, sys.stderr.write);
 - zoo/ outside zoo/face imports neither profiles/ nor search/; profiles/ does not import search/;
 - the library (zoo/ outside the face, profiles/, search/) does not import the face;

@@ -7,6 +7,7 @@ import sys
 import textwrap
 
 import optuna
+import pytest
 
 WORKER = textwrap.dedent('''
     import sys, optuna
@@ -45,17 +46,20 @@ def test_zoo_search_two_workers_on_postgres(postgres_url, tmp_path, test_module)
     assert (tmp_path / "o" / "best.yaml").exists()
 
 
+@pytest.mark.slow
 def test_kill_one_of_two_workers_on_postgres(postgres_url, tmp_path, test_module) -> None:
     faults = test_module("search/test_faults.py")
     faults.kill_one_of_two_workers(faults.make_setup(tmp_path), postgres_url, "pgkill")
 
 
+@pytest.mark.slow
 def test_two_commands_on_one_postgres_study(postgres_url, tmp_path, test_module) -> None:
     """Claims are exact on PostgreSQL too (an advisory lock): no surplus trial, exactly --trials."""
     faults = test_module("search/test_faults.py")
     faults.two_commands_on_one_study(faults.make_setup(tmp_path), postgres_url, "pgtwo")
 
 
+@pytest.mark.slow
 def test_server_stopped_mid_study_then_the_same_command_resumes(postgres_url, tmp_path, test_module) -> None:
     """The server goes away during the trials: one error line, exit 1, no traceback; once it is back the
     same command resumes and ends with exactly --trials trials, every completed one kept."""

@@ -84,6 +84,7 @@ def test_cli_ort_profile_maps_each_rows_own_timing_to_its_yaml_row(distinct_yaml
     assert shares == pytest.approx([e / sum(expected) for e in expected], abs=1e-4)
 
 
+@pytest.mark.slow
 def test_cli_ort_profile_rows_sum_to_the_total_within_the_stated_ratio(distinct_yaml, ort, capsys) -> None:
     data = profile_json(capsys, str(distinct_yaml), "--imgsz", "64", "--runs", "2", "--backend", "onnxruntime")
     rows = [lay["latency_ms"]["median"] for lay in data["layers"]]

@@ -185,6 +185,7 @@ def kill_one_of_two_workers(s: dict[str, Path], storage: str, name: str) -> None
     assert "Traceback" not in z.err
 
 
+@pytest.mark.slow
 def test_kill_one_of_two_workers_on_the_journal(setup) -> None:
     kill_one_of_two_workers(setup, str(setup["journal"]), "kill")
 
@@ -264,6 +265,7 @@ def test_truncated_journal_keeps_complete_trials_and_retries_the_cut_ones(setup,
     assert all(any(r.user_attrs.get(RETRY_OF) == n for r in trials) for n in cut_running)
 
 
+@pytest.mark.slow
 def test_full_disk_fails_with_one_line_and_the_rerun_resumes(setup) -> None:
     assert cli.main(search_args(setup, "full", 2)) == 0
     before = completed(trials_of(setup["journal"], "full"))
@@ -326,6 +328,7 @@ def test_ctrl_c_during_initialise_drops_nothing(setup, monkeypatch) -> None:
         assert [(t.user_attrs["kind"], t.params) for t in trials if t.user_attrs.get("kind") != "sampled"] == queued
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_a_trial_then_again_during_the_export(setup) -> None:
     """The first Ctrl-C stops the trials at once and says what happens next; the second stops the
     re-measurement; the interrupted trial is retried by the same command, and nothing else is lost."""
@@ -348,6 +351,7 @@ def test_ctrl_c_during_a_trial_then_again_during_the_export(setup) -> None:
     assert [t.params for t in trials if t.user_attrs.get(RETRY_OF) == stopped[0].number] == [stopped[0].params]
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_the_final_remeasurement(setup) -> None:
     z = Zoo(search_args(setup, "exp", 3, "--top-k", "3"), sleep_s=0.2)
     wait_until(lambda: setup["journal"].exists() and len(finished(trials_of(setup["journal"], "exp"))) == 3)
@@ -373,6 +377,7 @@ def two_commands_on_one_study(s: dict[str, Path], storage: str, name: str) -> No
     assert len({t.system_attrs["zoo:pid"] for t in trials}) == 2  # both worked
 
 
+@pytest.mark.slow
 def test_two_commands_on_one_journal_study(setup) -> None:
     two_commands_on_one_study(setup, str(setup["journal"]), "two")
 

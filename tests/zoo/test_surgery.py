@@ -113,13 +113,14 @@ def test_parse_row_is_safe_load_only() -> None:
         surgery.parse_row("[-1, 1, Conv")
 
 
-def test_edit_command(tmp_path: Path) -> None:
+def test_edit_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from cli import main
 
     out = tmp_path / "out.yaml"
     rc = main(["edit", "yolov5s-gfpn", "--insert-after", "4", "--row", "[-1, 1, Conv, [256, 3, 1]]",
                "-o", str(out)])
     assert rc == 0
+    assert capsys.readouterr().err.strip() == f"wrote {out} (row inserted after row 4; scale s written out)"
     assert yaml.safe_load(out.read_text())["head"][1][0] == 7
     back = tmp_path / "back.yaml"
     assert main(["edit", str(out), "--delete", "5", "-o", str(back)]) == 0

@@ -83,7 +83,7 @@ def test_profiles(toy: Path, tmp_path: Path) -> None:
     out = tmp_path / "toy.json"
     assert cli.main(["profile", str(toy), "--plugin", str(PLUGIN), "--no-latency", "--imgsz", str(IMGSZ),
                      "--format", "json", "-o", str(out)]) == 0
-    data = json.loads(out.read_text())
+    (data,) = json.loads(out.read_text())  # one config: a list of one
     assert data["params"] == prof.params and data["macs"] == prof.macs
     assert [row["params"] for row in data["layers"]] == [lay.params for lay in prof.layers]
 

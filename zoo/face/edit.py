@@ -28,6 +28,8 @@ def edit_run(args: argparse.Namespace) -> int:
     from zoo import surgery, yamlio
     from zoo.errors import ConfigError
 
+    from .console import note
+
     scale = args.scale or surgery.builtin_scale(args.config)
     data = surgery.pin_scale(surgery.load(args.config), scale, file=args.config)
     if args.delete is not None:
@@ -50,4 +52,5 @@ def edit_run(args: argparse.Namespace) -> int:
     pinned = f"; scale {scale} written out" if scale is not None else ""
     yamlio.write_config(edited, args.out, header=f"edited by `zoo edit` from {args.config}: {what}{pinned}\n"
                                                  f"rows are renumbered; comments of the source are not kept")
+    note(f"wrote {args.out} ({what}{pinned})")
     return 0

@@ -186,7 +186,9 @@ def base_search_regrets(points: Sequence[Point], name: str, device: str, *, budg
 def _within(p: Point, rule: Any) -> bool:
     if rule is None or p.base is None:
         return True
-    return p.base.layers <= rule.max_layers and p.base.effectiveness <= rule.max_effectiveness * (1 + 1e-12)
+    if rule.max_layers is not None and p.base.layers > rule.max_layers:
+        return False
+    return rule.max_effectiveness is None or p.base.effectiveness <= rule.max_effectiveness * (1 + 1e-12)
 
 
 def _by_size(points: Iterable[Point]) -> dict[int, list[Point]]:
@@ -325,8 +327,8 @@ def report(data: Mapping[str, Any], devices: Sequence[str]) -> str:
         f"figures here are in-sample (nothing was fitted, but the choice was made on them). `--objective mae` keeps "
         f"the MAE-NAS recipe (exact to TinyNAS).\n\n"
         "## Search around a base\n\nEach model as the base, its latency as the budget, candidates of its family at "
-        "its size; regret without and with the default depth budget (layers and effectiveness at most the base's, "
-        "for objectives that grow with depth).\n\n" + base_table(result, devices))
+        "its size; regret without and with the default depth budget (layers at most the base's, for "
+        "objectives that grow with depth).\n\n" + base_table(result, devices))
 
 
 def _f(x: Any) -> str:

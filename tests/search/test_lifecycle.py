@@ -68,8 +68,7 @@ def test_new_and_resuming_lines_and_the_journal_under_the_output_folder(tmp_path
     assert lines[0] == f"new study {name} at {tmp_path / 'a' / 'journal.log'}"
     base = search_base_of(cfg)  # the default objective's depth budget is the base's, and the run says so
     assert lines[1] == (f"objective feature_entropy (maximize); depth budget: feature_entropy grows without bound "
-                        f"in depth: layers and effectiveness at most the base's ({base.layers}, "
-                        f"{base.effectiveness:.4f})")
+                        f"in depth: layers at most the base's ({base.layers})")
     assert cli.main([*args, "-o", str(tmp_path / "b")]) == 0  # another -o: another study, never the first one
     assert err_lines(capsys)[0] == f"new study {name} at {tmp_path / 'b' / 'journal.log'}"
     assert cli.main([*args[:5], "5", *args[6:], "-o", str(tmp_path / "a")]) == 0
@@ -79,7 +78,7 @@ def test_new_and_resuming_lines_and_the_journal_under_the_output_folder(tmp_path
 
 
 def search_base_of(cfg: Path):
-    """The base's layers and effectiveness at the search's size, from the objectives' own summary."""
+    """The base's layers at the search's size, from the objectives' own summary."""
     from profiles.rowcosts import CostCache
     from search.evaluate import rows_of
     from search.objectives import ObjectiveContext

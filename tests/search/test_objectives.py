@@ -258,7 +258,7 @@ def test_depth_budget_rule() -> None:
     assert base.effectiveness == pytest.approx(value("deepmad").terms["effectiveness"])
     for name in ("mae", "deepmad", "feature_entropy"):
         b = depth_budget(get_objective(name), base)
-        assert (b.max_layers, b.max_effectiveness) == (8, base.effectiveness) and name in b.reason
+        assert (b.max_layers, b.max_effectiveness) == (8, None) and name in b.reason  # layers only
     assert depth_budget(get_objective("gmacs"), base) is None
     assert depth_budget(get_objective("params"), base) is None
     user = depth_budget(get_objective("mae"), base, max_layers=20)
@@ -268,7 +268,9 @@ def test_depth_budget_rule() -> None:
     deeper = (*ROWS[:4], row(9, "backbone", "Conv", 64, 8.0, (8, 8), 1, 1, (64, 64, "conv")), *ROWS[4:])
     assert check_depth(deeper, CTX, b).violated == "layers"
     wider = BaseSummary(layers=99, effectiveness=base.effectiveness / 2, macs=0, params=0)
-    assert check_depth(ROWS, CTX, depth_budget(get_objective("mae"), wider)).violated == "effectiveness"
+    assert check_depth(ROWS, CTX, depth_budget(get_objective("mae"), wider)).ok  # narrower: no default bound
+    own = depth_budget(get_objective("mae"), base, max_effectiveness=base.effectiveness / 2)  # the user's bound
+    assert check_depth(ROWS, CTX, own).violated == "effectiveness"
     assert check_depth(deeper, CTX, None).ok
 
 

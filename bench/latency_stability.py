@@ -36,7 +36,7 @@ def profile_once(config: str, imgsz: int, backend: str, runs: int) -> dict:
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed: {done.stderr.strip().splitlines()[-1:]}")
-    data = json.loads(done.stdout)
+    (data,) = json.loads(done.stdout)  # one config: a list of one
     return {"median_ms": data["latency_ms"]["median"], "p90_ms": data["latency_ms"]["p90"],
             "cv": data["latency_ms"]["cv"], "row_sum_ms": data["latency"]["row_sum_ms"],
             "wall_s": time.perf_counter() - t0, "loadavg": data.get("loadavg")}

@@ -406,16 +406,21 @@ def check_conv_arguments(module: nn.Module) -> None:
         where = f"{type(m).__name__}{f' {name}' if name else ''}"
         for attr in ("kernel_size", "stride", "dilation"):
             values = tuple(getattr(m, attr))
+            if any(isinstance(v, bool) or not isinstance(v, int) for v in values):  # e.g. a YAML null
+                raise RowProbeError(f"{where}: {attr} {_dims(values)} must be an integer")
             if any(v <= 0 for v in values):
                 raise RowProbeError(f"{where}: {attr} {_dims(values)} must be positive")
-        if not isinstance(m.padding, str) and any(p < 0 for p in m.padding):
-            raise RowProbeError(f"{where}: padding {_dims(tuple(m.padding))} must not be negative")
+        if not isinstance(m.padding, str):
+            if any(isinstance(p, bool) or not isinstance(p, int) for p in m.padding):
+                raise RowProbeError(f"{where}: padding {_dims(tuple(m.padding))} must be an integer")
+            if any(p < 0 for p in m.padding):
+                raise RowProbeError(f"{where}: padding {_dims(tuple(m.padding))} must not be negative")
         if m.transposed and any(op >= max(s, d) for op, s, d in zip(m.output_padding, m.stride, m.dilation)):
             raise RowProbeError(f"{where}: output_padding {_dims(tuple(m.output_padding))} must be smaller than "
                                 f"the stride or the dilation")
 
 
-def _dims(values: tuple[int, ...]) -> str:
+def _dims(values: tuple[Any, ...]) -> str:
     return str(values[0]) if len(set(values)) == 1 else "x".join(map(str, values))
 
 

@@ -421,7 +421,8 @@ def check_conv_arguments(module: nn.Module) -> None:
 
 
 def _dims(values: tuple[Any, ...]) -> str:
-    return str(values[0]) if len(set(values)) == 1 else "x".join(map(str, values))
+    shown = [str(v) for v in values]  # str, not set(values): a nested list from the YAML is unhashable
+    return shown[0] if len(set(shown)) == 1 else "x".join(shown)
 
 
 def run_probe(module: nn.Module, feed: Any) -> RowProbe:

@@ -236,6 +236,7 @@ def test_conv_argument_checks_meta_skips() -> None:
         fine = [nn.Conv2d(4, 4, 3, padding="same"), nn.ConvTranspose2d(4, 4, 2, stride=2, output_padding=1)]
         bad = [(nn.Conv2d(4, 4, (3, 0)), "kernel_size 3x0 must be positive"),
                (nn.Conv2d(4, 4, 3, None), "stride None must be an integer"),  # a YAML null the fuzzer found
+               (nn.Conv2d(4, 4, 3, ([10, 13], 5)), r"stride \[10, 13\]x5 must be an integer"),  # and a nested list
                (nn.Conv2d(4, 4, 3, padding=(1, -1)), "padding 1x-1 must not be negative"),
                (nn.Sequential(nn.Conv2d(4, 4, 1), nn.ConvTranspose2d(4, 4, 3, stride=2, output_padding=2)),
                 "ConvTranspose2d 1: output_padding 2 must be smaller than the stride or the dilation")]

@@ -167,7 +167,8 @@ def export_best(study: optuna.Study, *, space: SearchSpace, budget: Budget, meas
     searched = again + ([base_c] if base_c is not None and base_trial(trials) is not None else [])
     run_cv = run_to_run_cv(searched, by_number, base_trial(trials)) if budget.latency_ms is not None else None
     closest = closest_trials(trials, budget)
-    notes = unchecked + reliability_warnings(load, run_cv)
+    timed = budget.latency_ms is not None and measure.latency != "lut"  # a table prices without timing
+    notes = unchecked + reliability_warnings(load, run_cv, timed=timed)
     report = {
         "study": study.study_name, "storage": storage,
         "budget_ms": budget.latency_ms, "budgets": budget.as_dict(),
@@ -228,9 +229,12 @@ def closest_trials(trials: Sequence[FrozenTrial], budget: Budget) -> dict[str, d
     return out
 
 
-def reliability_warnings(load: Mapping[str, Any] | None, run_cv: float | None) -> list[str]:
-    """Why latencies of this run may not be trusted: the load above the cores, a large run-to-run CV."""
-    notes = []
+def reliability_warnings(load: Mapping[str, Any] | None, run_cv: float | None, *, timed: bool = True) -> list[str]:
+    """Why latencies of this run may not be trusted: the load above the cores, a large run-to-run CV.
+    A run that timed nothing (`timed=False`: no latency budget, or a table's prices) has none to distrust."""
+    notes: list[str] = []
+    if not timed:
+        return notes
     if load:
         worst = max((a[0] for a in (load.get("loadavg_start"), load.get("loadavg_end")) if a), default=None)
         if worst is not None and worst > load["cores"]:

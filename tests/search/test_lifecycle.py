@@ -179,6 +179,8 @@ def test_reliability_warnings() -> None:
     assert reliability_warnings({"loadavg_start": [1.0, 0, 0], "loadavg_end": [2.0, 0, 0], "cores": 2}, 0.05) == []
     load, cv = reliability_warnings({"loadavg_start": [2.5, 0, 0], "loadavg_end": None, "cores": 2}, 0.3)
     assert load.startswith("load average 2.5 exceeded the 2 cores") and "CV of 30% (over 10%)" in cv
+    assert reliability_warnings({"loadavg_start": [2.5, 0, 0], "loadavg_end": None, "cores": 2}, None,
+                                timed=False) == []  # a GFLOPs-only search timed nothing: nothing to warn about
 
 
 def test_an_unmet_budget_names_the_fastest_candidate_seen(tmp_path: Path, cfg: Path, capsys) -> None:

@@ -278,8 +278,9 @@ def test_full_disk_fails_with_one_line_and_the_rerun_resumes(setup) -> None:
     z = Zoo(search_args(setup, "full", 12), preexec=small_files)
     assert z.wait() == 1
     err = [line for line, _ in z.lines]
-    assert err[0] == "resuming study full: 2 of 12 trials done" and len(err) == 2, err
-    assert err[1].startswith(f"error: {setup['journal']}: the study storage failed (OSError: File too large)")
+    assert err[0] == "resuming study full: 2 of 12 trials done" and len(err) == 3, err
+    assert err[1].startswith("objective feature_entropy (maximize); depth budget: ")
+    assert err[2].startswith(f"error: {setup['journal']}: the study storage failed (OSError: File too large)")
     partial = trials_of(setup["journal"], "full")  # readable as the failure left it
     assert completed(partial).items() >= before.items()
     mid = completed(partial)

@@ -23,15 +23,14 @@ from search.storage import open_storage
 from zoo.registry import REGISTRY, register_module
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = {"nc": 2, "family": "yolov5", "depth_multiple": 1.0, "width_multiple": 1.0,
-        "anchors": [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119]],
-        "search": {"widths": [0.5, 0.75, 1.0]},
-        "backbone": [[-1, 1, "Conv", [16, 3, 2]], [-1, 1, "Conv", [32, 3, 2]], [-1, 2, "C3", [32]],
-                     [-1, 1, "Conv", [48, 3, 2]], [-1, 2, "C3", [48]], [-1, 1, "Conv", [64, 3, 2]],
-                     [-1, 1, "SPPF", [64, 5]]],
-        "head": [[[4, 6], 1, "Detect", ["nc", "anchors"]]]}
+import importlib.util as _ilu
+from pathlib import Path as _P
+_spec = _ilu.spec_from_file_location("zoo_tests_tiny", _P(__file__).resolve().parents[1] / "tiny.py")
+tiny = _ilu.module_from_spec(_spec)
+_spec.loader.exec_module(tiny)
+TINY = tiny.SEARCH
 FAST = Measure(imgsz=64, runs=2, warmup_runs=1, warmup_s=0.0)
-CLI_FAST = ["--imgsz", "64", "--runs", "2", "--warmup-s", "0", "--top-k", "1", "--no-progress"]
+CLI_FAST = tiny.cli_fast()
 
 
 def _opts(tmp: Path, **kw) -> SearchOptions:

@@ -18,9 +18,12 @@ measuring, the yolov5s table at 320 px built in <= 15 min on the 2-core machine.
 Writes bench/results/lut_accuracy.{json,md} (run it alone on a quiet machine: it takes hours).
 `--quick` is a smoke run (yolov5s at 320 px, a handful of candidates, short protocols) that writes to
 `--results` (default: a temporary folder), never the record.
+`--remeasure` measures every candidate a second time after the first pass and reports how often two
+measurements of one model agree within 5% and 10%, and their Kendall tau: the floor this machine puts
+under any prediction judged against one measurement.
 Usage: python bench/lut_accuracy.py [--quick] [--configs yolov5s,yolov8s] [--sizes 320,640]
        [--backends torch,onnxruntime] [--candidates 200] [--samples 2000] [--tables DIR] [--device cpu]
-       [--exporter dynamo|torchscript]
+       [--exporter dynamo|torchscript] [--remeasure]
 """
 from __future__ import annotations
 
@@ -48,7 +51,7 @@ from profiles.latency import TimingProtocol  # noqa: E402
 from profiles.lut import LatencyTable, predict_plan  # noqa: E402
 from profiles.lutbuild import MODEL_PROTOCOL, ROW_PROTOCOL, build_table  # noqa: E402
 from search.latency import TableLatency  # noqa: E402
-from search.lutplans import lut_sources  # noqa: E402
+from search.lutplans import DEFAULT_CALIBRATE, lut_sources  # noqa: E402
 from search.settings import load_settings  # noqa: E402
 from search.space import build_space  # noqa: E402
 from zoo.builder import build_from_plan  # noqa: E402
@@ -88,18 +91,17 @@ def run_case(config: str, imgsz: int, backend_name: str, a: argparse.Namespace, 
     t0 = time.perf_counter()
     predicted = [pricer.price(plan)[0].median_ms for plan in plans]
     predict_s = (time.perf_counter() - t0) / len(plans)
-    measured, measure_s = [], []
-    for i, plan in enumerate(plans):
-        t0 = time.perf_counter()
-        model = build_from_plan(plan)
-        stats_ = model_timer(backend, model, (1, cfg.ch, imgsz, imgsz))(model_p)
-        measure_s.append(time.perf_counter() - t0)
-        measured.append(stats_.median_ms)
-        print(f"\r  measured {i + 1}/{len(plans)}", end="", file=sys.stderr, flush=True)
-    print(file=sys.stderr)
+    measure_s: list[float] = []
+    measured = measure_all(plans, backend, cfg.ch, imgsz, model_p, measure_s)
+    again = measure_all(plans, backend, cfg.ch, imgsz, model_p, []) if a.remeasure else None
     errors = [(p - m) / m for p, m in zip(predicted, measured)]
     tau = stats.kendalltau(predicted, measured).statistic if len(plans) > 1 else math.nan
     cal = table.calibration
+    floor = None if again is None else {  # one measurement against another: what any prediction is judged by
+        "within_5": sum(abs(m2 / m1 - 1) <= 0.05 for m1, m2 in zip(measured, again)) / len(plans),
+        "within_10": sum(abs(m2 / m1 - 1) <= 0.10 for m1, m2 in zip(measured, again)) / len(plans),
+        "kendall_tau": stats.kendalltau(measured, again).statistic if len(plans) > 1 else math.nan,
+        "remeasured_ms": again}
     return {
         "config": config, "imgsz": imgsz, "backend": backend_name, "device": a.device, "candidates": len(plans),
         "within_5": sum(abs(e) <= 0.05 for e in errors) / len(errors),
@@ -114,9 +116,30 @@ def run_case(config: str, imgsz: int, backend_name: str, a: argparse.Namespace, 
         "predict_s": predict_s, "measure_s": statistics.fmean(measure_s),
         "speedup": statistics.fmean(measure_s) / predict_s if predict_s > 0 else math.inf,
         "points": [{"predicted_ms": p, "measured_ms": m} for p, m in zip(predicted, measured)],
+        "remeasure": floor,
         "protocols": {"rows": row_p.as_dict(), "models": model_p.as_dict()},
         "fingerprint": device_fingerprint(backend).as_dict(),
     }
+
+
+def twice(case: dict[str, Any]) -> str:
+    r = case.get("remeasure")
+    return "-" if r is None else f"{r['within_5']:.1%} / {r['within_10']:.1%} / {r['kendall_tau']:.3f}"
+
+
+def measure_all(plans: list, backend: Any, ch: int, imgsz: int, protocol: TimingProtocol,
+                seconds: list[float]) -> list[float]:
+    """Each plan built afresh and measured whole as `zoo profile` does: the medians (and, in `seconds`,
+    the time each measurement took: build, export for ORT, warm-up and runs)."""
+    out = []
+    for i, plan in enumerate(plans):
+        t0 = time.perf_counter()
+        model = build_from_plan(plan)
+        out.append(model_timer(backend, model, (1, ch, imgsz, imgsz))(protocol).median_ms)
+        seconds.append(time.perf_counter() - t0)
+        print(f"\r  measured {i + 1}/{len(plans)}", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    return out
 
 
 def main() -> None:
@@ -127,8 +150,12 @@ def main() -> None:
     ap.add_argument("--backends", default="torch,onnxruntime")
     ap.add_argument("--candidates", type=int, default=200)
     ap.add_argument("--samples", type=int, default=2000, help="candidates the table is built for (seed 0)")
-    ap.add_argument("--calibrate", type=int, default=8, help="sampled candidates measured whole for the fit")
+    ap.add_argument("--calibrate", type=int, default=DEFAULT_CALIBRATE,
+                    help="sampled candidates measured whole for the fit (`zoo lut build`'s default)")
     ap.add_argument("--runs", type=int, default=30, help="timed runs of each measured candidate")
+    ap.add_argument("--remeasure", action="store_true",
+                    help="measure every candidate a second time, after the first pass: the agreement of two "
+                         "measurements is the floor under any prediction's (reported beside it)")
     ap.add_argument("--device", default="cpu", help="cpu, or cuda for the torch rows on a GPU")
     ap.add_argument("--exporter", choices=("dynamo", "torchscript"), default="dynamo",
                     help="the onnxruntime rows' exporter (`zoo lut build --exporter`)")
@@ -156,12 +183,13 @@ def main() -> None:
                       f"tau {c['kendall_tau']:.3f}, table {c['table']['rows']} rows in "
                       f"{c['table']['build_s']:.0f} s", file=sys.stderr)
     head = ["config", "px", "backend", "candidates", "within 5%", "within 10%", "Kendall tau", "mean |err|",
-            "worst err", "fit", "table rows", "build min", "table KB", "predict ms", "measure s", "speedup"]
+            "worst err", "fit", "table rows", "build min", "table KB", "predict ms", "measure s", "speedup",
+            "measured twice: within 5% / 10% / tau"]
     rows = [[c["config"], c["imgsz"], c["backend"], c["candidates"], f"{c['within_5']:.1%}", f"{c['within_10']:.1%}",
              f"{c['kendall_tau']:.3f}", f"{c['mean_abs_error']:.1%}", f"{c['worst_error']:+.1%}",
              "-" if c["fit"] is None else f"{c['fit']['a']:.3f} x {c['fit']['b']:+.2f} ({c['fit']['method']})",
              c["table"]["rows"], f"{c['table']['build_s'] / 60:.1f}", f"{c['table']['bytes'] / 1024:.0f}",
-             f"{c['predict_s'] * 1e3:.3f}", f"{c['measure_s']:.2f}", f"{c['speedup']:,.0f}x"] for c in cases]
+             f"{c['predict_s'] * 1e3:.3f}", f"{c['measure_s']:.2f}", f"{c['speedup']:,.0f}x", twice(c)] for c in cases]
     title = ("LUT accuracy" + (" (QUICK SMOKE RUN: not the record)" if a.quick else "")
              + f": predicted vs measured median, 1 thread, {a.device}; tables built for {a.samples} candidates "
                "(seed 0), judged on others (seed 1)")

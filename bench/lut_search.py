@@ -29,7 +29,7 @@ from profiles import profile_model  # noqa: E402
 from profiles.backends import get_backend  # noqa: E402
 from profiles.lutbuild import build_table  # noqa: E402
 from search import Budget, Measure, SearchOptions, load_settings, run_search  # noqa: E402
-from search.lutplans import lut_sources  # noqa: E402
+from search.lutplans import DEFAULT_CALIBRATE, lut_sources  # noqa: E402
 from zoo.config import load_config  # noqa: E402
 
 CONFIG = "yolov5s"
@@ -50,7 +50,7 @@ def table_for(backend: str, a: argparse.Namespace, tables: Path) -> tuple[Path, 
     if path.exists():
         return path, None
     t0 = time.perf_counter()
-    sources = lut_sources([CONFIG], imgsz=a.imgsz, samples=a.samples, seed=0, calibrate=8)
+    sources = lut_sources([CONFIG], imgsz=a.imgsz, samples=a.samples, seed=0, calibrate=DEFAULT_CALIBRATE)
     build_table(path, get_backend(backend, threads=1, device="cpu", **own), sources)
     return path, time.perf_counter() - t0
 

@@ -23,9 +23,12 @@ import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from zoo.plan import ModelPlan
+
+if TYPE_CHECKING:
+    from torch import nn
 
 from .backends.base import Backend, time_each
 from .latency import TimingProtocol
@@ -70,7 +73,7 @@ class BuildReport:
 def build_table(path: str | Path, backend: Backend, sources: Sequence[BuildSource], *,
                 protocol: TimingProtocol | None = None, model_protocol: TimingProtocol | None = None,
                 form: str = "train", on_progress: Progress | None = None) -> BuildReport:
-    """Measure the sources' missing rows, then their missing calibration models, then store the fit.
+    """Measure the sources' missing rows and calibration models (interleaved), then store the fit.
 
     Appends to the table at `path` (created when absent; an existing one must be this device's, with
     these protocols and form). Ctrl-C leaves every entry measured so far in the file.
@@ -99,16 +102,14 @@ def build_table(path: str | Path, backend: Backend, sources: Sequence[BuildSourc
         on_progress(0, total, f"{len(keys) - len(missing_rows)} of {len(keys)} rows already measured")
     if missing_rows:
         warm_up(backend, maker(missing_rows[0]))
-    measured = table.measure_missing(refs, maker, on_measured=lambda e, i, n: tick(f"row {e.label or e.key}"))
-    for name, s in missing_models:
-        from zoo.builder import build_from_plan
-
-        model = build_from_plan(s.plan)
-        if form == "deploy":
-            from zoo.deploy import deploy
-            deploy(model)
-        shape = (1, s.plan.config.ch, s.plan.imgsz, s.plan.imgsz)
-        table.measure_model(name, model, shape, [r.key for r in plan_refs(s.plan)])
+    measured: list[str] = []
+    for rows, model in interleave([r for r in refs if r.key not in table.entries], missing_models):
+        measured += table.measure_missing(rows, maker, on_measured=lambda e, i, n: tick(f"row {e.label or e.key}"))
+        if model is None:
+            continue
+        name, s = model
+        table.measure_model(name, _whole(s, form), (1, s.plan.config.ch, s.plan.imgsz, s.plan.imgsz),
+                            [r.key for r in plan_refs(s.plan)])
         tick(f"model {s.name}")
     if table.models and not table.fit_is_current:
         table.save_fit()
@@ -117,6 +118,35 @@ def build_table(path: str | Path, backend: Backend, sources: Sequence[BuildSourc
         table.add_build(seconds, len(measured), len(missing_models), [s.name for s in sources])
     return BuildReport(str(path), len(sources), len(keys), len(measured), len(calibrating), len(missing_models),
                        seconds, table.calibration, table)
+
+
+def interleave(refs: Sequence[RowRef], models: Sequence[tuple[str, BuildSource]]
+               ) -> list[tuple[list[RowRef], tuple[str, BuildSource] | None]]:
+    """The build's order: the rows still to measure split into one stretch per calibration model, each
+    model measured after its stretch (which holds the model's own rows), the rest of the rows last.
+
+    The fit then sees the machine at every stage of a build (this VM drifts by several percent over
+    minutes) rather than only at its end: with the models last, a 640 px ORT table's ratio came out
+    about 5% above what other candidates measured later."""
+    own = {name: plan_refs(s.plan) for name, s in models}
+    theirs = {r.key for rs in own.values() for r in rs}
+    rest = list({r.key: r for r in refs if r.key not in theirs}.values())  # each key once: stretches of one length
+    cut = [len(rest) * j // (len(models) + 1) for j in range(len(models) + 2)]
+    out: list[tuple[list[RowRef], tuple[str, BuildSource] | None]] = [
+        (own[name] + rest[cut[j]:cut[j + 1]], (name, s)) for j, (name, s) in enumerate(models)]
+    out.append((rest[cut[-2]:], None))
+    return out
+
+
+def _whole(s: BuildSource, form: str) -> nn.Module:
+    """The source's whole model, as a calibration measures it (folded for the deploy form)."""
+    from zoo.builder import build_from_plan
+
+    model = build_from_plan(s.plan)
+    if form == "deploy":
+        from zoo.deploy import deploy
+        deploy(model)
+    return model
 
 
 def warm_up(backend: Backend, row: tuple, seconds: float | None = None) -> None:

@@ -17,7 +17,7 @@ from zoo.plan import plan_config
 from .settings import load_settings
 from .space import build_space
 
-DEFAULT_CALIBRATE = 8  # sampled candidates per config measured whole (besides the config itself)
+DEFAULT_CALIBRATE = 24  # sampled candidates per config measured whole (besides the config itself)
 
 
 def lut_sources(configs: Sequence[Any], *, imgsz: int, samples: int = 0, space_file: str | None = None,

@@ -95,6 +95,35 @@ def test_build_measures_each_distinct_row_once_and_fits_the_known_line(tmp_path,
     assert len((tmp_path / "p.lut").read_text().splitlines()) == 1 + len(lines)  # nothing appended
 
 
+def test_calibration_models_are_spread_through_the_build(tmp_path, quick) -> None:
+    """Each model is measured once its own rows are in, between stretches of the other rows of about one
+    size, so the fit sees the machine at every stage of the build, not only at its end."""
+    sources = lut_sources([TINY], imgsz=64, samples=12, seed=0, calibrate=3)
+    build_table(tmp_path / "p.lut", Params(), sources)
+    lines = [json.loads(x) for x in (tmp_path / "p.lut").read_text().splitlines()[1:]]
+    kinds = [x["kind"] for x in lines]
+    at = [i for i, k in enumerate(kinds) if k == "model"]
+    last_row = max(i for i, k in enumerate(kinds) if k == "row")
+    assert len(at) == 4 and at[0] < at[-1] < last_row  # the first and the last before the rows end
+    seen: set[str] = set()
+    for x in lines:
+        if x["kind"] == "row":
+            seen.add(x["key"])
+        elif x["kind"] == "model":
+            assert set(x["keys"]) <= seen  # its rows measured before it
+    refs = [r for s in sources for r in plan_refs(s.plan)]
+    models = [(s.model_name, s) for s in sources if s.calibrate]
+    stretches = lutbuild.interleave(refs, models)
+    assert [m for _, m in stretches] == [*models, None]
+    assert {r.key for rows, _ in stretches for r in rows} == {r.key for r in refs}
+    for rows, m in stretches[:-1]:
+        assert {r.key for r in plan_refs(m[1].plan)} <= {r.key for r in rows}
+    own = {r.key for _, s in models for r in plan_refs(s.plan)}
+    sizes = [len({r.key for r in rows} - own) for rows, _ in stretches]
+    assert max(sizes) - min(sizes) <= 1 and min(sizes) > 0
+    assert lutbuild.interleave(refs, []) == [(list({r.key: r for r in refs}.values()), None)]
+
+
 def test_row_maker_gives_the_rows_module_and_seeded_inputs() -> None:
     plan = plan_config(TINY, imgsz=64)
     maker = RowMaker()

@@ -20,6 +20,8 @@ SHOW_EXAMPLES = "examples:\n  zoo lut show cpu.lut\n  zoo lut show cpu.lut --for
 
 
 def build_args(p: argparse.ArgumentParser) -> None:
+    from search.lutplans import DEFAULT_CALIBRATE
+
     p.add_argument("configs", nargs="+", metavar="CFG", help="YAML file or built-in name (`zoo configs`)")
     p.add_argument("-o", "--out", required=True, metavar="FILE", help="the table (created, or resumed)")
     add_imgsz(p)
@@ -28,7 +30,8 @@ def build_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--space", metavar="FILE", help="search space YAML (keys of the search: block)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampled candidates (default 0)")
     p.add_argument("--calibrate", type=int, default=None, metavar="K",
-                   help="sampled candidates per config measured whole for the fit (default 8; each config is)")
+                   help=f"sampled candidates per config measured whole for the fit, spread through the build "
+                        f"(default {DEFAULT_CALIBRATE}; each config is)")
     p.add_argument("--backend", choices=BACKENDS, default="torch", help="runtime timed (default torch, eager)")
     p.add_argument("--exporter", choices=("dynamo", "torchscript"), default=None,
                    help="onnxruntime only: how rows and models reach ONNX (default dynamo; torchscript exports "

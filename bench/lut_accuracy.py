@@ -95,18 +95,12 @@ def run_case(config: str, imgsz: int, backend_name: str, a: argparse.Namespace, 
     measured = measure_all(plans, backend, cfg.ch, imgsz, model_p, measure_s)
     again = measure_all(plans, backend, cfg.ch, imgsz, model_p, []) if a.remeasure else None
     errors = [(p - m) / m for p, m in zip(predicted, measured)]
-    tau = stats.kendalltau(predicted, measured).statistic if len(plans) > 1 else math.nan
     cal = table.calibration
-    floor = None if again is None else {  # one measurement against another: what any prediction is judged by
-        "within_5": sum(abs(m2 / m1 - 1) <= 0.05 for m1, m2 in zip(measured, again)) / len(plans),
-        "within_10": sum(abs(m2 / m1 - 1) <= 0.10 for m1, m2 in zip(measured, again)) / len(plans),
-        "kendall_tau": stats.kendalltau(measured, again).statistic if len(plans) > 1 else math.nan,
-        "remeasured_ms": again}
+    # one measurement against another: what any prediction is judged by
+    floor = None if again is None else {**agreement(again, measured), "remeasured_ms": again}
     return {
         "config": config, "imgsz": imgsz, "backend": backend_name, "device": a.device, "candidates": len(plans),
-        "within_5": sum(abs(e) <= 0.05 for e in errors) / len(errors),
-        "within_10": sum(abs(e) <= 0.10 for e in errors) / len(errors),
-        "kendall_tau": tau, "mean_error": statistics.fmean(errors), "mean_abs_error": statistics.fmean(map(abs, errors)),
+        **agreement(predicted, measured), "mean_error": statistics.fmean(errors), "mean_abs_error": statistics.fmean(map(abs, errors)),
         "worst_error": max(errors, key=abs),
         "fit": None if cal is None else {"method": cal.method, "a": cal.a, "b": cal.b, "models": len(cal.models),
                                          "residuals": list(cal.relative_residuals)},
@@ -120,6 +114,14 @@ def run_case(config: str, imgsz: int, backend_name: str, a: argparse.Namespace, 
         "protocols": {"rows": row_p.as_dict(), "models": model_p.as_dict()},
         "fingerprint": device_fingerprint(backend).as_dict(),
     }
+
+
+def agreement(values: list[float], measured: list[float]) -> dict[str, float]:
+    """Shares of `values` within 5% and 10% of `measured`, and the Kendall tau of the two."""
+    errors = [v / m - 1 for v, m in zip(values, measured)]
+    return {"within_5": sum(abs(e) <= 0.05 for e in errors) / len(errors),
+            "within_10": sum(abs(e) <= 0.10 for e in errors) / len(errors),
+            "kendall_tau": stats.kendalltau(values, measured).statistic if len(values) > 1 else math.nan}
 
 
 def twice(case: dict[str, Any]) -> str:

@@ -1,7 +1,7 @@
 """The `zoo` command: its table of subcommands and main().
 
 Each row names a subcommand (`lut build`: a command of the group `lut`, GROUPS says what a group is
-for), its one-line help, the handler module of zoo.face that adds its arguments and runs it, and its
+for), its one-line help, the handler module of face that adds its arguments and runs it, and its
 examples. A handler returns the exit code; a ConfigError becomes one `error:` line
 and exit 1, Ctrl-C exit 130, a usage error (argparse) exit 2.
 """
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from zoo.errors import ConfigError
-from zoo.face import configs, edit, lut, profile, search
-from zoo.face.console import error, warning
+from face import configs, edit, lut, profile, search
+from face.console import error, warning
 from zoo.plugins import ensure_loaded, load_plugin
 from zoo.warning_capture import capture_warnings
 

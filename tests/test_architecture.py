@@ -2,9 +2,9 @@
 
 Every .py file of the project is read (cli.py, zoo/, profiles/, search/, bench/, tests/). Rules
 (ARCHITECTURE.md, "Import rules"), over the shipped code (cli.py, zoo/, profiles/, search/):
-- only the face (zoo/face) imports rich or prints (print(), sys.stdout.write, sys.stderr.write);
-- zoo/ outside zoo/face imports neither profiles/ nor search/; profiles/ does not import search/;
-- the library (zoo/ outside the face, profiles/, search/) does not import the face;
+- only the face (face/) imports rich or prints (print(), sys.stdout.write, sys.stderr.write);
+- zoo/ imports neither profiles/ nor search/; profiles/ does not import search/;
+- the library (zoo/, profiles/, search/) does not import the face;
 - search/space.py builds no models (no zoo.builder, no build_model);
 - there are no import cycles among the project's modules (bench/ and tests/ included).
 Every import counts, at module level or inside a function. bench/ and tests/ are scripts and checks,
@@ -20,9 +20,9 @@ from typing import Iterable, Iterator
 
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = ("cli.py", "zoo", "profiles", "search")
+SHIPPED = ("cli.py", "zoo", "profiles", "search", "face")
 PROJECT = (*SHIPPED, "bench", "tests")
-FACE = "zoo.face"
+FACE = "face"
 
 @dataclass(frozen=True)
 class Import:
@@ -127,7 +127,7 @@ def rule_violations(sources: dict[str, Source]) -> list[str]:
         for imp in s.imports:
             t = imp.target
             if _within(t, "rich") and not face:
-                out.append(f"{s.path}:{imp.line}: imports {t} (only zoo/face imports rich)")
+                out.append(f"{s.path}:{imp.line}: imports {t} (only face imports rich)")
             if core and (_within(t, "profiles") or _within(t, "search")):
                 out.append(f"{s.path}:{imp.line}: imports {t} (zoo/ imports neither profiles/ nor search/)")
             if _within(s.module, "profiles") and _within(t, "search"):
@@ -135,7 +135,7 @@ def rule_violations(sources: dict[str, Source]) -> list[str]:
             if library and _within(t, FACE):
                 out.append(f"{s.path}:{imp.line}: imports {t} (the library does not import the face)")
         if not face:
-            out += [f"{s.path}:{line}: calls {what} (only zoo/face prints)" for what, line in s.prints]
+            out += [f"{s.path}:{line}: calls {what} (only face prints)" for what, line in s.prints]
         if s.module == "search.space":
             builds = [i.line for i in s.imports if _within(i.target, "zoo.builder") or "build_model" in i.names]
             builds += [line for name, line in s.calls if name == "build_model"]
@@ -248,11 +248,11 @@ def test_the_project_keeps_the_import_rules() -> None:
 
 def test_the_checker_reads_the_whole_project() -> None:
     sources = read_tree(ROOT)
-    assert {"cli", "zoo", "zoo.face", "zoo.face.console", "profiles.profile", "search.export",
+    assert {"cli", "zoo", "face", "face.console", "profiles.profile", "search.export",
             "bench.counting", "tests.test_architecture", "tests.zoo.test_surgery"} <= set(sources)
     assert len(sources) == len(list(python_files(ROOT)))
     cli_imports = {i.target for i in sources["cli"].imports}
-    assert "zoo.face.console" in cli_imports and "importlib" not in cli_imports
+    assert "face.console" in cli_imports and "importlib" not in cli_imports
 
 
 # ----------------------------------------------------------------------------- the checker itself
@@ -267,11 +267,11 @@ def _tree(root: Path, files: dict[str, str]) -> Path:
 
 
 CLEAN = {
-    "cli.py": "from zoo.face import console\n",
+    "cli.py": "from face import console\n",
     "zoo/__init__.py": "from .config import load\n",
     "zoo/config.py": "import yaml\n",
-    "zoo/face/__init__.py": "",
-    "zoo/face/console.py": "import sys\nfrom rich.console import Console\n\n"
+    "face/__init__.py": "",
+    "face/console.py": "import sys\nfrom rich.console import Console\n\n"
                            "def line(t):\n    from profiles import cost\n    print(t)\n    sys.stderr.write(t)\n",
     "profiles/__init__.py": "from .cost import cost\n",
     "profiles/cost.py": "from zoo.config import load\n",
@@ -308,14 +308,14 @@ def test_checker_reports_each_forbidden_import_and_print(tmp_path: Path) -> None
                             "profiles/cost.py": "from zoo.config import load\nfrom search import space\nimport rich\n",
                             "search/space.py": "import sys\nfrom zoo import build_model\n\n"
                                                "def f():\n    sys.stdout.write('x')\n",
-                            "search/run.py": "from zoo.face.console import line\n\nprint('hi')\n"})
+                            "search/run.py": "from face.console import line\n\nprint('hi')\n"})
     assert check_tree(root) == [
         "profiles/cost.py:2: imports search.space (profiles/ does not import search/)",
-        "profiles/cost.py:3: imports rich (only zoo/face imports rich)",
-        "search/run.py:1: imports zoo.face.console (the library does not import the face)",
-        "search/run.py:3: calls print() (only zoo/face prints)",
+        "profiles/cost.py:3: imports rich (only face imports rich)",
+        "search/run.py:1: imports face.console (the library does not import the face)",
+        "search/run.py:3: calls print() (only face prints)",
         "search/space.py: builds models (lines 2); search/space.py builds no models",
-        "search/space.py:5: calls sys.stdout.write() (only zoo/face prints)",
+        "search/space.py:5: calls sys.stdout.write() (only face prints)",
         "zoo/lint.py:4: imports profiles.cost (zoo/ imports neither profiles/ nor search/)",
     ]
 

@@ -13,7 +13,7 @@ from torch import nn
 from profiles import profile_model
 from profiles.formats import to_csv, to_json, to_markdown
 from zoo import ConfigError
-from zoo.face.render_profile import render_table
+from face.render_profile import render_table
 
 
 class Tiny(nn.Module):

@@ -12,8 +12,8 @@ from profiles import profile_model
 from profiles.latency import percentile, summarize
 from profiles.formats import to_csv, to_json, to_markdown
 from profiles.rows import layer_rows
-from zoo.face import console
-from zoo.face.render_profile import render
+from face import console
+from face.render_profile import render
 from zoo import ConfigError, build_model
 
 MODEL_KEYS = {"params", "gmacs", "gflops", "latency_ms", "threads", "loadavg", "memory", "uncounted_ops", "layers",
@@ -200,8 +200,8 @@ def test_layers_means_deploy_convs_in_search(capsys) -> None:
     from types import SimpleNamespace
 
     from search import Budget
-    from zoo.face.render_search import print_result
-    from zoo.face.search import budget_text
+    from face.render_search import print_result
+    from face.search import budget_text
 
     assert budget_text(Budget(None, None, None, 12)) == "12 convs (deploy)"
     print_result(SimpleNamespace(study_name="s", n_trials=0, n_feasible=0, n_failed=0, interrupted=False,

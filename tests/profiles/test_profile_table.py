@@ -19,7 +19,7 @@ from rich.console import Console
 import cli
 from profiles import profile_model
 from profiles.rows import args_text
-from zoo.face.render_profile import COMPACT_BELOW, REQUIRED, fitted_table, render_table
+from face.render_profile import COMPACT_BELOW, REQUIRED, fitted_table, render_table
 
 ROOT = Path(cli.__file__).parent
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")

@@ -124,7 +124,7 @@ def v10detect_rule(ctx: RowContext) -> Resolved:
 v10detect_rule.__name__ = "multi_in, nc only"
 
 
-@register_module("v10Detect", family=FAMILY, io=v10detect_rule, channels=())
+@register_module("v10Detect", family=FAMILY, io=v10detect_rule, channels=(), example=([2, 3, 4], ["nc"]))
 class v10Detect(Detect):  # noqa: N801 - Ultralytics' name, which configs write
     """YOLOv10's dual head: one-to-many (cv2, cv3) and one-to-one (one2one_cv2, one2one_cv3) branches.
 

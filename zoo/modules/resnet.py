@@ -32,7 +32,7 @@ class ResNetBlock(nn.Module):
 
 
 def resnet_layer_rule(ctx: RowContext) -> Resolved:
-    """[c1, c2, s, is_first, n(, e)] as written; out c2 (stem) or e * c2; c1 must be the input's width."""
+    """[c1, c2, s, is_first, n(, e)] as written (c1 must be the input's); output width c2 (stem) or e * c2."""
     if not 2 <= len(ctx.args) <= 6:
         raise RuleError(f"ResNetLayer takes [c1, c2(, s, is_first, n, e)], got {len(ctx.args)} arguments")
     c1, c2, *rest = ctx.args

@@ -135,7 +135,7 @@ def _group_sizes(value: Any) -> list[int]:
 
 
 def cblinear_rule(ctx: RowContext) -> Resolved:
-    """[[c2, ...](, k, s, p, g)] -> CBLinear(c1, [c2, ...], ...); widths as written, output their sum."""
+    """[[c2, ...](, k, s, p, g)] as written (never width-scaled); output width = the sum of the groups."""
     if not 1 <= len(ctx.args) <= 5:
         raise RuleError(f"CBLinear takes [[c2, ...](, k, s, p, g)], got {len(ctx.args)} arguments")
     sizes = _group_sizes(ctx.args[0])
@@ -159,8 +159,9 @@ class CBLinear(nn.Module):
 
 
 def cbfuse_rule(ctx: RowContext) -> Resolved:
-    """[[i, ...]] over rows [a, ..., target]: group i of each earlier row (a CBLinear's, else the whole
-    output) resized to the target's size and summed with it; the output has the target's width."""
+    """[[i, ...]]: output width = the last input's, which group i of each earlier input must have.
+
+    Group i of an earlier row is that CBLinear's i-th channel group (a row of another block is one group)."""
     if len(ctx.args) != 1 or not isinstance(ctx.args[0], list):
         raise RuleError("CBFuse takes [[index, ...]]: one group index per input row but the last")
     picks = ctx.args[0]

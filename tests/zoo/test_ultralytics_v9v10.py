@@ -21,8 +21,10 @@ import torch
 import cli
 import zoo
 from zoo import ConfigError
-from zoo.modules.yolov9 import CBFuse, CBLinear
-from zoo.modules.yolov10 import RepVGGDW, v10Detect
+from zoo.modules.resnet import ResNetLayer
+from zoo.modules.ultralytics import C2, Attention
+from zoo.modules.yolov9 import ELAN1, SPPELAN, AConv, ADown, CBFuse, CBLinear, RepNCSPELAN4
+from zoo.modules.yolov10 import PSA, C2fCIB, RepVGGDW, SCDown, v10Detect
 
 REF_PYTHON = os.environ.get("ZOO_REF_PYTHON")
 REFERENCE = json.loads((Path(__file__).parents[1] / "data" / "ultralytics_reference.json").read_text())["files"]
@@ -191,3 +193,103 @@ def test_ultralytics_weights_load_strictly_and_agree(models: Path, helpers, tmp_
     assert helpers.rel_diff(ref["y"], y) <= 1e-5
     for k, v in ref["one2one"].items():  # YOLOv10's one-to-one branch, which eval does not decode
         assert helpers.rel_diff(v, raw["one2one"][k]) <= 1e-5
+
+
+# -- the blocks alone: closed-form params, folds and semantics (no Ultralytics needed) --------------------
+
+def K(c1: int, c2: int, k: int = 1, g: int = 1) -> int:
+    """One Ultralytics Conv: bias-free conv + BN weight/bias."""
+    return (c1 // g) * c2 * k * k + 2 * c2
+
+
+def rep_csp(a: int, b: int, n: int) -> int:
+    """RepCSP(a, b, n): a C3 (e 0.5) of n RepBottlenecks, each a RepConv (10c^2 + 4c) and a 3x3 Conv."""
+    c = b // 2
+    return 2 * K(a, c) + K(2 * c, b) + n * (10 * c * c + 4 * c + K(c, c, 3))
+
+
+@pytest.mark.parametrize("c1,c2,c3,c4,n", [(64, 64, 32, 16, 1), (96, 128, 64, 32, 3)])
+def test_gelan_blocks(helpers, c1: int, c2: int, c3: int, c4: int, n: int) -> None:
+    m = RepNCSPELAN4(c1, c2, c3, c4, n)
+    assert helpers.params(m) == (K(c1, c3) + rep_csp(c3 // 2, c4, n) + rep_csp(c4, c4, n) + 2 * K(c4, c4, 3)
+                                 + K(c3 + 2 * c4, c2))
+    assert helpers.params(ELAN1(c1, c2, c3, c4)) == K(c1, c3) + K(c3 // 2, c4, 3) + K(c4, c4, 3) + K(c3 + 2 * c4, c2)
+    x = torch.rand(1, c1, 12, 10)
+    assert helpers.deploy_gap(m, x) <= 1e-5  # the RepConvs fold
+    assert m(x).shape == (1, c2, 12, 10)
+
+
+@pytest.mark.parametrize("c1,c2", [(64, 128), (32, 48)])
+def test_downsamplers_and_sppelan(helpers, c1: int, c2: int) -> None:
+    x = torch.rand(1, c1, 16, 16)
+    for m, params in ((ADown(c1, c2), K(c1 // 2, c2 // 2, 3) + K(c1 // 2, c2 // 2, 1)), (AConv(c1, c2), K(c1, c2, 3)),
+                      (SCDown(c1, c2, 3, 2), K(c1, c2) + K(c2, c2, 3, g=c2))):
+        assert helpers.params(m) == params
+        assert m(x).shape == (1, c2, 8, 8)  # 2x2 average at stride 1 (15x15), then stride 2 with padding 1
+    assert helpers.params(SPPELAN(c1, c2, 16)) == K(c1, 16) + K(64, c2)
+
+
+def test_cblinear_groups_feed_cbfuse() -> None:
+    """CBFuse adds group i of each CBLinear, resized (nearest) to the last input, to that input."""
+    cfg = {"nc": 80, "backbone": [[-1, 1, "Conv", [8, 3, 2]], [-1, 1, "CBLinear", [[4, 8]]],
+                                  [0, 1, "Conv", [8, 3, 2]], [[1, -1], 1, "CBFuse", [[1]]]],
+           "head": [[[3, 3], 1, "Detect", ["nc"]]]}
+    m = zoo.build_model(cfg, imgsz=32).eval()
+    assert m.config.family == "ultralytics"
+    assert sum(p.numel() for p in m.model[1].parameters()) == 8 * 12 + 12  # one biased 1x1 conv to 4 + 8
+    assert m.layers[1].out_channels == 12 and m.model[3].slices == [(4, 8)]
+    seen = {}
+    with torch.no_grad():
+        m.run(torch.rand(1, 3, 32, 32), lambda i, mod, inp: seen.setdefault(i, (inp, mod(inp)))[1])
+    group = seen[1][1][:, 4:12]  # 8 channels at 16x16
+    expected = seen[2][1] + group[:, :, ::2, ::2]  # nearest to 8x8 takes every second pixel
+    assert torch.allclose(seen[3][1], expected)
+
+
+def test_repvggdw_folds(helpers) -> None:
+    m = RepVGGDW(16).eval()
+    assert helpers.params(m) == K(16, 16, 7, 16) + K(16, 16, 3, 16)
+    x = torch.rand(1, 16, 9, 9)
+    assert helpers.deploy_gap(m, x) <= 1e-5
+    assert not hasattr(m, "conv1") and helpers.params(m) == 16 * 49 + 16
+
+
+@pytest.mark.parametrize("lk", [False, True])
+def test_c2fcib_and_psa(helpers, lk: bool) -> None:
+    c1, c2, n = 64, 128, 2
+    c = c2 // 2
+    mid = K(2 * c, 2 * c, 7, 2 * c) + K(2 * c, 2 * c, 3, 2 * c) if lk else K(2 * c, 2 * c, 3, 2 * c)
+    cib = K(c, c, 3, c) + K(c, 2 * c) + mid + K(2 * c, c) + K(c, c, 3, c)
+    assert helpers.params(C2fCIB(c1, c2, n, True, lk)) == K(c1, 2 * c) + K((2 + n) * c, c2) + n * cib
+    h = 64
+    assert helpers.params(PSA(128, 128)) == (K(128, 2 * h) + K(2 * h, 128) + helpers.params(Attention(h, 1))
+                                            + K(h, 2 * h) + K(2 * h, h))
+
+
+@pytest.mark.parametrize("ch,nc", [((64, 128, 256), 80), ((32, 64, 128), 3)])
+def test_v10detect_params(helpers, ch: tuple[int, ...], nc: int) -> None:
+    c2, c3 = max(16, ch[0] // 4, 64), max(ch[0], min(nc, 100))
+    box = sum(9 * x * c2 + 9 * c2 * c2 + 4 * c2 + 64 * (c2 + 1) for x in ch)
+    cls = sum(11 * x + x * c3 + c3 * c3 + 15 * c3 + nc * (c3 + 1) for x in ch)
+    head = v10Detect(nc, ch)
+    assert helpers.params(head) == 2 * (box + cls) + 16  # both branch sets and the frozen DFL
+    assert helpers.params(head.one2one_cv3) == cls
+
+
+@pytest.mark.parametrize("c1,c2,s,n", [(64, 64, 1, 3), (256, 128, 2, 2)])
+def test_resnet_layer(helpers, c1: int, c2: int, s: int, n: int) -> None:
+    def block(a: int, stride: int) -> int:
+        proj = K(a, 4 * c2) if stride != 1 or a != 4 * c2 else 0
+        return K(a, c2) + K(c2, c2, 3) + K(c2, 4 * c2) + proj
+
+    m = ResNetLayer(c1, c2, s, False, n)
+    assert helpers.params(m) == block(c1, s) + (n - 1) * block(4 * c2, 1)
+    assert m(torch.rand(1, c1, 8, 8)).shape == (1, 4 * c2, 8 // s, 8 // s)
+    assert helpers.params(ResNetLayer(3, 64, 1, True, 1)) == K(3, 64, 7)
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_c2(helpers, n: int) -> None:
+    c1, c2 = 96, 64
+    c = c2 // 2
+    assert helpers.params(C2(c1, c2, n, False)) == K(c1, 2 * c) + K(2 * c, c2) + n * 2 * K(c, c, 3)

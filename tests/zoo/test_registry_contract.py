@@ -57,7 +57,8 @@ FLOAT64 = frozenset({("RTDETRDecoder", "ultralytics")})
 KEEP_WIDTH = {"rtdetr-l-ghostv3": (4,)}
 # Rules that tie a declared channel position to the input width (zoo.rules.same_width_rule): scaling
 # the position alone must be refused with the rule's reason.
-TIED = {("C2PSA", "ultralytics"): "keeps its width", ("SqueezeExcite", "yolov5"): "keeps its width"}
+TIED = {("C2PSA", "ultralytics"): "keeps its width", ("SqueezeExcite", "yolov5"): "keeps its width",
+        ("PSA", "ultralytics"): "keeps its width"}
 
 
 def key(spec: ModuleSpec) -> tuple[str, str]:

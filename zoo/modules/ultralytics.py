@@ -20,7 +20,22 @@ from ..rules import Resolved, RowContext, RuleError, out_arg_rule, same_width_ru
 from .yolov5 import C3, Concat, Conv, DWConv, batch_norm, make_act
 
 FAMILY = "ultralytics"
-register_family(FAMILY, recognise=lambda data: "scales" in data and "anchors" not in data, priority=10,
+
+
+def _is_ultralytics(data: Any) -> bool:
+    """No anchors, and `scales` or an anchor-free `Detect` row: YOLOv5's Detect always takes
+    [nc, anchors], so a [nc] row (YOLOv9's files, which have no scales) is Ultralytics'."""
+    if "anchors" in data:
+        return False
+    if "scales" in data:
+        return True
+    rows = data.get("head")
+    return isinstance(rows, list) and any(
+        isinstance(r, list) and len(r) == 4 and r[2] == "Detect" and isinstance(r[3], list) and len(r[3]) == 1
+        for r in rows)
+
+
+register_family(FAMILY, recognise=_is_ultralytics, priority=10,
                 scale_by_name=True,
                 doc="Ultralytics 8.x (YOLOv8, YOLO11, RT-DETR): scales [depth, width, max_channels], nc unscaled")
 
@@ -122,6 +137,23 @@ class C2f(nn.Module):
         for m in self.m:
             y.append(m(y[-1]))
         return self.cv2(torch.cat(y, 1))
+
+
+@register_module("C2", family=FAMILY, io="out_arg", repeat="inside", example=(-1, [64, False]))
+class C2(nn.Module):
+    """CSP with 2 convs (YOLOv8-P6's head): n bottlenecks on one half of cv1's output, the other half passed by."""
+
+    def __init__(self, c1: int, c2: int, n: int = 1, shortcut: bool = True, g: int = 1, e: float = 0.5) -> None:
+        super().__init__()
+        self.c = int(c2 * e)
+        self.cv1 = Conv(c1, 2 * self.c, 1, 1)
+        self.cv2 = Conv(2 * self.c, c2, 1)
+        self.m = nn.Sequential(*(Bottleneck(self.c, self.c, shortcut, g, k=((3, 3), (3, 3)), e=1.0)
+                                 for _ in range(n)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = self.cv1(x).chunk(2, 1)
+        return self.cv2(torch.cat((self.m(a), b), 1))
 
 
 @register_module("C3k", family=FAMILY, io="out_arg", repeat="inside", example=(-1, [64]))

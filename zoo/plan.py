@@ -263,7 +263,7 @@ def _plan_row(cfg: Config, row: Row, image: ShapeSpec, rows: list[RowPlan], buil
                   f"the rows), over the {MAX_TOTAL_REPEATS} a model may have")
     ctx = RowContext(row=row, inputs=inputs, scale=cfg.scale, nc=cfg.nc, family=cfg.family, anchors=cfg.anchors,
                      n=n, built=tuple(built), repeat=spec.repeat, unscaled=unscaled, width_mult=width_mult,
-                     scaler=scaler)
+                     scaler=scaler, keys=cfg.extra)
     try:
         resolved = spec.rule(ctx)
         channel_values = tuple((p, ctx.channels(row.args[p])) for p in spec.channels

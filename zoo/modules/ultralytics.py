@@ -16,13 +16,23 @@ from torch import nn
 from ..fuse import conv_branch, conv_like, fold_branches, identity_branch
 from ..grids import level_points
 from ..limits import MAX_HEADS, MAX_REG_MAX, MAX_REPEATS, check_count
+from ..norms import TORCH as TORCH_NORM, NormSettings
 from ..registry import register_family, register_module
+from ..schema import Config
 from ..rules import Resolved, Rule, RowContext, RuleError, out_arg_rule, same_width_rule
 from .yolov5 import C3, Concat, Conv, DWConv, batch_norm, make_act
 
 FAMILY = "ultralytics"
+
+
+def classifier_norm(cfg: Config) -> NormSettings | None:
+    """Torch's BatchNorm defaults for a classifier (a config ending in Classify): Ultralytics'
+    ClassificationModel never runs initialize_weights, which sets eps 1e-3 on every other model."""
+    return TORCH_NORM if cfg.rows and cfg.rows[-1].module == "Classify" else None
+
+
 register_family(FAMILY, recognise=lambda data: "scales" in data and "anchors" not in data, priority=10,
-                scale_by_name=True,
+                scale_by_name=True, norm=classifier_norm,
                 doc="Ultralytics 8.x (YOLOv8, YOLO11, RT-DETR): scales [depth, width, max_channels], nc unscaled")
 
 # Ultralytics' Conv and DWConv are the same blocks as YOLOv5's (same args, attributes and BN settings);

@@ -19,6 +19,7 @@ from .config import load_config
 from .errors import ConfigError
 from .graph import LayerInfo, ZooModel
 from .limits import check_allocation
+from .norms import norm_scope
 from .plan import ModelPlan, RowPlan, RowProbeError, activation_peak, construct, param_count, plan_config
 from .schema import Config
 
@@ -55,7 +56,8 @@ def check_plan_allocation(plan: ModelPlan, *, batch: int = 1, bytes_per_element:
 
 def _instantiate(cfg: Config, rp: RowPlan) -> nn.Module:
     try:
-        return construct(rp.spec, rp.args, rp.kwargs, rp.copies)
+        with norm_scope(rp.signature.norm):
+            return construct(rp.spec, rp.args, rp.kwargs, rp.copies)
     except RowProbeError as e:
         raise ConfigError(cfg.path, str(e), row=rp.index, module=rp.row.module, line=rp.row.line) from None
 

@@ -15,7 +15,8 @@ from . import yamlio
 from .activation import parse_activation
 from .args import resolve_arg
 from .errors import ConfigError, OptionError, shown
-from .limits import MAX_ANCHORS, MAX_ARG, MAX_INPUT_CHANNELS, MAX_LEVELS, MAX_MULTIPLE, MAX_NC, MAX_REPEATS
+from .limits import (MAX_ANCHORS, MAX_ARG, MAX_INPUT_CHANNELS, MAX_KEYPOINTS, MAX_LEVELS, MAX_MULTIPLE, MAX_NC,
+                     MAX_REG_MAX, MAX_REPEATS)
 from .plugins import ensure_loaded
 from .registry import REGISTRY
 from .schema import Config, Row, Scale
@@ -171,7 +172,7 @@ def _from_mapping(data: dict[str, Any], path: str, stem: str, scale: str | None,
             raise _key_error(path, lines, "activation", str(e)) from None
     sc, table = _pick_scale(data, path, stem, scale, lines)
     family = family_of(data, path, lines)
-    names = {"nc": nc, "anchors": anchors}
+    names = {"nc": nc, "anchors": anchors, **_head_keys(data, path, lines)}
     backbone = _rows(data, "backbone", 0, path, lines, names)
     head = _rows(data, "head", len(backbone), path, lines, names) if "head" in data else ()
     search = data.get("search")
@@ -182,6 +183,26 @@ def _from_mapping(data: dict[str, Any], path: str, stem: str, scale: str | None,
     extra = {k: v for k, v in data.items() if k not in known}
     return Config(path=path, name=stem, family=family, nc=nc, scale=sc, backbone=backbone, head=head,
                   anchors=anchors, activation=act, scales=table, search=search, ch=ch, extra=extra)
+
+
+def _head_keys(data: Mapping[str, Any], path: str, lines: Lines) -> dict[str, Any]:
+    """The head keys Ultralytics reads from a config's top level (`reg_max`, `end2end`, `kpt_shape`),
+    checked; rows may name them as arguments (`[nc, kpt_shape]`), and head rules read them (ctx.keys)."""
+    keys = {k: data[k] for k in ("reg_max", "end2end", "kpt_shape") if k in data}
+    reg_max = keys.get("reg_max")
+    if "reg_max" in keys and (isinstance(reg_max, bool) or not isinstance(reg_max, int)
+                              or not 1 <= reg_max <= MAX_REG_MAX):
+        raise _key_error(path, lines, "reg_max", f"must be an integer from 1 to {MAX_REG_MAX} (DFL bins), "
+                                                 f"got {shown(reg_max)}")
+    if keys.get("end2end") is not None and not isinstance(keys["end2end"], bool):
+        raise _key_error(path, lines, "end2end", f"must be true or false, got {shown(keys['end2end'])}")
+    kpt = keys.get("kpt_shape")
+    if "kpt_shape" in keys and not (isinstance(kpt, list) and len(kpt) == 2
+                                    and all(isinstance(v, int) and not isinstance(v, bool) for v in kpt)
+                                    and 1 <= kpt[0] <= MAX_KEYPOINTS and kpt[1] in (2, 3)):
+        raise _key_error(path, lines, "kpt_shape", f"must be [keypoints (1 to {MAX_KEYPOINTS}), dims (2 or 3)], "
+                                                   f"got {shown(kpt)}")
+    return keys
 
 
 def anchors_problem(anchors: Any, *, table: bool = False) -> str | None:

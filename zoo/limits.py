@@ -29,6 +29,8 @@ MAX_TOTAL_REPEATS = 400  # blocks of a model (repeats summed over its rows): the
 #                          about 80, and each block is built twice (probe, model) even on the meta device
 MAX_ANCHORS = 64  # anchors per level (YOLOv5 uses 3); each one is a set of output channels per level
 MAX_LEVELS = 16  # detection levels (P3..P7 is 5)
+MAX_REG_MAX = 256  # `reg_max`, DFL bins per box side (published: 16, YOLO26 1); 4 x reg_max output channels
+MAX_KEYPOINTS = 1000  # `kpt_shape`'s keypoint count (COCO: 17, whole-body: 133); each is 2-3 output channels
 
 # -- row arguments (zoo.args) -------------------------------------------------------------------------
 MAX_ARG = 1 << 20  # |number| in a row's args: channels, kernels, strides, counts, anchor sizes; the widest

@@ -22,6 +22,7 @@ from torch import nn
 from .activation import Activation, activation_scope
 from .config import MAX_REPEATS, config_to_mapping, load_config
 from .limits import MAX_TOTAL_REPEATS
+from .norms import NormSettings, norm_scope
 from .errors import ConfigError
 from .registry import REGISTRY, ModuleSpec, class_signature
 from .rules import BuiltRow, Resolved, RowContext, RuleError, ShapeSpec
@@ -71,7 +72,8 @@ class RowSignature:
     """Everything a row's module and its output depend on: equal signatures, equal rows.
 
     `copies` is the number of chained copies (repeat "chain"); `multi` says the row reads a list;
-    `activation` is the config's default activation (Conv's SiLU unless `activation:`).
+    `activation` is the config's default activation (Conv's SiLU unless `activation:`); `norm` the
+    BatchNorm settings its family builds the config with (None: the default, zoo.norms).
     """
 
     family: str
@@ -84,13 +86,16 @@ class RowSignature:
     multi: bool
     activation: Activation | None = None
     dtype: str = DTYPE
+    norm: NormSettings | None = None
 
     def key(self) -> str:
         """A stable text form (the same in every process): cache and table files key on it."""
-        return json.dumps([self.family, self.module, self.impl, _jsonable(self.args), _jsonable(self.kwargs),
-                           self.copies, _jsonable(self.inputs), self.multi,
-                           None if self.activation is None else str(self.activation), self.dtype],
-                          separators=(",", ":"))
+        parts = [self.family, self.module, self.impl, _jsonable(self.args), _jsonable(self.kwargs), self.copies,
+                 _jsonable(self.inputs), self.multi, None if self.activation is None else str(self.activation),
+                 self.dtype]
+        if self.norm is not None:  # appended only when set: keys of existing tables stay as they were
+            parts.append([self.norm.eps, self.norm.momentum])
+        return json.dumps(parts, separators=(",", ":"))
 
     def digest(self) -> str:
         return hashlib.sha1(self.key().encode()).hexdigest()[:20]
@@ -231,12 +236,14 @@ def plan_config(source: Any, *, imgsz: int = 640, widths: Mapping[int, float] | 
     widths, repeats = widths or {}, repeats or {}
     probe = prober if prober is not None else probe_row
     image = ShapeSpec(cfg.ch, 1.0, imgsz, imgsz)
+    norm = family.norm(cfg)
     rows: list[RowPlan] = []
     built: list[BuiltRow] = []
     total = 0
     for row in cfg.rows:
         rp = _plan_row(cfg, row, image, rows, built, family.repeats, unscaled, family.channels,
-                       widths.get(row.index, 1.0), repeats.get(row.index), probe, imgsz, MAX_TOTAL_REPEATS - total)
+                       widths.get(row.index, 1.0), repeats.get(row.index), probe, imgsz, MAX_TOTAL_REPEATS - total,
+                       norm)
         total += rp.n
         rows.append(rp)
         built.append(BuiltRow(row.index, row.module, rp.args, rp.out))
@@ -246,7 +253,8 @@ def plan_config(source: Any, *, imgsz: int = 640, widths: Mapping[int, float] | 
 
 def _plan_row(cfg: Config, row: Row, image: ShapeSpec, rows: list[RowPlan], built: list[BuiltRow],
               scale_repeats: Callable[[int, float], int], unscaled: frozenset[int], scaler: Any,
-              width_mult: float, n_override: int | None, probe: Prober, imgsz: int, left: int) -> RowPlan:
+              width_mult: float, n_override: int | None, probe: Prober, imgsz: int, left: int,
+              norm: NormSettings | None = None) -> RowPlan:
     def err(text: str) -> ConfigError:
         return ConfigError(cfg.path, text, row=row.index, module=row.module, line=row.line)
 
@@ -263,7 +271,7 @@ def _plan_row(cfg: Config, row: Row, image: ShapeSpec, rows: list[RowPlan], buil
                   f"the rows), over the {MAX_TOTAL_REPEATS} a model may have")
     ctx = RowContext(row=row, inputs=inputs, scale=cfg.scale, nc=cfg.nc, family=cfg.family, anchors=cfg.anchors,
                      n=n, built=tuple(built), repeat=spec.repeat, unscaled=unscaled, width_mult=width_mult,
-                     scaler=scaler)
+                     scaler=scaler, keys=cfg.extra)
     try:
         resolved = spec.rule(ctx)
         channel_values = tuple((p, ctx.channels(row.args[p])) for p in spec.channels
@@ -279,7 +287,7 @@ def _plan_row(cfg: Config, row: Row, image: ShapeSpec, rows: list[RowPlan], buil
         kwargs=tuple(sorted((k, freeze(v)) for k, v in resolved.kwargs.items())),
         copies=n if spec.repeat == "chain" else 1,
         inputs=tuple((s.channels, s.height, s.width) for s in inputs), multi=not isinstance(row.from_, int),
-        activation=cfg.activation)
+        activation=cfg.activation, norm=norm)
     try:
         pr = probe(sig)
     except RowProbeError as e:
@@ -381,7 +389,7 @@ def instantiate_row(sig: RowSignature, *, device: str | torch.device = "cpu",
     """The row's module alone (eval mode, weights on `device`) and zero inputs of its real shapes:
     exactly what ZooModel calls for that row."""
     spec = row_spec(sig)
-    with torch.device(device), activation_scope(sig.activation):
+    with torch.device(device), activation_scope(sig.activation), norm_scope(sig.norm):
         module = construct(spec, sig.call_args, sig.call_kwargs, sig.copies)
     return module.to(dtype=dtype), example_inputs(sig, device=device, dtype=dtype)
 

@@ -18,6 +18,7 @@ from typing import Any, Callable, Mapping
 
 from torch import nn
 
+from .norms import NormSettings
 from .rules import RULES, ChannelScaler, Rule, rule_name, scale_channels, scale_repeats
 from .schema import Config
 
@@ -102,6 +103,7 @@ class FamilySpec:
     unscaled: (nc, anchors) -> the channel counts never width-scaled (a head's output size).
     scale_by_name: its blocks read the scale's name (Ultralytics builds C3k2 differently at m/l/x), so a
       config written at one scale or with explicit channels keeps the name (see explicit_scale).
+    norm: config -> the BatchNorm settings its rows are built with (None: zoo.norms.DEFAULT).
     """
 
     name: str
@@ -112,6 +114,7 @@ class FamilySpec:
     repeats: Callable[[int, float], int] = scale_repeats
     scale_by_name: bool = False
     doc: str = ""
+    norm: Callable[[Config], NormSettings | None] = lambda cfg: None
 
     def explicit_scale(self, cfg: Config, max_channel: int) -> dict[str, Any]:
         """The scale keys of `cfg` written with explicit channels and repeats: multiples 1.0, or, for a

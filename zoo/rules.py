@@ -55,7 +55,9 @@ class RowContext:
 
     `repeat` is the block's repeat mode, `unscaled` the head sizes its family never width-scales and
     `scaler` its family's channel rule (all from the registrations, so rules need no registry);
-    `width_mult` is a per-row width multiple the search sets (1.0 otherwise).
+    `width_mult` is a per-row width multiple the search sets (1.0 otherwise); `keys` are the config's
+    top-level keys outside the schema (Ultralytics' `reg_max`, `end2end`, `kpt_shape`), which some
+    reference parsers pass to head rows.
     """
 
     row: Row
@@ -70,6 +72,7 @@ class RowContext:
     unscaled: frozenset[int] = frozenset()
     width_mult: float = 1.0
     scaler: ChannelScaler = scale_channels
+    keys: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def c1(self) -> int:

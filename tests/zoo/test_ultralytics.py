@@ -230,12 +230,16 @@ def test_c2psa_width_mismatch_is_a_config_error() -> None:
         build_model(cfg, device="meta")
 
 
-def test_end2end_detect_is_rejected() -> None:
-    cfg = {"nc": 80, "scales": {"n": [1.0, 1.0, 1024]},
-           "backbone": [[-1, 1, "Conv", [64, 3, 2]], [-1, 1, "Conv", [64, 3, 2]]],
-           "head": [[[0, 1], 1, "Detect", ["nc", 16, True]]]}
-    with pytest.raises(ConfigError, match="end-to-end"):
-        build_model(cfg, device="meta")
+@pytest.mark.parametrize("row,keys", [(["nc", 16, True], {}), (["nc"], {"end2end": True})])
+def test_end2end_detect_copies_its_branches(helpers, row: list, keys: dict) -> None:
+    """end2end (the row's third value or the config's key) adds one-to-one copies of cv2 and cv3."""
+    base = {"nc": 80, "scales": {"n": [1.0, 1.0, 1024]},
+            "backbone": [[-1, 1, "Conv", [64, 3, 2]], [-1, 1, "Conv", [64, 3, 2]]]}
+    plain = build_model({**base, "head": [[[0, 1], 1, "Detect", ["nc"]]]}, device="meta").model[-1]
+    e2e = build_model({**base, **keys, "head": [[[0, 1], 1, "Detect", row]]}, device="meta").model[-1]
+    assert e2e.one2one and not plain.one2one
+    assert helpers.params(e2e) == 2 * helpers.params(plain) - 16  # the frozen DFL is not copied
+    assert helpers.params(e2e.one2one_cv2) == helpers.params(plain.cv2)
 
 
 def test_names_resolve_to_ultralytics_blocks() -> None:

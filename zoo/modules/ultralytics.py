@@ -6,6 +6,7 @@ class branch) is decided here, in each block's registration rule. RT-DETR's bloc
 """
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any, Sequence
 
@@ -14,9 +15,11 @@ from torch import nn
 
 from ..fuse import conv_branch, conv_like, fold_branches, identity_branch
 from ..grids import level_points
-from ..limits import MAX_HEADS, MAX_REPEATS, check_count
+from ..limits import MAX_HEADS, MAX_REG_MAX, MAX_REPEATS, check_count
+from ..norms import TORCH as TORCH_NORM, NormSettings
 from ..registry import register_family, register_module
-from ..rules import Resolved, RowContext, RuleError, out_arg_rule, same_width_rule
+from ..schema import Config
+from ..rules import Resolved, Rule, RowContext, RuleError, out_arg_rule, same_width_rule
 from .yolov5 import C3, Concat, Conv, DWConv, batch_norm, make_act
 
 FAMILY = "ultralytics"
@@ -35,8 +38,14 @@ def _is_ultralytics(data: Any) -> bool:
         for r in rows)
 
 
+def classifier_norm(cfg: Config) -> NormSettings | None:
+    """Torch's BatchNorm defaults for a classifier (a config ending in Classify): Ultralytics'
+    ClassificationModel never runs initialize_weights, which sets eps 1e-3 on every other model."""
+    return TORCH_NORM if cfg.rows and cfg.rows[-1].module == "Classify" else None
+
+
 register_family(FAMILY, recognise=_is_ultralytics, priority=10,
-                scale_by_name=True,
+                scale_by_name=True, norm=classifier_norm,
                 doc="Ultralytics 8.x (YOLOv8, YOLO11, RT-DETR): scales [depth, width, max_channels], nc unscaled")
 
 # Ultralytics' Conv and DWConv are the same blocks as YOLOv5's (same args, attributes and BN settings);
@@ -195,11 +204,11 @@ class C3k2(C2f):
 
     def inner(self, n: int, shortcut: bool, g: int) -> list[nn.Module]:
         c = self.c
-        if self._c3k:
-            return [C3k(c, c, 2, shortcut, g) for _ in range(n)]
-        if self._attn:
+        if self._attn:  # attention wins over c3k (YOLO26's last row, where m/l/x also force c3k)
             return [nn.Sequential(Bottleneck(c, c, shortcut, g), PSABlock(c, 0.5, max(c // 64, 1)))
                     for _ in range(n)]
+        if self._c3k:
+            return [C3k(c, c, 2, shortcut, g) for _ in range(n)]
         return [Bottleneck(c, c, shortcut, g) for _ in range(n)]
 
 
@@ -322,38 +331,56 @@ class DFL(nn.Module):
         return expected.flatten(1, 2)
 
 
-def detect_rule(ctx: RowContext) -> Resolved:
-    """[nc(, reg_max(, end2end))] -> Detect(nc, reg_max, end2end, ch); legacy unless a C3k2-era row came before."""
-    if not 1 <= len(ctx.args) <= 3:
-        raise RuleError(f"Detect takes [nc(, reg_max(, end2end))], got {len(ctx.args)} arguments")
-    nc, reg_max, end2end = (*ctx.args, 16, False)[:3]
-    if end2end:
-        raise RuleError("end-to-end (one-to-one) Detect heads are not supported")
-    if any(s.channels is None for s in ctx.inputs):
-        raise RuleError("a detection head cannot read another head")
-    ch = [s.channels for s in ctx.inputs]
-    legacy = not any(b.module in NON_LEGACY_ROWS for b in ctx.built)
-    return Resolved((nc, reg_max, False, ch), None,
-                    {"legacy": legacy, "strides": [s.stride for s in ctx.inputs]})
+def head_rule(fields: Sequence[tuple[str, Any]], scaled: int | None = None) -> Rule:
+    """A Detect-family rule: YAML [fields...] (missing trailing ones take their defaults), then reg_max and
+    end2end (the config's top-level keys, 16 and off by default, unless the row gives them), then the
+    input widths, as parse_model appends them; legacy unless a C3k2-era row came before."""
+    names = [f for f, _ in fields]
+
+    def rule(ctx: RowContext) -> Resolved:
+        extra = ("reg_max", "end2end")
+        if not 1 <= len(ctx.args) <= len(fields) + len(extra):
+            raise RuleError(f"takes [{', '.join(names)}(, reg_max(, end2end))], got {len(ctx.args)} arguments")
+        given = list(ctx.args)
+        args = given[:len(fields)] + [d for _, d in fields[len(given):]]
+        reg_max, end2end = (given[len(fields):] + [ctx.keys.get("reg_max", 16), ctx.keys.get("end2end")])[:2]
+        if isinstance(reg_max, bool) or not isinstance(reg_max, int) or not 1 <= reg_max <= MAX_REG_MAX:
+            raise RuleError(f"reg_max must be an integer from 1 to {MAX_REG_MAX}, got {reg_max!r}")
+        if any(s.channels is None for s in ctx.inputs):
+            raise RuleError("a detection head cannot read another head")
+        if scaled is not None:
+            args[scaled] = ctx.channels(args[scaled])
+        ch = [s.channels for s in ctx.inputs]
+        legacy = not any(b.module in NON_LEGACY_ROWS for b in ctx.built)
+        return Resolved((*args, reg_max, bool(end2end), ch), None,
+                        {"legacy": legacy, "strides": [s.stride for s in ctx.inputs]})
+
+    rule.__doc__ = (f"[{', '.join(names)}] + reg_max, end2end (config keys) + input widths; "
+                    f"legacy unless a C3k2-era row came before")
+    rule.__name__ = "multi_in, head"
+    return rule
 
 
-detect_rule.__name__ = "multi_in, legacy by rows"
+detect_rule = head_rule([("nc", 80)])
 
 
 @register_module("Detect", family=FAMILY, io=detect_rule, channels=())
 class Detect(nn.Module):
-    """Anchor-free decoupled head with DFL boxes; eval returns (B, 4 + nc, anchors) boxes in xywh pixels.
+    """Anchor-free decoupled head with DFL boxes; eval returns ((B, 4 + nc, anchors) xywh pixels, raw).
 
-    `dfl` is a fixed projection (frozen, no gradient), as in Ultralytics.
+    With end2end, one-to-one copies of the branches (`one2one_cv2`, `one2one_cv3`, ...) are built and run
+    beside them, as Ultralytics' NMS-free heads; inference decodes the one-to-many outputs unless
+    `end2end` is set True on the module, then the top `max_det` one-to-one detections (xyxy, score,
+    class). `dfl` is a fixed projection (frozen, no gradient), as in Ultralytics.
     """
+
+    max_det = 300  # detections an end-to-end head keeps
 
     def __init__(self, nc: int = 80, reg_max: int = 16, end2end: bool = False, ch: Sequence[int] = (), *,
                  legacy: bool = False, strides: Sequence[float] | None = None) -> None:
         super().__init__()
         if isinstance(nc, bool) or not isinstance(nc, int) or nc < 1:
             raise ValueError(f"nc must be a positive integer, got {nc!r}")
-        if end2end:
-            raise ValueError("end-to-end Detect heads are not supported")
         self.nc, self.nl, self.reg_max, self.legacy = nc, len(ch), reg_max, legacy
         self.no = nc + 4 * reg_max
         self.strides = [float(s) for s in strides] if strides else [8.0 * 2 ** i for i in range(self.nl)]
@@ -373,6 +400,27 @@ class Detect(nn.Module):
         self.dfl = DFL(reg_max) if reg_max > 1 else nn.Identity()
         self._anchor_cache: dict[tuple[Any, ...], tuple[torch.Tensor, torch.Tensor]] = {}
         self._init_biases()
+        self.one2one = bool(end2end)
+        self._end2end = False
+        if self.one2one:
+            self.copy_branches(("cv2", "cv3"))
+
+    def copy_branches(self, names: Sequence[str]) -> None:
+        """The one-to-one branches: copies of the one-to-many ones (same init), run on the same features."""
+        if self.one2one:
+            for name in names:
+                setattr(self, "one2one_" + name, copy.deepcopy(getattr(self, name)))
+
+    @property
+    def end2end(self) -> bool:
+        """Inference from the one-to-one branches (off by default, as a freshly built Ultralytics head)."""
+        return self.one2one and self._end2end
+
+    @end2end.setter
+    def end2end(self, value: bool) -> None:
+        if value and not self.one2one:
+            raise ValueError("this head has no one-to-one branches (built without end2end)")
+        self._end2end = bool(value)
 
     @torch.no_grad()
     def _init_biases(self) -> None:
@@ -390,15 +438,51 @@ class Detect(nn.Module):
             self._anchor_cache = {key: (points.transpose(0, 1), strides.transpose(0, 1))}
         return self._anchor_cache[key]
 
-    def forward(self, x: list[torch.Tensor]) -> Any:
-        bs = x[0].shape[0]
-        boxes = torch.cat([self.cv2[i](x[i]).view(bs, 4 * self.reg_max, -1) for i in range(self.nl)], 2)
-        scores = torch.cat([self.cv3[i](x[i]).view(bs, self.nc, -1) for i in range(self.nl)], 2)
-        raw = {"boxes": boxes, "scores": scores, "feats": list(x)}
-        if self.training:
-            return raw
-        anchors, strides = self._anchors(x)
-        lt, rb = self.dfl(boxes).chunk(2, 1)
+    def levels(self, heads: nn.ModuleList, x: Sequence[torch.Tensor], width: int) -> torch.Tensor:
+        """One per-level head list on every level, flattened and joined: (B, width, anchors)."""
+        return torch.cat([heads[i](x[i]).view(x[i].shape[0], width, -1) for i in range(self.nl)], 2)
+
+    def head_outputs(self, x: Sequence[torch.Tensor], prefix: str) -> dict[str, Any]:
+        """The raw outputs of one set of branches ("" one-to-many, "one2one_" one-to-one)."""
+        return {"boxes": self.levels(getattr(self, prefix + "cv2"), x, 4 * self.reg_max),
+                "scores": self.levels(getattr(self, prefix + "cv3"), x, self.nc), "feats": list(x)}
+
+    def decode_boxes(self, raw: dict[str, Any], anchors: torch.Tensor) -> torch.Tensor:
+        """Distances to the four sides -> xywh (xyxy when end-to-end), in grid cells."""
+        lt, rb = self.dfl(raw["boxes"]).chunk(2, 1)
         x1y1, x2y2 = anchors.unsqueeze(0) - lt, anchors.unsqueeze(0) + rb
-        xywh = torch.cat(((x1y1 + x2y2) / 2, x2y2 - x1y1), 1) * strides
-        return torch.cat((xywh, scores.sigmoid()), 1), raw
+        if self.end2end:
+            return torch.cat((x1y1, x2y2), 1)
+        return torch.cat(((x1y1 + x2y2) / 2, x2y2 - x1y1), 1)
+
+    def decode(self, raw: dict[str, Any]) -> torch.Tensor:
+        """(B, 4 + nc [+ extras], anchors): boxes in pixels, class probabilities, then a head's extras."""
+        anchors, strides = self._anchors(raw["feats"])
+        return torch.cat((self.decode_boxes(raw, anchors) * strides, raw["scores"].sigmoid()), 1)
+
+    def top_detections(self, y: torch.Tensor) -> torch.Tensor:
+        """(B, anchors, 4 + nc + extras) -> (B, k, 6 + extras): the k best (anchor, class) pairs, each as
+        box, score, class index and the anchor's extras; k = min(max_det, anchors). No NMS."""
+        boxes, scores, extras = y.split((4, self.nc, y.shape[-1] - 4 - self.nc), -1)
+        k = min(self.max_det, y.shape[1])
+        anchor = scores.amax(-1).topk(k, 1).indices  # the k anchors with the best class
+        best, flat = scores.gather(1, anchor[..., None].expand(-1, -1, self.nc)).flatten(1).topk(k, 1)
+        anchor = anchor.gather(1, flat // self.nc)
+
+        def pick(t: torch.Tensor) -> torch.Tensor:
+            return t.gather(1, anchor[..., None].expand(-1, -1, t.shape[-1]))
+
+        return torch.cat((pick(boxes), best[..., None], (flat % self.nc)[..., None].to(y.dtype), pick(extras)), -1)
+
+    def forward(self, x: list[torch.Tensor]) -> Any:
+        preds = self.head_outputs(x, "")
+        if self.one2one:  # the one-to-one branches train on detached features (they leave the backbone alone)
+            preds = {"one2many": preds,
+                     "one2one": self.head_outputs([f.detach() for f in x] if self.training else x, "one2one_")}
+        if self.training:
+            return preds
+        chosen = preds["one2one" if self.end2end else "one2many"] if self.one2one else preds
+        y = self.decode(chosen)
+        if self.end2end:
+            y = self.top_detections(y.transpose(1, 2))
+        return y, preds

@@ -16,6 +16,7 @@ from ..config import anchors_problem
 from ..errors import shown
 from ..fuse import fold_conv_bn_attrs
 from ..grids import cell_grid
+from ..norms import norm_settings
 from ..registry import register_family, register_module
 from ..rules import Resolved, RowContext, RuleError, anchors_per_level
 
@@ -56,7 +57,9 @@ def make_act(act: Any) -> nn.Module:
 
 
 def batch_norm(c: int) -> nn.BatchNorm2d:
-    return nn.BatchNorm2d(c, eps=BN_EPS, momentum=BN_MOMENTUM)
+    """BN_EPS and BN_MOMENTUM unless the build's family sets others for its config (zoo.norms)."""
+    settings = norm_settings()
+    return nn.BatchNorm2d(c, eps=settings.eps, momentum=settings.momentum)
 
 
 @register_module("Conv", family=FAMILY, io="out_arg",

@@ -127,7 +127,7 @@ def _pick_scale(data: Mapping[str, Any], path: str, stem: str, scale: str | None
         raise ConfigError(path, f"scale {scale!r} is not in the config's scales ({', '.join(table)})",
                           line=lines.key("scales"))
     d, w, *cap = table[scale]
-    return Scale(scale, float(d), float(w), int(cap[0]) if cap else None), table
+    return Scale(scale, float(d), float(w), cap[0] if cap else None), table
 
 
 def family_of(data: Mapping[str, Any], path: str = "<config>", lines: Lines = NO_LINES) -> str:

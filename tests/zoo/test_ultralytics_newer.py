@@ -30,3 +30,27 @@ def test_params_per_row_equal_ultralytics(rel: str, scale: str) -> None:
     got = row_params(rel, scale)
     assert got == want["rows"]
     assert sum(got) == want["params"]
+
+
+def test_a2c2f_refuses_a_hidden_width_not_a_multiple_of_32(tmp_path: Path) -> None:
+    from zoo.errors import ConfigError
+    from zoo.plan import plan_config
+    path = tmp_path / "a2.yaml"  # c2 = 96 -> hidden 48: Ultralytics asserts, we refuse in one line
+    path.write_text("scales: {n: [1.0, 1.0, 1024]}\nbackbone:\n  - [-1, 1, Conv, [64, 3, 2]]\n"
+                    "  - [-1, 1, A2C2f, [96, True, 1]]\n")
+    with pytest.raises(ConfigError) as e:
+        plan_config(load_config(path), imgsz=64)
+    assert "\n" not in str(e.value) and "row 1" in str(e.value) and "multiple of 32" in str(e.value)
+
+
+def test_search_offers_only_widths_a2c2f_can_build() -> None:
+    from search.space import build_space
+    from zoo.plan import plan_config
+    space = build_space(DATA / "ultralytics_cfg" / "12" / "yolo12.yaml")
+    a2 = {rp_i for rp_i, rp in enumerate(space.base.rows) if rp.module == "A2C2f"}
+    limited = [s for s in space.stages if a2 & set(s.rows)]
+    assert limited and all(len(s.choices) < 8 for s in limited)  # some default widths are dropped
+    assert 0.5 not in next(s for s in space.stages if s.name == "head/8").choices  # 64 * 0.5: hidden 16
+    for stage in limited:
+        for w in stage.choices:  # every offered width plans (hidden widths multiples of 32)
+            plan_config(space.base, imgsz=320, widths={r: w for r in stage.rows})

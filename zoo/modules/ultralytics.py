@@ -380,6 +380,11 @@ class Detect(nn.Module):
         bs = x[0].shape[0]
         boxes = torch.cat([self.cv2[i](x[i]).view(bs, 4 * self.reg_max, -1) for i in range(self.nl)], 2)
         scores = torch.cat([self.cv3[i](x[i]).view(bs, self.nc, -1) for i in range(self.nl)], 2)
+        return self.decode(x, boxes, scores)
+
+    def decode(self, x: Sequence[torch.Tensor], boxes: torch.Tensor, scores: torch.Tensor) -> Any:
+        """Train: the raw dict; eval: DFL distances to xywh boxes in pixels beside sigmoid scores (heads
+        that score classes otherwise, YOLO-World's and YOLOE's, share this)."""
         raw = {"boxes": boxes, "scores": scores, "feats": list(x)}
         if self.training:
             return raw

@@ -229,7 +229,7 @@ def text_head_rule(ctx: RowContext) -> Resolved:
 text_head_rule.__name__ = "multi_in, text head"
 
 
-@register_module("WorldDetect", family=FAMILY, io=text_head_rule, channels=())
+@register_module("WorldDetect", family=FAMILY, io=text_head_rule, channels=(), example=([2, 3, 4], [8, 32, True]))
 class WorldDetect(Detect):
     """Detect whose class branch ends in embeddings scored against the class embeddings (open vocabulary).
 
@@ -317,7 +317,8 @@ class SAVPE(nn.Module):
         return F.normalize(pooled.transpose(1, 2).reshape(b, q, -1), dim=-1, p=2)
 
 
-@register_module("YOLOEDetect", family=FAMILY, io=text_head_rule, channels=())
+@register_module("YOLOEDetect", family=FAMILY, io=text_head_rule, channels=(),
+                 example=([2, 3, 4], [8, 64, True]))
 class YOLOEDetect(Detect):
     """Detect whose class branch is scored against class embeddings by BNContrastiveHeads; carries the
     text-refining FFN (`reprta`) and the visual-prompt encoder (`savpe`) Ultralytics keeps in the head.

@@ -14,7 +14,7 @@ from zoo.config import load_config
 DATA = Path(__file__).resolve().parents[1] / "data"
 REFERENCE = json.loads((DATA / "ultralytics_reference.json").read_text())["files"]
 FILES = ["v3/yolov3.yaml", "v3/yolov3-spp.yaml", "v3/yolov3-tiny.yaml", "v6/yolov6.yaml", "12/yolo12.yaml",
-         "v8/yolov8-world.yaml", "v8/yolov8-worldv2.yaml", "v8/yoloe-v8.yaml", "11/yoloe-11.yaml"]
+         "v8/yolov8-world.yaml", "v8/yolov8-worldv2.yaml", "v8/yoloe-v8.yaml", "11/yoloe-11.yaml", "v8/yoloe-v8-seg.yaml", "11/yoloe-11-seg.yaml"]
 CASES = [(f, s) for f in FILES for s in REFERENCE[f]]
 
 

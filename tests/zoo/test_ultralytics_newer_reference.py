@@ -25,7 +25,8 @@ import sys, torch
 from ultralytics.nn import tasks
 name, kind, out = sys.argv[1], sys.argv[2], sys.argv[3]
 torch.manual_seed(0)
-cls = {"detect": tasks.DetectionModel, "world": tasks.WorldModel, "yoloe": tasks.YOLOEModel}[kind]
+cls = {"detect": tasks.DetectionModel, "world": tasks.WorldModel, "yoloe": tasks.YOLOEModel,
+       "yoloe-seg": tasks.YOLOESegModel}[kind]
 m = cls(name, verbose=False).eval()
 g = torch.Generator().manual_seed(1)
 with torch.no_grad():
@@ -40,12 +41,13 @@ x = torch.rand(2, 3, %d, %d, generator=g)
 if kind == "world":
     m.txt_feats = text
     y = m(x, txt_feats=text)
-elif kind == "yoloe":
+elif kind.startswith("yoloe"):
     m.pe = text
     y = m(x)
 else:
     y = m(x)
 y = y[0] if isinstance(y, (tuple, list)) else y
+y = list(y) if isinstance(y, (tuple, list)) else [y]  # a segment head: (detections, protos)
 torch.save({"state": m.state_dict(), "x": x, "text": text, "y": y}, out)
 """ % (IMGSZ, IMGSZ)
 
@@ -63,6 +65,7 @@ def _reference(name: str, kind: str, out: Path) -> dict:
     ("yolo12n.yaml", "12/yolo12.yaml", "n", "detect"),
     ("yolov8s-worldv2.yaml", "v8/yolov8-worldv2.yaml", "s", "world"),
     ("yoloe-11s.yaml", "11/yoloe-11.yaml", "s", "yoloe"),
+    ("yoloe-v8s-seg.yaml", "v8/yoloe-v8-seg.yaml", "s", "yoloe-seg"),
 ])
 def test_weights_load_strictly_and_outputs_match(name: str, rel: str, scale: str, kind: str,
                                                  tmp_path: Path) -> None:
@@ -72,9 +75,13 @@ def test_weights_load_strictly_and_outputs_match(name: str, rel: str, scale: str
     set_text_embeddings(model, ref["text"])
     model.eval()
     with torch.no_grad():
-        y = model(ref["x"])[0]
-        want = ref["y"]
-        assert y.shape == want.shape
-        assert ((y - want).abs().max() / want.abs().max()).item() <= 1e-5
-        deployed = zoo.deploy(model)(ref["x"])[0]
-        assert ((deployed - want).abs().max() / want.abs().max()).item() <= 1e-4
+        got = _tensors(model(ref["x"])[0])
+        assert [t.shape for t in got] == [t.shape for t in ref["y"]]
+        for y, want in zip(got, ref["y"]):
+            assert ((y - want).abs().max() / want.abs().max()).item() <= 1e-5
+        for y, want in zip(_tensors(zoo.deploy(model)(ref["x"])[0]), ref["y"]):
+            assert ((y - want).abs().max() / want.abs().max()).item() <= 1e-4
+
+
+def _tensors(y: object) -> list[torch.Tensor]:
+    return list(y) if isinstance(y, (tuple, list)) else [y]  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ puts real embeddings in; the YAML's `text_model:` key is accepted and ignored fo
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, Sequence
 
@@ -364,5 +365,71 @@ class YOLOEDetect(Detect):
         return self.decode(x, boxes, scores)
 
 
+class Proto(nn.Module):
+    """Ultralytics' mask prototypes: Conv 3x3 -> learnt x2 transposed-conv upsampling -> Conv 3x3 -> Conv
+    1x1 to nm masks (YOLOv5's Proto upsamples by nearest neighbour instead, so it is not reused here)."""
+
+    def __init__(self, c1: int, c_: int = 256, c2: int = 32) -> None:
+        super().__init__()
+        self.cv1 = Conv(c1, c_, k=3)
+        self.upsample = nn.ConvTranspose2d(c_, c_, 2, 2, 0, bias=True)
+        self.cv2 = Conv(c_, c_, k=3)
+        self.cv3 = Conv(c_, c2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.cv3(self.cv2(self.upsample(self.cv1(x))))
+
+
+def yoloe_segment_rule(ctx: RowContext) -> Resolved:
+    """[nc(, nm, npr, embed, with_bn)] -> (nc, nm, npr, embed, with_bn, reg_max 16, end2end False, ch); npr
+    (YAML position 2) is width-scaled as parse_model does; legacy as Detect's."""
+    if not 1 <= len(ctx.args) <= 5:
+        raise RuleError(f"YOLOESegment takes [nc(, nm, npr, embed, with_bn)], got {len(ctx.args)} arguments")
+    nc, nm, npr, embed, with_bn = (*ctx.args, 32, 256, TEXT_DIM, True)[:5]
+    for name, v in (("nm", nm), ("npr", npr), ("embed", embed)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise RuleError(f"{name} must be a positive integer, got {v!r}")
+    head = text_head_rule(replace_args(ctx, (nc, embed, with_bn)))
+    _, _, _, reg_max, end2end, ch = head.args
+    return Resolved((nc, nm, ctx.channels(npr), embed, bool(with_bn), reg_max, end2end, ch), None, head.kwargs)
+
+
+yoloe_segment_rule.__name__ = "multi_in, text head, npr scaled"
+
+
+def replace_args(ctx: RowContext, args: tuple[Any, ...]) -> RowContext:
+    """The same row context with other YAML args (a head rule reusing another's)."""
+    return dataclasses.replace(ctx, row=dataclasses.replace(ctx.row, args=args))
+
+
+@register_module("YOLOESegment", family=FAMILY, io=yoloe_segment_rule, channels=(2,),
+                 example=([2, 3, 4], [8, 16, 32, 64, True]))
+class YOLOESegment(YOLOEDetect):
+    """YOLOEDetect plus nm mask coefficients per anchor and Ultralytics' Proto on the first level; eval
+    returns ((boxes, scores, coefficients), protos).
+
+    `reprta` and `savpe` get no gradient in a plain pass; `dfl` is a fixed projection (frozen), as in Ultralytics.
+    """
+
+    def __init__(self, nc: int = 80, nm: int = 32, npr: int = 256, embed: int = TEXT_DIM, with_bn: bool = True,
+                 reg_max: int = 16, end2end: bool = False, ch: Sequence[int] = (), *, legacy: bool = False,
+                 strides: Sequence[float] | None = None) -> None:
+        super().__init__(nc, embed, with_bn, reg_max, end2end, ch, legacy=legacy, strides=strides)
+        self.nm, self.npr = nm, npr
+        self.proto = Proto(ch[0], npr, nm)
+        c5 = max(ch[0] // 4, nm)
+        self.cv5 = nn.ModuleList(nn.Sequential(Conv(x, c5, 3), Conv(c5, c5, 3), nn.Conv2d(c5, nm, 1)) for x in ch)
+
+    def forward(self, x: list[torch.Tensor]) -> Any:
+        bs = x[0].shape[0]
+        coefficients = torch.cat([self.cv5[i](x[i]).view(bs, self.nm, -1) for i in range(self.nl)], 2)
+        out = super().forward(x)
+        protos = self.proto(x[0])
+        if self.training:
+            return {**out, "mask_coefficient": coefficients, "proto": protos}
+        y, raw = out
+        return (torch.cat((y, coefficients), 1), protos), {**raw, "mask_coefficient": coefficients, "proto": protos}
+
+
 __all__ = ["BNContrastiveHead", "C2fAttn", "ContrastiveHead", "ImagePoolingAttn", "MaxSigmoidAttnBlock",
-           "SAVPE", "WorldDetect", "YOLOEDetect", "set_text_embeddings", "text_constant"]
+           "Proto", "SAVPE", "WorldDetect", "YOLOEDetect", "YOLOESegment", "set_text_embeddings", "text_constant"]

@@ -177,6 +177,13 @@ def _from_mapping(data: dict[str, Any], path: str, stem: str, scale: str | None,
     search = data.get("search")
     if search is not None and not isinstance(search, dict):
         raise _key_error(path, lines, "search", "must be a mapping")
+    # Ultralytics keys that change every head; zoo's heads build only their defaults, so any other value
+    # is refused rather than silently built as a different model (YOLO26 / YOLOE-26 files)
+    for key, default in (("end2end", False), ("reg_max", 16)):
+        if data.get(key) not in (None, default):
+            raise _key_error(path, lines, key, f"only {default} is supported, got {shown(data[key])}")
+    # `text_model:` (YOLOE) names the text encoder; it is no part of the graph: class embeddings enter
+    # as constants (zoo.modules.world), so the key is kept as data and ignored for building
     known = {"nc", "depth_multiple", "width_multiple", "anchors", "activation", "backbone", "head",
              "scales", "family", "search", "ch"}
     extra = {k: v for k, v in data.items() if k not in known}

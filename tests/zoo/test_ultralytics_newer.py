@@ -54,3 +54,31 @@ def test_search_offers_only_widths_a2c2f_can_build() -> None:
     for stage in limited:
         for w in stage.choices:  # every offered width plans (hidden widths multiples of 32)
             plan_config(space.base, imgsz=320, widths={r: w for r in stage.rows})
+
+
+def test_v3_and_v6_files_are_ultralytics_and_torch_prefix_is_a_word() -> None:
+    assert load_config(DATA / "ultralytics_cfg" / "v3" / "yolov3-tiny.yaml").family == "ultralytics"
+    cfg = load_config(DATA / "ultralytics_cfg" / "v6" / "yolov6.yaml", scale="n")
+    assert cfg.family == "ultralytics" and str(cfg.activation) == "nn.ReLU()"
+    # a YOLOv5 file (anchors) stays YOLOv5's, and an anchorless backbone-only file too
+    assert load_config({"anchors": 3, "backbone": [[-1, 1, "Conv", [16]]],
+                        "head": [[-1, 1, "Detect", ["nc", "anchors"]]]}).family == "yolov5"
+    assert load_config({"backbone": [[-1, 1, "Conv", [16]]]}).family == "yolov5"
+
+
+@pytest.mark.parametrize("act", ["torch.nn.ReLU(", "__import__('os').ReLU()", "torch.ReLU()", "torch.nn.Foo()"])
+def test_other_activation_text_is_refused(act: str) -> None:
+    from zoo.errors import ConfigError
+    with pytest.raises(ConfigError, match="activation"):
+        load_config({"scales": {"n": [1.0, 1.0, 64]}, "activation": act, "backbone": [[-1, 1, "Conv", [16]]]})
+
+
+def test_head_keys_zoo_does_not_build_are_refused_text_model_is_ignored(tmp_path: Path) -> None:
+    from zoo.errors import ConfigError
+    with pytest.raises(ConfigError) as e:  # YOLOE-26: end-to-end heads with reg_max 1 are not built yet
+        load_config(DATA / "ultralytics_cfg" / "26" / "yoloe-26.yaml", scale="n")
+    assert "\n" not in str(e.value) and "end2end" in str(e.value)
+    base = (DATA / "ultralytics_cfg" / "v8" / "yolov8-worldv2.yaml").read_text()
+    path = tmp_path / "with-text-model.yaml"
+    path.write_text("text_model: mobileclip2:b\n" + base)
+    assert row_params(str(path), "n") == REFERENCE["v8/yolov8-worldv2.yaml"]["n"]["rows"]

@@ -64,6 +64,7 @@ def _reference(name: str, kind: str, out: Path) -> dict:
 @pytest.mark.parametrize("name,rel,scale,kind", [
     ("yolo12n.yaml", "12/yolo12.yaml", "n", "detect"),
     ("yolov8s-worldv2.yaml", "v8/yolov8-worldv2.yaml", "s", "world"),
+    ("yolov8n-world.yaml", "v8/yolov8-world.yaml", "n", "world"),  # ImagePoolingAttn's refined text flows on
     ("yoloe-11s.yaml", "11/yoloe-11.yaml", "s", "yoloe"),
     ("yoloe-v8s-seg.yaml", "v8/yoloe-v8-seg.yaml", "s", "yoloe-seg"),
 ])

@@ -149,10 +149,12 @@ def build_space(base: Config | str | Any, settings: SearchSettings | None = None
         if rp.stride and rp.channel_values:
             groups.setdefault(f"{rp.section}/{int(round(rp.stride))}", []).append(rp.index)
     stages = []
+    by_index = {rp.index: rp for rp in plan.rows}
     for name, rows in groups.items():
         widths = settings.widths
         choices = widths.get(name, [1.0]) if isinstance(widths, dict) else (widths or DEFAULT_WIDTHS)
-        stages.append(StageChoice(name, tuple(rows), tuple(sorted(float(c) for c in set(choices)))))
+        kept = [float(c) for c in set(choices) if _buildable(cfg, [by_index[r] for r in rows], float(c))]
+        stages.append(StageChoice(name, tuple(rows), tuple(sorted(kept or [1.0]))))
     depths = []
     for rp in plan.rows:
         if rp.row.repeats <= 1:
@@ -167,6 +169,22 @@ def build_space(base: Config | str | Any, settings: SearchSettings | None = None
             counts = list(range(1, max(2, 2 * n0) + 1))
         depths.append(DepthChoice(rp.index, tuple(sorted(set(int(c) for c in counts))), n0, rp.row.repeats))
     return SearchSpace(cfg, strides, tuple(stages), tuple(depths), settings)
+
+
+def _buildable(cfg: Config, rows: Sequence[Any], width: float) -> bool:
+    """Every row of a stage keeps its block's declared width step (ModuleSpec.width_step) at this width
+    multiple, by the family's own channel rule: a choice that breaks one is never offered."""
+    family = REGISTRY.family(cfg.family)
+    unscaled = family.unscaled(cfg.nc, cfg.anchors)
+    for rp in rows:
+        step = rp.spec.width_step
+        if step <= 1:
+            continue
+        for pos, _ in rp.channel_values:
+            c = rp.row.args[pos]
+            if c not in unscaled and family.channels(c, cfg.scale, width) % step:
+                return False
+    return True
 
 
 def _nearest(choices: Sequence[float], value: float) -> int:

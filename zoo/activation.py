@@ -20,7 +20,8 @@ _NO_ARG = {
 }
 _ONE_ARG = {"LeakyReLU": nn.LeakyReLU, "ELU": nn.ELU}
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
-_PATTERN = re.compile(rf"^\s*nn\.([A-Za-z0-9]+)\(\s*({_NUMBER})?\s*\)\s*$")
+# `torch.nn.ReLU()` (YOLOv6) names the same class as `nn.ReLU()`: the prefix is matched, never imported
+_PATTERN = re.compile(rf"^\s*(?:torch\.)?nn\.([A-Za-z0-9]+)\(\s*({_NUMBER})?\s*\)\s*$")
 ALLOWED = tuple(f"nn.{n}()" for n in _NO_ARG) + tuple(f"nn.{n}(x)" for n in _ONE_ARG)
 
 
@@ -41,7 +42,7 @@ class Activation:
 
 
 def parse_activation(text: object) -> Activation:
-    """Parse `nn.Name()` / `nn.Name(x)` from the allow-list; raise ValueError on anything else."""
+    """Parse `nn.Name()` / `nn.Name(x)` (optionally `torch.nn.`) from the allow-list; ValueError otherwise."""
     if not isinstance(text, str):
         raise ValueError(f"activation must be a string such as 'nn.SiLU()', got {text!r}")
     m = _PATTERN.match(text)

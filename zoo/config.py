@@ -128,7 +128,7 @@ def _pick_scale(data: Mapping[str, Any], path: str, stem: str, scale: str | None
         raise ConfigError(path, f"scale {scale!r} is not in the config's scales ({', '.join(table)})",
                           line=lines.key("scales"))
     d, w, *cap = table[scale]
-    return Scale(scale, float(d), float(w), int(cap[0]) if cap else None), table
+    return Scale(scale, float(d), float(w), cap[0] if cap else None), table
 
 
 def family_of(data: Mapping[str, Any], path: str = "<config>", lines: Lines = NO_LINES) -> str:
@@ -178,6 +178,8 @@ def _from_mapping(data: dict[str, Any], path: str, stem: str, scale: str | None,
     search = data.get("search")
     if search is not None and not isinstance(search, dict):
         raise _key_error(path, lines, "search", "must be a mapping")
+    # `text_model:` (YOLOE) names the text encoder; it is no part of the graph: class embeddings enter
+    # as constants (zoo.modules.world), so the key is kept as data and ignored for building
     known = {"nc", "depth_multiple", "width_multiple", "anchors", "activation", "backbone", "head",
              "scales", "family", "search", "ch"}
     extra = {k: v for k, v in data.items() if k not in known}

@@ -59,6 +59,9 @@ class ZooModel(nn.Module):
         image = x
         outputs: list[Any] = []
         prev: Any = x
+        # YOLO-World: a row with `gives_text` (ImagePoolingAttn) refines the text embeddings that later rows
+        # with `takes_text` read instead of their own constant; rows run alone use their constant.
+        text: torch.Tensor | None = None
         for info, module in zip(self.layers, self.model):
             if info.multi_input:
                 inp: Any = [image if s < 0 else (prev if s == info.index - 1 else outputs[s])
@@ -66,7 +69,14 @@ class ZooModel(nn.Module):
             else:
                 s = info.sources[0]
                 inp = image if s < 0 else (prev if s == info.index - 1 else outputs[s])
-            prev = module(inp) if hook is None else hook(info.index, module, inp)
+            if hook is not None:
+                prev = hook(info.index, module, inp)
+            elif text is not None and getattr(module, "takes_text", False):
+                prev = module(inp, text)
+            else:
+                prev = module(inp)
+            if getattr(module, "gives_text", False):
+                text = prev
             outputs.append(prev if info.index in self.save else None)
         return prev
 

@@ -37,6 +37,10 @@ class ModuleSpec:
 
     `channels`: YAML argument positions that are channel counts: the rule width-scales them and the
     search rewrites them when it writes a candidate with explicit channels.
+    `width_step`: every width-scaled channel argument must come out a multiple of this (1: the family's
+    rule alone). A block whose inner widths have a granularity (A2C2f's attention heads of 32 on a hidden
+    width c2 / 2) declares it, so the search offers only widths it can build; its rule still refuses a
+    row written otherwise, as the reference does.
     """
 
     name: str
@@ -47,6 +51,7 @@ class ModuleSpec:
     repeat: str  # "inside": the module takes n; "chain": n copies in sequence
     example: tuple[Any, ...] | None = None  # (from, args) of a row the contract tests build
     channels: tuple[int, ...] = ()
+    width_step: int = 1
 
     @property
     def signature(self) -> inspect.Signature:
@@ -81,7 +86,7 @@ class ModuleSpec:
             signature = "(...)"
         return {"name": self.name, "family": self.family, "rule": self.io if self.io in _RULE_TEXT else "custom",
                 "io": self.rule_text, "channels": list(self.channels), "repeat": self.repeat,
-                "signature": signature, "doc": self.describe()}
+                "signature": signature, "doc": self.describe(), "width_step": self.width_step}
 
 
 @functools.lru_cache(maxsize=None)
@@ -209,7 +214,7 @@ REGISTRY = Registry()
 
 def register_module(name: str | None = None, *, family: str = SHARED, io: str | Rule = "out_arg",
                     repeat: str = "chain", example: tuple[Any, ...] | None = None,
-                    channels: tuple[int, ...] | None = None
+                    channels: tuple[int, ...] | None = None, width_step: int = 1
                     ) -> Callable[[type[nn.Module]], type[nn.Module]]:
     """Class decorator: `@register_module("C3", family="yolov5", io="out_arg", repeat="inside")`.
 
@@ -219,7 +224,10 @@ def register_module(name: str | None = None, *, family: str = SHARED, io: str | 
     named rule (out_arg: (0,)), required with a callable rule (`()` when it scales none).
     `example` is a `(from, args)` row the contract tests build on a small test backbone (rows 2, 3, 4 at
     strides 8, 16, 32); blocks used by a built-in config are tested there and may omit it.
+    `width_step` is the granularity of its width-scaled channels (see ModuleSpec).
     """
+    if isinstance(width_step, bool) or not isinstance(width_step, int) or width_step < 1:
+        raise ValueError(f"width_step must be a positive int, got {width_step!r}")
     if repeat not in ("inside", "chain"):
         raise ValueError(f"repeat must be 'inside' or 'chain', got {repeat!r}")
     if isinstance(io, str):
@@ -239,7 +247,8 @@ def register_module(name: str | None = None, *, family: str = SHARED, io: str | 
         raise ValueError(f"channels must be YAML argument positions (ints >= 0), got {implied!r}")
 
     def wrap(cls: type[nn.Module]) -> type[nn.Module]:
-        REGISTRY.add(ModuleSpec(name or cls.__name__, family, cls, rule, io_name, repeat, example, implied))
+        REGISTRY.add(ModuleSpec(name or cls.__name__, family, cls, rule, io_name, repeat, example, implied,
+                                width_step))
         return cls
 
     return wrap

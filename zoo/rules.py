@@ -43,10 +43,14 @@ ChannelScaler = Callable[[int, Scale, float], int]
 def scale_channels(c: int, scale: Scale, mult: float = 1.0) -> int:
     """YOLOv5's and Ultralytics' channel rule: make_divisible(min(c, max_channels) * width * mult, 8).
 
-    `mult` is the search's extra width multiple of one row (1.0 when a config is built as written)."""
-    if scale.max_channels is not None:
-        c = min(c, scale.max_channels)
-    return make_divisible(c * scale.width * mult, 8)
+    The one channel rule of the tree, in the reference's operation order (cap first, then the product,
+    then round up), so every float gives the reference's integer. `mult` is the search's extra width
+    multiple of one row (1.0 when a config is built as written)."""
+    x: float = c if scale.max_channels is None else min(c, scale.max_channels)
+    x = x * scale.width
+    if mult != 1.0:
+        x = x * mult
+    return make_divisible(x, 8)
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,12 @@ class RowContext:
             raise RuleError(f"output channels must be a positive integer, got {c!r}")
         if c in self.unscaled:
             return c
-        return self.scaler(c, self.scale, self.width_mult)
+        scaled = self.scaler(c, self.scale, self.width_mult)
+        if isinstance(scaled, bool) or not isinstance(scaled, int) or scaled < 1:
+            # a width so small that the product underflows, or a plugin's rule: never build 0 channels
+            raise RuleError(f"the channel rule turns {c} into {scaled!r} channels at width "
+                            f"{self.scale.width:g} x {self.width_mult:g}; a row needs at least 1")
+        return scaled
 
 
 @dataclass(frozen=True)
@@ -109,6 +118,7 @@ Rule = Callable[[RowContext], Resolved]
 
 
 def make_divisible(x: float, divisor: int = 8) -> int:
+    """The smallest multiple of `divisor` >= x (rounds up, as YOLOv5 and Ultralytics do)."""
     return int(math.ceil(x / divisor) * divisor)
 
 

@@ -33,12 +33,15 @@ class Row:
 
 @dataclass(frozen=True)
 class Scale:
-    """The multiples in force: depth, width and the channel cap (None: no cap)."""
+    """The multiples in force: depth, width and the channel cap (None: no cap).
+
+    The cap is kept as written (an int or a float): Ultralytics compares `min(c2, max_channels)` with
+    the YAML value itself, so a fractional cap such as 0.5 still yields 8 channels, never 0."""
 
     name: str | None
     depth: float
     width: float
-    max_channels: int | None = None
+    max_channels: int | float | None = None
 
 
 @dataclass(frozen=True)

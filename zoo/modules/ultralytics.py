@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -23,19 +23,22 @@ from ..rules import Resolved, Rule, RowContext, RuleError, out_arg_rule, same_wi
 from .yolov5 import C3, Concat, Conv, DWConv, batch_norm, make_act
 
 FAMILY = "ultralytics"
+# Heads only Ultralytics has without anchors: a YOLOv5 Detect always takes them. Ultralytics' v3, v6 and v9
+# files keep YOLOv5's depth/width multiples (or none) but end in one of these, so they are recognised by it.
+ANCHOR_FREE_HEADS = frozenset({"Detect", "WorldDetect", "YOLOEDetect", "YOLOESegment", "YOLOESegment26",
+                               "v10Detect", "Pose", "OBB", "Pose26", "OBB26", "Segment26", "Depth",
+                               "SemanticSegment"})
 
 
-def _is_ultralytics(data: Any) -> bool:
-    """No anchors, and `scales` or an anchor-free `Detect` row: YOLOv5's Detect always takes
-    [nc, anchors], so a [nc] row (YOLOv9's files, which have no scales) is Ultralytics'."""
+def recognise(data: Mapping[str, Any]) -> bool:
+    """`scales` without anchors (v8 and later), or no anchors and a row naming an anchor-free head (v3, v6, v9)."""
     if "anchors" in data:
         return False
     if "scales" in data:
         return True
     rows = data.get("head")
     return isinstance(rows, list) and any(
-        isinstance(r, list) and len(r) == 4 and r[2] == "Detect" and isinstance(r[3], list) and len(r[3]) == 1
-        for r in rows)
+        isinstance(r, list) and len(r) == 4 and r[2] in ANCHOR_FREE_HEADS for r in rows)
 
 
 def classifier_norm(cfg: Config) -> NormSettings | None:
@@ -44,15 +47,17 @@ def classifier_norm(cfg: Config) -> NormSettings | None:
     return TORCH_NORM if cfg.rows and cfg.rows[-1].module == "Classify" else None
 
 
-register_family(FAMILY, recognise=_is_ultralytics, priority=10,
-                scale_by_name=True, norm=classifier_norm,
-                doc="Ultralytics 8.x (YOLOv8, YOLO11, RT-DETR): scales [depth, width, max_channels], nc unscaled")
+register_family(FAMILY, recognise=recognise, priority=10, scale_by_name=True, norm=classifier_norm,
+                doc="Ultralytics 8.x (v3, v6, YOLOv8, v9, v10, YOLO11, YOLO12, YOLO26, World, YOLOE, RT-DETR): scales "
+                    "[depth, width, max_channels] (or v3's multiples), anchor-free heads, nc unscaled")
 
 # Ultralytics' Conv and DWConv are the same blocks as YOLOv5's (same args, attributes and BN settings);
 # registering them here keeps `ultralytics` configs unambiguous if another family adds a `Conv`.
 register_module("Conv", family=FAMILY, io="out_arg")(Conv)
 register_module("DWConv", family=FAMILY, io="out_arg")(DWConv)
 register_module("Concat", family=FAMILY, io="concat")(Concat)
+# parse_model width-scales a transposed conv's c2 like a Conv's and puts c1 first (YOLOv6's upsampling)
+register_module("nn.ConvTranspose2d", family=FAMILY, io="out_arg", example=(-1, [32, 2, 2, 0]))(nn.ConvTranspose2d)
 
 # Rows after which parse_model's local `legacy` flag is False (Detect then builds depthwise class branches).
 NON_LEGACY_ROWS = frozenset({"C3k2", "A2C2f", "C2fCIB"})

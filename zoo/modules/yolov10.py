@@ -133,47 +133,7 @@ class v10Detect(Detect):  # noqa: N801 - Ultralytics' name, which configs write
     rows without NMS. The raw dict holds both branches. `dfl` is a fixed projection (frozen, no gradient).
     """
 
-    max_det = 300
-
     def __init__(self, nc: int = 80, ch: Sequence[int] = (), *, strides: Sequence[float] | None = None) -> None:
-        super().__init__(nc, 16, False, ch, legacy=False, strides=strides)
-        c3 = max(ch[0], min(self.nc, 100))
-        self.cv3 = nn.ModuleList(
-            nn.Sequential(nn.Sequential(Conv(x, x, 3, g=x), Conv(x, c3, 1)),
-                          nn.Sequential(Conv(c3, c3, 3, g=c3), Conv(c3, c3, 1)),
-                          nn.Conv2d(c3, self.nc, 1)) for x in ch)
-        self._init_biases()
-        self.one2one_cv2 = copy.deepcopy(self.cv2)
-        self.one2one_cv3 = copy.deepcopy(self.cv3)
-        self.end2end = False
-
-    def _branch(self, x: Sequence[torch.Tensor], box: nn.ModuleList, cls: nn.ModuleList) -> dict[str, Any]:
-        bs = x[0].shape[0]
-        boxes = torch.cat([box[i](x[i]).view(bs, 4 * self.reg_max, -1) for i in range(self.nl)], 2)
-        scores = torch.cat([cls[i](x[i]).view(bs, self.nc, -1) for i in range(self.nl)], 2)
-        return {"boxes": boxes, "scores": scores, "feats": list(x)}
-
-    def forward(self, x: list[torch.Tensor]) -> Any:
-        many = super().forward(x)
-        # the one-to-one branch trains on detached features, so that it does not steer the backbone
-        one = self._branch([xi.detach() for xi in x] if self.training else x, self.one2one_cv2, self.one2one_cv3)
-        if self.training:
-            return {"one2many": many, "one2one": one}
-        y, raw = many
-        if self.end2end:
-            y = self._top_k(one, x)
-        return y, {"one2many": raw, "one2one": one}
-
-    def _top_k(self, one: dict[str, Any], x: Sequence[torch.Tensor]) -> torch.Tensor:
-        """Best `max_det` (anchor, class) pairs of the one-to-one branch: (B, k, 6) x1y1x2y2, score, class."""
-        anchors, strides = self._anchors(x)
-        lt, rb = self.dfl(one["boxes"]).chunk(2, 1)
-        boxes = (torch.cat((anchors.unsqueeze(0) - lt, anchors.unsqueeze(0) + rb), 1) * strides).transpose(1, 2)
-        scores = one["scores"].sigmoid().transpose(1, 2)  # (B, A, nc)
-        k = min(self.max_det, scores.shape[1])
-        best = scores.amax(-1).topk(k, dim=1).indices  # anchors with the best class score
-        scores = scores.gather(1, best.unsqueeze(-1).expand(-1, -1, self.nc))
-        top, flat = scores.flatten(1).topk(k, dim=1)  # best (anchor, class) pairs among them
-        anchor = best.gather(1, flat // self.nc)
-        picked = boxes.gather(1, anchor.unsqueeze(-1).expand(-1, -1, 4))
-        return torch.cat((picked, top.unsqueeze(-1), (flat % self.nc).unsqueeze(-1).to(picked.dtype)), -1)
+        # Ultralytics' Detect with its one-to-one copies always built (end2end off until set on the module);
+        # the class branch is the depthwise, non-legacy one
+        super().__init__(nc, 16, True, ch, legacy=False, strides=strides)

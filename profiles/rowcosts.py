@@ -29,7 +29,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from zoo.activation import activation_scope
 from zoo.deploy import deploy
-from zoo.plan import RowProbe, RowSignature, construct, example_inputs, instantiate_row, numel, row_spec
+from zoo.plan import (RowProbe, RowSignature, checked_forward, construct, example_inputs, instantiate_row, numel,
+                      row_spec)
 
 from .flops import count_module_macs
 
@@ -246,14 +247,15 @@ class RowCostModel:
         return count_module_macs(module, feed)
 
     def compute(self, sig: RowSignature, *, form: str = "train") -> tuple[RowCost, RowProbe]:
-        """The row's costs and its probe, from meta passes of the row and of its deploy form."""
+        """The row's costs and its probe, from meta passes of the row and of its deploy form (the plan's
+        own checked forward: a row `zoo validate` refuses is refused here with the same RowProbeError)."""
         if form not in FORMS:
             raise ValueError(f"form must be one of {', '.join(FORMS)}, got {form!r}")
         spec = row_spec(sig)
         with torch.device("meta"), activation_scope(sig.activation):
             module = construct(spec, sig.call_args, sig.call_kwargs, sig.copies)
         feed = example_inputs(sig, device="meta")
-        train = meta_pass(module, feed)
+        train = checked_forward(module, feed, lambda: meta_pass(module, feed))
         shape = tuple(int(d) for d in train.out.shape) if isinstance(train.out, torch.Tensor) else None
         probe = RowProbe(shape, numel(train.out), train.peak_numel, sum(p.numel() for p in module.parameters()))
         with torch.device("meta"):
@@ -265,7 +267,7 @@ class RowCostModel:
             convs = tuple(rec.calls)
         else:
             with ConvRecorder(folded) as rec:
-                mp = meta_pass(folded, feed)
+                mp = checked_forward(folded, feed, lambda: meta_pass(folded, feed))
             convs = tuple(rec.calls)
             counted = folded
 

@@ -222,6 +222,22 @@ def _cpu_zeros(module: nn.Module) -> nn.Module:
     return twin
 
 
+def handler_macs(m: nn.Module, shape: tuple[int, ...]) -> int | None:
+    """fvcore's count of a plain Conv2d or an eval-mode BatchNorm2d, by fvcore's own handler formulas
+    (`conv_flop_count`: batch x prod(weight shape) x prod(output spatial shape); `batchnorm_flop_jit`:
+    input elements x 2 with an affine, else x 1) from the shapes alone: the count without tracing and
+    running the op on CPU at full size (the bulk of a new input size's cost). None: count it with fvcore."""
+    if type(m) is nn.Conv2d and len(shape) == 4 and not isinstance(m.padding, str):
+        spatial = [(size + 2 * p - d * (k - 1) - 1) // s + 1
+                   for size, p, d, k, s in zip(shape[2:], m.padding, m.dilation, m.kernel_size, m.stride)]
+        if min(spatial) < 1:
+            return None
+        return shape[0] * math.prod(m.weight.shape) * math.prod(spatial)
+    if type(m) is nn.BatchNorm2d and not m.training and m.track_running_stats and len(shape) == 4:
+        return math.prod(shape) * (2 if m.affine else 1)
+    return None
+
+
 class RowCostModel:
     """Row costs (and the plan's probes) by signature, with fvcore's leaf counts shared across rows."""
 
@@ -232,6 +248,8 @@ class RowCostModel:
 
     def leaf_macs(self, call: LeafCall) -> int:
         hit = self._leaf_macs.get(call.key)
+        if hit is None:
+            hit = handler_macs(call.module, call.shape)
         if hit is None:
             twin = _cpu_zeros(call.module)
             hit = count_module_macs(twin, torch.zeros(*call.shape))
@@ -373,4 +391,4 @@ class CostCache:
 
 
 __all__ = ["ConvRecorder", "ConvTerm", "CostCache", "FORMS", "OP_OUTSIDE_LEAVES", "RowCost", "RowCostModel",
-           "compute_row_cost", "conv_term", "deploy_convs", "fan_in"]
+           "compute_row_cost", "conv_term", "deploy_convs", "fan_in", "handler_macs"]

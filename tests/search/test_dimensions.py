@@ -219,3 +219,22 @@ def test_the_search_refuses_exactly_what_validate_refuses(position: int) -> None
         assert "must be positive" in str(caught.value)
     finally:
         unregister_dimension(BadArgument.name)
+
+
+@pytest.mark.parametrize(("cin", "cout", "k", "s", "p", "d", "g", "hw"), [
+    (3, 16, 6, 2, 2, 1, 1, 64), (16, 32, 3, 2, 1, 1, 1, 33), (32, 32, 5, 1, 2, 1, 32, 20), (8, 12, 1, 1, 0, 1, 4, 7),
+    (8, 8, 3, 1, 2, 2, 1, 17), (4, 6, (3, 1), (2, 1), (1, 0), 1, 2, 9)])
+def test_handler_formulas_are_fvcores_counts(cin: int, cout: int, k: Any, s: Any, p: Any, d: int, g: int,
+                                             hw: int) -> None:
+    """Row costs count plain convs and eval batch norms by fvcore's handler formulas: the same numbers."""
+    import torch
+    from torch import nn
+
+    from profiles.flops import count_module_macs
+    from profiles.rowcosts import handler_macs
+
+    conv = nn.Conv2d(cin, cout, k, s, p, dilation=d, groups=g, bias=False).eval()
+    bn = nn.BatchNorm2d(cin).eval()
+    x = torch.zeros(1, cin, hw, hw + 1)
+    assert handler_macs(conv, tuple(x.shape)) == count_module_macs(conv, x)
+    assert handler_macs(bn, tuple(x.shape)) == count_module_macs(bn, x)

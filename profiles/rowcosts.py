@@ -177,8 +177,24 @@ class MetaPass:
     outside: set[str]
 
 
+def _same_shape(x: torch.Tensor) -> torch.Tensor:
+    return torch.empty_like(x)
+
+
+def _formula_norms(module: nn.Module) -> set[int]:
+    """Eval batch norms (counted by handler_macs from their shape) skip their meta kernels, Python
+    decompositions of milliseconds each: their output has their input's shape. Returns their ids."""
+    ids = set()
+    for m in module.modules():
+        if type(m) is nn.BatchNorm2d and not m.training and m.track_running_stats:
+            m.forward = _same_shape  # type: ignore[method-assign]  # this instance only (a pass's own module)
+            ids.add(id(m))
+    return ids
+
+
 def meta_pass(module: nn.Module, feed: Any) -> MetaPass:
     stack: list[list[Any]] = []
+    by_formula = _formula_norms(module)
     leaves: list[LeafCall] = []
     peak = [0]
     watch = _Watch(stack)
@@ -191,6 +207,10 @@ def meta_pass(module: nn.Module, feed: Any) -> MetaPass:
         if not _is_leaf(m):
             return
         peak[0] = max(peak[0], numel(args) + numel(out))
+        if id(m) in by_formula:
+            shape = tuple(args[0].shape)
+            leaves.append(LeafCall(_leaf_key(m, shape), m, shape))
+            return
         if ops <= OP_OUTSIDE_LEAVES:
             return  # nothing fvcore counts: 0 MACs, no need to count it
         if had_kwargs or len(args) != 1 or not isinstance(args[0], torch.Tensor):

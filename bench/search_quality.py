@@ -5,7 +5,10 @@ The budget is GFLOPs (80% of the base's at --imgsz), so a trial costs its plan a
 and the comparison measures the samplers. The uniform scalings are every (depth multiple, width multiple)
 of the space's grid (search.space.SearchSpace.uniform_grid), scored with the same objective and checked
 against the same budgets (the objective's default depth budget included).
-Usage: python bench/search_quality.py [--config yolov5s --trials 1000 --seeds 5]
+With --sizes 256,320,384 the input size is a searched dimension too (one GFLOPs budget, 80% of the
+base's at --imgsz): the uniform scalings are then every (size, depth, width) of the grid, and the results
+go to search_quality_sizes.
+Usage: python bench/search_quality.py [--config yolov5s --trials 1000 --seeds 5] [--sizes 256,320,384]
 """
 from __future__ import annotations
 
@@ -36,21 +39,23 @@ from search_throughput import base_costs  # noqa: E402
 SAMPLERS = ("nsga2", "tpe", "random")
 
 
-def uniform_scalings(name: str, budget: Budget, measure: Measure) -> list[tuple[float, float, float]]:
-    """(depth, width, score) of every uniform scaling of the space that meets the budget."""
+def uniform_scalings(name: str, budget: Budget, measure: Measure,
+                     sizes: list[int] | None = None) -> list[tuple[int, float, float, float]]:
+    """(size, depth, width, score) of every uniform scaling of the space (at every searched size) that
+    meets the budget."""
     cfg = zoo.load_config(name)
     cache = CostCache()
-    space = build_space(cfg, load_settings(cfg), prober=cache)
+    space = build_space(cfg, load_settings(cfg, imgsz=sizes), prober=cache)
     scoring = make_scoring(space, budget, measure, cache)
     out = []
-    for d, w, p in space.uniform_grid():
+    for u in space.uniform_grid():
         try:
-            ev = evaluate(space, p, budget=budget, measure=measure, cache=cache, scoring=scoring, prober=cache)
+            ev = evaluate(space, u.params, budget=budget, measure=measure, cache=cache, scoring=scoring, prober=cache)
         except CandidateError:
             continue
         if ev.feasible:
-            out.append((d, w, ev.score))
-    return sorted(out, key=lambda x: -x[2])
+            out.append((u.imgsz or measure.imgsz, u.depth, u.width, ev.score))
+    return sorted(out, key=lambda x: -x[3])
 
 
 def main() -> None:
@@ -60,6 +65,9 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=1000)
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--fraction", type=float, default=0.8)
+    ap.add_argument("--sizes", type=lambda t: [int(x) for x in t.split(",")], default=None,
+                    help="search the input size among these too (e.g. 256,320,384)")
+    ap.add_argument("--samplers", type=lambda t: tuple(t.split(",")), default=SAMPLERS)
     a = ap.parse_args()
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -67,17 +75,18 @@ def main() -> None:
     _, gflops = base_costs(a.config, a.imgsz)
     budget = Budget(gflops=round(a.fraction * gflops, 2))
     measure = Measure(imgsz=a.imgsz)
-    uniform = uniform_scalings(a.config, budget, measure)
-    best_uniform = uniform[0][2] if uniform else float("-inf")
+    uniform = uniform_scalings(a.config, budget, measure, a.sizes)
+    best_uniform = uniform[0][3] if uniform else float("-inf")
     cfg = zoo.load_config(a.config)
     results: dict[str, list[float]] = {}
     times: dict[str, list[float]] = {}
     t0 = time.time()
     objective = None
-    for sampler in SAMPLERS:
+    for sampler in a.samplers:
         for seed in range(a.seeds):
             with tempfile.TemporaryDirectory() as tmp:
-                opts = SearchOptions(budget=budget, measure=measure, settings=load_settings(cfg), trials=a.trials,
+                opts = SearchOptions(budget=budget, measure=measure, settings=load_settings(cfg, imgsz=a.sizes),
+                                     trials=a.trials,
                                      sampler=sampler, seed=seed, max_uniform=0,
                                      storage=str(Path(tmp) / "journal.log"), study_name="q", out=tmp)
                 s0 = time.perf_counter()
@@ -92,20 +101,24 @@ def main() -> None:
             for s, vs in results.items()]
     head = ["sampler", "trials", *(f"seed {i}" for i in range(a.seeds)), "mean", "sd",
             "seeds above every uniform scaling", "s per study"]
-    ratio = statistics.mean(results["nsga2"]) / statistics.mean(results["random"])
-    uni_rows = [[f"{d:g}", f"{w:g}", f"{s:.4f}"] for d, w, s in uniform]
+    ratio = (statistics.mean(results["nsga2"]) / statistics.mean(results["random"])
+             if {"nsga2", "random"} <= set(results) else float("nan"))
+    uni_rows = [[str(z), f"{d:g}", f"{w:g}", f"{s:.4f}"] for z, d, w, s in uniform]
+    sizes = f"sizes {','.join(map(str, a.sizes))} searched, " if a.sizes else ""
     load1 = os.getloadavg()
-    table = (f"Search quality on {a.config} at {a.imgsz} px: best {objective} under {budget.gflops:g} GFLOPs "
+    table = (f"Search quality on {a.config} at {a.imgsz} px ({sizes}budget from {a.imgsz} px): best {objective} "
+             f"under {budget.gflops:g} GFLOPs "
              f"({a.fraction:.0%} of the base), {a.trials} trials, {a.seeds} seeds, only the base enqueued "
              f"(uniform scalings not enqueued); load average {load0[0]:.2f} before, {load1[0]:.2f} after\n\n"
              + md_table(head, rows)
              + f"\n\nNSGA-II / random mean best score: {ratio:.4f}; best uniform scaling within the budget: "
-               f"{best_uniform:.4f}\n\nUniform scalings of the space within the budget (depth multiple, width "
-               f"multiple of the base, score):\n\n" + md_table(["depth", "width", "score"], uni_rows)
+               f"{best_uniform:.4f}\n\nUniform scalings of the space within the budget (size, depth multiple, width "
+               f"multiple of the base, score):\n\n" + md_table(["size", "depth", "width", "score"], uni_rows)
              + f"\n\n{time.time() - t0:.0f} s in all")
-    write("search_quality", {"config": a.config, "imgsz": a.imgsz, "trials": a.trials, "budget": budget.as_dict(),
+    write("search_quality_sizes" if a.sizes else "search_quality",
+          {"config": a.config, "imgsz": a.imgsz, "sizes": a.sizes, "trials": a.trials, "budget": budget.as_dict(),
                              "objective": objective, "scores": results, "seconds": times,
-                             "uniform": [{"depth": d, "width": w, "score": s} for d, w, s in uniform],
+                             "uniform": [{"imgsz": z, "depth": d, "width": w, "score": s} for z, d, w, s in uniform],
                              "nsga2_over_random": ratio, "loadavg_before": load0, "loadavg_after": load1,
                              "machine": machine()}, table)
 

@@ -52,6 +52,25 @@ def device(text: str) -> str:
     return text
 
 
+def imgsz_choices(text: str) -> int | list[int] | str:
+    """One size (`320`), a list searched as a dimension (`256,320,384`) or a range (`256:416[:32]`)."""
+    if ":" in text:
+        from search.dimensions.imgsz import parse_sizes
+
+        try:
+            return parse_sizes(text)  # type: ignore[return-value]
+        except ValueError as e:
+            raise OptionError(None, "imgsz", text, str(e)) from None
+    sizes = sorted({imgsz(t.strip()) for t in text.split(",")})
+    return sizes[0] if len(sizes) == 1 else sizes
+
+
+def add_imgsz_choices(p: Flags, default: int = 640) -> None:
+    p.add_argument("--imgsz", type=imgsz_choices, default=default, metavar="PX[,PX...]|FROM:TO[:STEP]",
+                   help="square input size in pixels (a multiple of the model's max stride); several sizes or a "
+                        "range make the size a searched dimension (costs and budgets at each candidate's size)")
+
+
 def add_imgsz(p: Flags, default: int = 640) -> None:
     p.add_argument("--imgsz", type=imgsz, default=default, metavar="PX",
                    help="square input size in pixels (a multiple of the model's max stride)")

@@ -52,5 +52,8 @@ def print_result(r: SearchResult) -> None:
                       f"{c.gflops:.2f}" if c.gflops is not None else "-", str(c.layers),
                       "yes" if c.meets_budget else "no")
     console.out_console().print(table)
+    if r.best is not None and r.report.get("train"):
+        size = f" at input size {r.best.imgsz}" if r.best.imgsz else ""
+        console.note(f"train the best{size}: " + "  or  ".join(r.report["train"].values()))
     for f in r.files:
         console.note(f"wrote {f}")

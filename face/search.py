@@ -4,9 +4,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .options import BACKENDS, add_device, add_imgsz, add_threads, make_backend, positive_float, positive_int, weights
+from .options import BACKENDS, add_device, add_imgsz, add_imgsz_choices, add_threads, make_backend, positive_float, positive_int, weights
 
 SEARCH_EXAMPLES = ("examples:\n  zoo search yolov5s --imgsz 320 --budget-gflops 3.3 --trials 2000   (GFLOPs only: seconds)\n"
+                   "  zoo search yolov5s --imgsz 256,320,384 --budget-gflops 3.3 --trials 2000   (the size searched too)\n"
+                   "  zoo search yolov5s --imgsz 320 --budget-gflops 3.3 --space space.yaml   (kernels:, blocks:, ...)\n"
                    "  zoo search yolov5s --budget-ms 40 --imgsz 320 --trials 60\n"
                    "  zoo search my.yaml --budget-gflops 5 --sampler nsga2 --objectives score,latency --budget-ms 30\n"
                    "  zoo search yolov5s --budget-ms 40 --storage sqlite:///s.db --study-name s40 --workers 2\n"
@@ -60,7 +62,7 @@ def search_args(p: argparse.ArgumentParser) -> None:
     b.add_argument("--budget-params", type=positive_float, help="parameter budget in millions")
     b.add_argument("--max-layers", type=positive_int, help="most convs in the deploy form")
     m = p.add_argument_group("measurement")
-    add_imgsz(m)
+    add_imgsz_choices(m)
     add_threads(m)
     add_device(m)
     m.add_argument("--runs", type=positive_int, default=20, help="timed runs per candidate (default 20)")
@@ -110,11 +112,13 @@ def search_run(args: argparse.Namespace) -> int:
     if not budget.any():
         raise ConfigError(args.config, "give a budget: --budget-ms, --budget-gflops, --budget-params or --max-layers")
     cfg = load_config(args.config, scale=args.scale, nc=args.nc)
+    searched = None if isinstance(args.imgsz, int) else args.imgsz
     settings = load_settings(cfg, space_file=args.space, stage_weights=args.stage_weights, scope=args.scope,
-                             objective=args.objective)
+                             objective=args.objective, imgsz=searched)
+    size = args.imgsz if searched is None else smallest_size(searched)
     backend = latency_backend(args)
     opts = SearchOptions(
-        budget=budget, measure=Measure(imgsz=args.imgsz, threads=args.threads, device=args.device, runs=args.runs,
+        budget=budget, measure=Measure(imgsz=size, threads=args.threads, device=args.device, runs=args.runs,
                                        warmup_s=args.warmup_s, deploy=args.deploy, latency=args.latency,
                                        backend=backend, lut=args.lut, force=args.force),
         settings=settings, trials=args.trials, timeout_s=args.timeout, sampler=args.sampler,
@@ -137,6 +141,12 @@ def search_run(args: argparse.Namespace) -> int:
               f"{closest_text(result.closest)}); relax the budget or widen the space")
         return 1
     return 130 if result.interrupted else 0
+
+
+def smallest_size(sizes: list[int] | str) -> int:
+    """The study's own size when sizes are searched: the smallest (a range's FROM), valid at any stride
+    that divides every searched size."""
+    return min(sizes) if isinstance(sizes, list) else int(sizes.split(":")[0])
 
 
 def latency_backend(args: argparse.Namespace) -> str:
@@ -270,7 +280,7 @@ def export_run(args: argparse.Namespace) -> int:
     except ExportError as e:
         error(str(e))
         return 1
-    note(f"wrote {done.path} (trial {done.trial})")
+    note(f"wrote {done.path} (trial {done.trial}{f', input size {done.imgsz}' if done.imgsz else ''})")
     if done.violations:
         over = ", ".join(f"{k} {v:+.0%}" for k, v in done.violations.items())
         warning(f"trial {done.trial} breaks the study's budgets ({over} over the limit)")

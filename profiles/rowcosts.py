@@ -29,7 +29,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from zoo.activation import activation_scope
 from zoo.deploy import deploy
-from zoo.plan import RowProbe, RowSignature, construct, example_inputs, instantiate_row, numel, row_spec
+from zoo.plan import (RowProbe, RowSignature, checked_forward, construct, example_inputs, instantiate_row, numel,
+                      row_spec)
 
 from .flops import count_module_macs
 
@@ -176,8 +177,24 @@ class MetaPass:
     outside: set[str]
 
 
+def _same_shape(x: torch.Tensor) -> torch.Tensor:
+    return torch.empty_like(x)
+
+
+def _formula_norms(module: nn.Module) -> set[int]:
+    """Eval batch norms (counted by handler_macs from their shape) skip their meta kernels, Python
+    decompositions of milliseconds each: their output has their input's shape. Returns their ids."""
+    ids = set()
+    for m in module.modules():
+        if type(m) is nn.BatchNorm2d and not m.training and m.track_running_stats:
+            m.forward = _same_shape  # type: ignore[method-assign]  # this instance only (a pass's own module)
+            ids.add(id(m))
+    return ids
+
+
 def meta_pass(module: nn.Module, feed: Any) -> MetaPass:
     stack: list[list[Any]] = []
+    by_formula = _formula_norms(module)
     leaves: list[LeafCall] = []
     peak = [0]
     watch = _Watch(stack)
@@ -190,6 +207,10 @@ def meta_pass(module: nn.Module, feed: Any) -> MetaPass:
         if not _is_leaf(m):
             return
         peak[0] = max(peak[0], numel(args) + numel(out))
+        if id(m) in by_formula:
+            shape = tuple(args[0].shape)
+            leaves.append(LeafCall(_leaf_key(m, shape), m, shape))
+            return
         if ops <= OP_OUTSIDE_LEAVES:
             return  # nothing fvcore counts: 0 MACs, no need to count it
         if had_kwargs or len(args) != 1 or not isinstance(args[0], torch.Tensor):
@@ -221,6 +242,22 @@ def _cpu_zeros(module: nn.Module) -> nn.Module:
     return twin
 
 
+def handler_macs(m: nn.Module, shape: tuple[int, ...]) -> int | None:
+    """fvcore's count of a plain Conv2d or an eval-mode BatchNorm2d, by fvcore's own handler formulas
+    (`conv_flop_count`: batch x prod(weight shape) x prod(output spatial shape); `batchnorm_flop_jit`:
+    input elements x 2 with an affine, else x 1) from the shapes alone: the count without tracing and
+    running the op on CPU at full size (the bulk of a new input size's cost). None: count it with fvcore."""
+    if type(m) is nn.Conv2d and len(shape) == 4 and not isinstance(m.padding, str):
+        spatial = [(size + 2 * p - d * (k - 1) - 1) // s + 1
+                   for size, p, d, k, s in zip(shape[2:], m.padding, m.dilation, m.kernel_size, m.stride)]
+        if min(spatial) < 1:
+            return None
+        return shape[0] * math.prod(m.weight.shape) * math.prod(spatial)
+    if type(m) is nn.BatchNorm2d and not m.training and m.track_running_stats and len(shape) == 4:
+        return math.prod(shape) * (2 if m.affine else 1)
+    return None
+
+
 class RowCostModel:
     """Row costs (and the plan's probes) by signature, with fvcore's leaf counts shared across rows."""
 
@@ -231,6 +268,8 @@ class RowCostModel:
 
     def leaf_macs(self, call: LeafCall) -> int:
         hit = self._leaf_macs.get(call.key)
+        if hit is None:
+            hit = handler_macs(call.module, call.shape)
         if hit is None:
             twin = _cpu_zeros(call.module)
             hit = count_module_macs(twin, torch.zeros(*call.shape))
@@ -246,14 +285,15 @@ class RowCostModel:
         return count_module_macs(module, feed)
 
     def compute(self, sig: RowSignature, *, form: str = "train") -> tuple[RowCost, RowProbe]:
-        """The row's costs and its probe, from meta passes of the row and of its deploy form."""
+        """The row's costs and its probe, from meta passes of the row and of its deploy form (the plan's
+        own checked forward: a row `zoo validate` refuses is refused here with the same RowProbeError)."""
         if form not in FORMS:
             raise ValueError(f"form must be one of {', '.join(FORMS)}, got {form!r}")
         spec = row_spec(sig)
         with torch.device("meta"), activation_scope(sig.activation):
             module = construct(spec, sig.call_args, sig.call_kwargs, sig.copies)
         feed = example_inputs(sig, device="meta")
-        train = meta_pass(module, feed)
+        train = checked_forward(module, feed, lambda: meta_pass(module, feed))
         shape = tuple(int(d) for d in train.out.shape) if isinstance(train.out, torch.Tensor) else None
         probe = RowProbe(shape, numel(train.out), train.peak_numel, sum(p.numel() for p in module.parameters()))
         with torch.device("meta"):
@@ -265,7 +305,7 @@ class RowCostModel:
             convs = tuple(rec.calls)
         else:
             with ConvRecorder(folded) as rec:
-                mp = meta_pass(folded, feed)
+                mp = checked_forward(folded, feed, lambda: meta_pass(folded, feed))
             convs = tuple(rec.calls)
             counted = folded
 
@@ -371,4 +411,4 @@ class CostCache:
 
 
 __all__ = ["ConvRecorder", "ConvTerm", "CostCache", "FORMS", "OP_OUTSIDE_LEAVES", "RowCost", "RowCostModel",
-           "compute_row_cost", "conv_term", "deploy_convs", "fan_in"]
+           "compute_row_cost", "conv_term", "deploy_convs", "fan_in", "handler_macs"]

@@ -11,14 +11,14 @@ CandidateError: a failed trial with its reason, never a stopped study.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from profiles.flops import flops_of
 from profiles.rowcosts import CostCache, RowCost
 from zoo.errors import ConfigError, OptionError
 from zoo.limits import MAX_IMGSZ, MAX_RUNS, MAX_THREADS, check_option
-from zoo.plan import ModelPlan, Prober, RowProbeError
+from zoo.plan import ModelPlan, Prober, RowProbeError, plan_config
 
 from .latency import MODES, PricingError, pricers
 from .objectives import (DepthBudget, Objective, ObjectiveContext, ObjectiveValue, RowTerms, check_depth,
@@ -84,11 +84,16 @@ class Measure:
 
 @dataclass(frozen=True)
 class Scoring:
-    """How a search scores candidates: its objective, the context, the depth budget relative to its base."""
+    """How a search scores candidates: its objective, the context at each searched input size (the base
+    summarised at that size), the depth budget relative to its base."""
 
     objective: Objective
-    ctx: ObjectiveContext
+    ctx: ObjectiveContext  # at the study's size (the base candidate's)
     depth: DepthBudget | None  # the default one of an objective that grows with depth (None: none, or the user's)
+    contexts: Mapping[int, ObjectiveContext] = field(default_factory=dict)  # input size -> context
+
+    def context(self, imgsz: int) -> ObjectiveContext:
+        return self.contexts.get(imgsz, self.ctx)
 
     def as_dict(self) -> dict[str, Any]:
         return {"objective": self.objective.name, "direction": self.objective.direction,
@@ -99,19 +104,23 @@ class Scoring:
 
 def make_scoring(space: SearchSpace, budget: Budget, measure: Measure, cache: CostCache,
                  prober: Prober | None = None) -> Scoring:
-    """The objective of the space's settings, and its depth budget from the base at the search's size."""
+    """The objective of the space's settings, and its context and depth budget from the base at the
+    search's size; with the size searched, one context per size (the base planned at each)."""
     s = space.settings
     objective = get_objective(s.objective)
-    ctx = ObjectiveContext(imgsz=measure.imgsz, stage_weights=s.stage_weights, scope=s.scope,
-                           unscored=frozenset(s.unscored))
     probe = prober if prober is not None else cache
-    base = rows_of(plan_candidate(space, space.uniform_params(1.0), imgsz=measure.imgsz, prober=probe),
-                   cache, form=measure.form)
-    summary = summarize(base, ctx)
-    ctx = ObjectiveContext(imgsz=ctx.imgsz, stage_weights=ctx.stage_weights, scope=ctx.scope,
-                           unscored=ctx.unscored, base=summary)
-    depth = depth_budget(objective, summary, max_layers=budget.max_layers)
-    return Scoring(objective, ctx, depth if depth is not None and depth.reason != "set by the user" else None)
+    base_params = space.uniform_params(1.0)
+    contexts: dict[int, ObjectiveContext] = {}
+    for size in dict.fromkeys((space.imgsz(base_params, measure.imgsz), *space.sizes)):
+        ctx = ObjectiveContext(imgsz=size, stage_weights=s.stage_weights, scope=s.scope,
+                               unscored=frozenset(s.unscored))
+        plan = plan_candidate(space, base_params, imgsz=size, prober=probe, force_size=True)
+        summary = summarize(rows_of(plan, cache, form=measure.form), ctx)
+        contexts[size] = replace(ctx, base=summary)
+    main = contexts[space.imgsz(base_params, measure.imgsz)]
+    depth = depth_budget(objective, main.base, max_layers=budget.max_layers)
+    return Scoring(objective, main, depth if depth is not None and depth.reason != "set by the user" else None,
+                   contexts)
 
 
 @dataclass(frozen=True)
@@ -188,18 +197,25 @@ def candidate_costs(plan: ModelPlan, cache: CostCache, scoring: Scoring, *, form
     """Sum the rows' cached costs and score them with the search's objective."""
     rows = rows_of(plan, cache, form=form)
     try:
-        value = scoring.objective(rows, scoring.ctx)
+        value = scoring.objective(rows, scoring.context(plan.imgsz))
     except (ValueError, ArithmeticError) as e:
         raise CandidateError(f"objective {scoring.objective.name}: {e}") from None
-    rho = check_depth(rows, scoring.ctx, scoring.depth).effectiveness if scoring.depth is not None else None
+    rho = check_depth(rows, scoring.context(plan.imgsz), scoring.depth).effectiveness if scoring.depth is not None else None
     return Costs(sum(r.cost.params for r in rows), sum(r.cost.macs for r in rows), sum(r.cost.layers for r in rows),
                  value, rho)
 
 
 def plan_candidate(space: SearchSpace, params: Mapping[str, int], *, imgsz: int,
-                   prober: Prober | None = None) -> ModelPlan:
+                   prober: Prober | None = None, force_size: bool = False) -> ModelPlan:
+    """The candidate's plan at its own input size (`imgsz`: the study's, when the size is not searched;
+    `force_size`: at `imgsz` whatever it chose); a candidate that cannot be planned fails (CandidateError)."""
     try:
+        if force_size:
+            cand = space.candidate(params)
+            return plan_config(space.base, imgsz=imgsz, overrides=cand.rows, prober=prober)
         return space.plan(params, imgsz=imgsz, prober=prober)
+    except ValueError as e:  # a dimension that cannot rewrite a row (a block without the argument's default)
+        raise CandidateError(str(e)) from None
     except ConfigError as e:
         raise CandidateError(e.text if e.row is None else f"row {e.row}: {e.text}") from None
 

@@ -28,7 +28,7 @@ from .evaluate import (Budget, CandidateError, Measure, Scoring, candidate_costs
                        price_plan)
 from .objectives import validity_report
 from .recovery import failed, finished
-from .settings import SearchSettings
+from .settings import settings_from_record
 from .space import SearchSpace, build_space
 
 
@@ -60,9 +60,12 @@ class Candidate:
     layers: int
     latency_ms: Mapping[str, float] | None
     meets_budget: bool
+    imgsz: int | None = None  # the input size it was checked at (its own when the size is searched)
+    choices: Mapping[str, Any] = field(default_factory=dict)  # every dimension's chosen value, by parameter
 
     def as_dict(self) -> dict[str, Any]:
-        return {"trial": self.trial, "kind": self.kind, "score": self.score, "stages": list(self.stages),
+        return {"trial": self.trial, "kind": self.kind, "imgsz": self.imgsz, "choices": dict(self.choices),
+                "score": self.score, "stages": list(self.stages),
                 "latency_ms": dict(self.latency_ms) if self.latency_ms else None, "params": self.params,
                 "gflops": self.gflops, "layers": self.layers, "meets_budget": self.meets_budget}
 
@@ -114,7 +117,20 @@ def check_candidate(space: SearchSpace, params: Mapping[str, int], *, trial: int
                                          for limit, value in checks)
     terms = [{"name": k, "value": v} for k, v in costs.value.terms.items()]
     return Candidate(trial, kind, space.resolve(params, prober=cache), costs.value.value, terms, costs.params,
-                     costs.gflops, costs.layers, lat, meets)
+                     costs.gflops, costs.layers, lat, meets, plan.imgsz, space.values(params))
+
+
+def train_commands(config: str, imgsz: int) -> dict[str, str]:
+    """How to train an exported config at its searched input size, with each reference trainer."""
+    return {"ultralytics": f"yolo train model={config} imgsz={imgsz}",
+            "yolov5": f"python train.py --cfg {config} --img {imgsz}"}
+
+
+def config_header(what: str, imgsz: int | None) -> str:
+    """best.yaml's header: what it is, and the input size it was searched at (not a config key: the
+    reference trainers take it on their command lines)."""
+    size = f"\ninput size {imgsz}: train and deploy at imgsz={imgsz}" if imgsz is not None else ""
+    return f"{what}{size}\n{EXPLICIT}"
 
 
 def export_best(study: optuna.Study, *, space: SearchSpace, budget: Budget, measure: Measure, out: str | Path,
@@ -160,8 +176,8 @@ def export_best(study: optuna.Study, *, space: SearchSpace, budget: Budget, meas
     if best is not None:
         study.set_user_attr("zoo:best_trial", best.trial)
         files.append(write_config(best.config, out / "best.yaml",
-                                  header=f"zoo search: study {study.study_name}, trial {best.trial}, "
-                                         f"score {best.score:.2f}\n{EXPLICIT}"))
+                                  header=config_header(f"zoo search: study {study.study_name}, trial {best.trial}, "
+                                                       f"score {best.score:.2f}", best.imgsz)))
     done = finished(trials)
     by_number = {t.number: t for t in trials}
     searched = again + ([base_c] if base_c is not None and base_trial(trials) is not None else [])
@@ -172,7 +188,9 @@ def export_best(study: optuna.Study, *, space: SearchSpace, budget: Budget, meas
     report = {
         "study": study.study_name, "storage": storage,
         "budget_ms": budget.latency_ms, "budgets": budget.as_dict(),
-        "imgsz": measure.imgsz, "threads": measure.threads, "device": measure.device, "deploy": measure.deploy,
+        "imgsz": best.imgsz if best is not None else measure.imgsz, "imgsz_searched": list(space.sizes) or None,
+        "train": train_commands("best.yaml", best.imgsz or measure.imgsz) if best is not None else None,
+        "threads": measure.threads, "device": measure.device, "deploy": measure.deploy,
         "latency": {"pricing": measure.latency, "backend": measure.backend, "lut": measure.lut,
                     "final_check": "table" if measure.latency == "lut" else f"measured on {measure.backend}"},
         "objective": {**scoring.as_dict(), "validity": validity_report(scoring.objective.name)},
@@ -331,22 +349,14 @@ def candidate_value(c: Candidate, key: str) -> float | None:
 
 
 def study_space(study: optuna.Study) -> SearchSpace:
-    """The space a study searched, rebuilt from what it recorded (its base config, scale and settings)."""
+    """The space a study searched, rebuilt from what it recorded (its base config, scale and settings, read
+    back by the settings' own serialiser)."""
     record = study.user_attrs
     if "zoo:config" not in record:
         raise ExportError(f"study {study.study_name!r} was not made by `zoo search` (no zoo:config record)")
     cfg = load_config(dict(record["zoo:config"]), scale=record.get("zoo:scale"))
-    s = record.get("zoo:settings") or {}
-    weights = s.get("stage_weights")
-    settings = SearchSettings(tuple(weights) if weights else None, s.get("scope", "all"),
-                              tuple(s.get("unscored", ())), s.get("widths"), _int_keys(s.get("depths")),
-                              s.get("objective", SearchSettings().objective))
+    settings = settings_from_record(record.get("zoo:settings") or {}, f"study {study.study_name}")
     return build_space(cfg, settings)
-
-
-def _int_keys(depths: Any) -> Any:
-    """JSON turns the row keys of {row: counts} into strings; give them back as rows."""
-    return {int(k): v for k, v in depths.items()} if isinstance(depths, dict) else depths
 
 
 @dataclass(frozen=True)
@@ -356,6 +366,7 @@ class ExportedTrial:
     trial: int
     path: str
     violations: Mapping[str, float] = field(default_factory=dict)  # budget -> (value - limit) / limit
+    imgsz: int | None = None  # the trial's input size
 
 
 WHERE_STUDIES = ("`zoo search` keeps a study's journal in runs/search/<study>/journal.log, or in its -o folder; "
@@ -409,8 +420,10 @@ def export_trial(storage: str, study_name: str, *, trial: int | None = None, out
     if chosen.state != TrialState.COMPLETE:
         reason = chosen.user_attrs.get("fail_reason")
         raise ExportError(f"trial {trial} did not complete ({chosen.state.name}{': ' + reason if reason else ''})")
-    config = study_space(study).resolve(chosen.params)
-    path = write_config(config, out, header=f"zoo export: study {study_name}, trial {trial}\n{EXPLICIT}")
+    space = study_space(study)
+    config = space.resolve(chosen.params)
+    size = space.imgsz(chosen.params, int((study.user_attrs.get("zoo:measure") or {}).get("imgsz", 640)))
+    path = write_config(config, out, header=config_header(f"zoo export: study {study_name}, trial {trial}", size))
     broken = {k[len("constraints:"):]: float(v) for k, v in chosen.system_attrs.items()
               if k.startswith("constraints:") and float(v) > 0}
-    return ExportedTrial(trial, path, broken)
+    return ExportedTrial(trial, path, broken, size)

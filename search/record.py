@@ -23,15 +23,18 @@ from .worker import SearchOptions
 BUDGET_TAGS = (("latency_ms", "ms"), ("gflops", "gflops"), ("params_m", "mparams"), ("max_layers", "layers"))
 
 
-def default_study_name(cfg: Config, imgsz: int, budget: Budget, *, objective: str = "feature_entropy",
+def default_study_name(cfg: Config, imgsz: int | list[int] | str, budget: Budget, *, objective: str = "feature_entropy",
                        sampler: str = "nsga2", objectives: tuple[str, ...] = ("score",), deploy: bool = False) -> str:
     """`<config>-<imgsz>-<every budget>-<objective>-<sampler>[-pareto][-deploy]`, e.g.
     `yolov5s-320-40ms-5gflops-feature_entropy-nsga2`: searches that differ in any of these never share a
-    study by default (other differences are caught by comparing the study's record)."""
+    study by default (other differences are caught by comparing the study's record). Searched sizes are
+    joined by `_` (`256_320_384`), a range keeps its colons' place with `to`/`by` (`256to416by32`)."""
     b = budget.as_dict()
     tags = [f"{b[k]:g}{unit}" for k, unit in BUDGET_TAGS if b[k] is not None]
     extra = (["pareto"] if "latency" in objectives else []) + (["deploy"] if deploy else [])
-    return "-".join([Path(cfg.name).stem, str(imgsz), *tags, objective, sampler, *extra])
+    size = "_".join(map(str, imgsz)) if isinstance(imgsz, list) else \
+        str(imgsz).replace(":", "to", 1).replace(":", "by", 1)
+    return "-".join([Path(cfg.name).stem, size, *tags, objective, sampler, *extra])
 
 
 def study_record(cfg: Config, options: SearchOptions) -> dict[str, Any]:
@@ -44,8 +47,8 @@ def study_record(cfg: Config, options: SearchOptions) -> dict[str, Any]:
 
 # what a resumed study must agree on: (record key, sub-key or None, parameter, command-line flag)
 COMPARED = (("zoo:config", None, "config", "the base config"), ("zoo:scale", None, "scale", "--scale"),
-            ("zoo:settings", None, "settings", "the search space (search: block, --space, --stage-weights, "
-                                               "--scope, --objective)"),
+            ("zoo:settings", None, "settings", "the search space (search: block, --space, --imgsz sizes, "
+                                               "--stage-weights, --scope, --objective)"),
             ("zoo:budget", "latency_ms", "latency_ms", "--budget-ms"), ("zoo:budget", "gflops", "gflops", "--budget-gflops"),
             ("zoo:budget", "params_m", "params_m", "--budget-params"),
             ("zoo:budget", "max_layers", "max_layers", "--max-layers"),

@@ -59,16 +59,18 @@ def output_folder(options: SearchOptions, storage: str, study_name: str) -> Path
     return RUNS_DIR / study_name if is_url(storage) else Path(storage).parent
 
 
-def check_measure(cfg: Config, measure: Measure) -> None:
-    """The run options as `zoo profile` checks them (device present, imgsz a multiple of the max stride),
-    before any work."""
+def check_measure(cfg: Config, measure: Measure, sizes: tuple[int, ...] = ()) -> None:
+    """The run options as `zoo profile` checks them (device present, imgsz and every searched size a
+    multiple of the max stride), before any work."""
     from profiles.options import check_run_options
     from profiles.profile import check_stride_multiple
     from zoo.builder import build_model
 
     check_run_options(cfg.path, imgsz=measure.imgsz, batch=1, device=measure.device, threads=measure.threads,
                       runs=measure.runs)
-    check_stride_multiple(build_model(cfg, device="meta"), cfg.path, measure.imgsz)
+    model = build_model(cfg, device="meta")
+    for size in dict.fromkeys((measure.imgsz, *sizes)):
+        check_stride_multiple(model, cfg.path, size)
 
 
 def initialise(study: optuna.Study, space: SearchSpace, cfg: Config, options: SearchOptions,
@@ -85,7 +87,8 @@ def initialise(study: optuna.Study, space: SearchSpace, cfg: Config, options: Se
     limit = options.max_uniform if options.max_uniform is not None else max(0, options.trials // 4)
     cheap = replace(options.budget, latency_ms=None)
     scored = []
-    for d, w, p in space.uniform_grid() if limit > 0 else []:
+    for u in space.uniform_grid() if limit > 0 else []:
+        p = dict(u.params)
         if p == queue[0][0]:
             continue
         try:
@@ -98,7 +101,7 @@ def initialise(study: optuna.Study, space: SearchSpace, cfg: Config, options: Se
                 raise
             continue
         if ev.feasible:
-            scored.append((ev.score, f"uniform d{d:g} w{w:g}", p))
+            scored.append((ev.score, u.label, p))
     sign = -1 if scoring.objective.direction == "maximize" else 1
     queue += [(p, kind) for _, kind, p in sorted(scored, key=lambda x: sign * x[0])[:limit]]
     for params, kind in queue:
@@ -119,7 +122,7 @@ def run_study(cfg: Config, options: SearchOptions, *, on_trial: Callable[[TrialE
     workers log as Optuna logs here (`optuna_verbosity` overrides).
     """
     name = options.study_name or default_study_name(
-        cfg, options.measure.imgsz, options.budget, objective=options.settings.objective, sampler=options.sampler,
+        cfg, options.settings.value("imgsz") or options.measure.imgsz, options.budget, objective=options.settings.objective, sampler=options.sampler,
         objectives=tuple(options.objectives), deploy=options.measure.deploy)
     emit = on_event or (lambda _e: None)
     check_measure(cfg, options.measure)
@@ -137,6 +140,7 @@ def run_study(cfg: Config, options: SearchOptions, *, on_trial: Callable[[TrialE
                          options.trials))
         cache = CostCache(cache_file(storage_path, name), form=options.measure.form)
         space = build_space(cfg, options.settings, prober=cache)
+        check_measure(cfg, options.measure, space.sizes)
         try:
             scoring = make_scoring(space, options.budget, options.measure, cache)
         except CandidateError as e:

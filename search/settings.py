@@ -1,28 +1,39 @@
-"""What a search is told besides its config: stage weights, scope, unscored rows, widths, depths.
+"""What a search is told besides its config: objective, stage weights, scope, unscored rows, and each
+search dimension's key (widths, depths, imgsz, kernels, expansions, blocks: search.dimensions).
 
 Defaults < the config's `search:` block < a `--space FILE` (the same keys, top level or under
-`search:`) < the command line. Parsing and validation only; the space model is in space.py.
+`search:`) < the command line. Parsing and validation only (a dimension checks its own key); the space
+model is in space.py. `as_dict` / `settings_from_record` are the one serialiser (study, resume, export).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from zoo.config import Config
 from zoo.errors import ConfigError, shown
-from zoo.limits import MAX_ARG, MAX_MULTIPLE, MAX_REPEATS, number_problem
+from zoo.limits import MAX_ARG
 from zoo.yamlio import read_file
 
+from .dimensions.numbers import numbers as _numbers
 from .objectives.base import SCOPES
 
-SETTING_KEYS = ("objective", "stage_weights", "scope", "unscored", "widths", "depths")
+BASE_KEYS = ("objective", "stage_weights", "scope", "unscored")
 DEFAULT_OBJECTIVE = "feature_entropy"  # lowest regret on YOLOBench (bench/results/objective_validity.md)
+
+
+def setting_keys() -> tuple[str, ...]:
+    """Every key a `search:` block may hold: the scoring keys and each registered dimension's."""
+    from .dimensions import setting_keys as dimension_keys
+
+    return BASE_KEYS + dimension_keys()
 
 
 @dataclass(frozen=True)
 class SearchSettings:
-    """What the `search:` block, a space file and the command line can set."""
+    """What the `search:` block, a space file and the command line can set. `widths` and `depths` are
+    fields of their own (the defaults most searches change); every other dimension's key is in `dims`."""
 
     stage_weights: tuple[float, ...] | None = None  # None: the objective's own
     scope: str = "all"
@@ -30,29 +41,58 @@ class SearchSettings:
     widths: Any = None  # list | {stage: list} | None (defaults)
     depths: Any = None  # list of multipliers | {row: list of counts} | None (defaults)
     objective: str = DEFAULT_OBJECTIVE
+    dims: Mapping[str, Any] = field(default_factory=dict)  # other dimensions' keys: imgsz, kernels, blocks...
+
+    def value(self, key: str) -> Any:
+        """A dimension's setting (None: not set)."""
+        if key in ("widths", "depths"):
+            return getattr(self, key)
+        return self.dims.get(key)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"objective": self.objective,
-                "stage_weights": list(self.stage_weights) if self.stage_weights is not None else None,
-                "scope": self.scope, "unscored": list(self.unscored), "widths": self.widths, "depths": self.depths}
+        """The one serialised form (a study's record; `settings_from_record` reads it back): every field,
+        the dimensions' keys at the top level, as a `search:` block writes them."""
+        from .dimensions.base import jsonable
+
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "dims":
+                out.update({k: jsonable(v) for k, v in value.items()})
+            else:
+                out[f.name] = jsonable(list(value) if isinstance(value, tuple) else value)
+        return out
+
+
+def settings_from_record(record: Mapping[str, Any], where: str) -> SearchSettings:
+    """Settings read back from `as_dict` (a study's record): the same validation as a `search:` block, so
+    nothing is copied by hand and a key the record holds is never dropped."""
+    data = {k: v for k, v in record.items() if v is not None}
+    return _validated(data, where)
 
 
 def load_settings(cfg: Config, *, space_file: str | Path | None = None,
                   stage_weights: Sequence[float] | None = None, scope: str | None = None,
-                  objective: str | None = None) -> SearchSettings:
-    """Defaults < the config's `search:` block < the space file < the command line."""
+                  objective: str | None = None, imgsz: Any = None) -> SearchSettings:
+    """Defaults < the config's `search:` block < the space file < the command line (`imgsz`: a list of
+    sizes or a FROM:TO[:STEP] range searched as a dimension)."""
     merged: dict[str, Any] = {}
+    keys = setting_keys()
     for source, data in ((cfg.path, cfg.search or {}), (str(space_file), _read_space(space_file))):
         for key, value in data.items():
-            if key not in SETTING_KEYS:
-                raise ConfigError(source, f"search: unknown key {key!r} (allowed: {', '.join(SETTING_KEYS)})")
+            if key not in keys:
+                raise ConfigError(source, f"search: unknown key {key!r} (allowed: {', '.join(keys)})")
             merged[key] = value
+        if data:
+            _validated(data, source)  # a bad value is named in the file that holds it
     if stage_weights is not None:
         merged["stage_weights"] = list(stage_weights)
     if scope is not None:
         merged["scope"] = scope
     if objective is not None:
         merged["objective"] = objective
+    if imgsz is not None:
+        merged["imgsz"] = imgsz
     return _validated(merged, cfg.path)
 
 
@@ -89,26 +129,18 @@ def _validated(d: Mapping[str, Any], path: str) -> SearchSettings:
     unscored = d.get("unscored", [])
     if not isinstance(unscored, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in unscored):
         raise err(f"unscored must be a list of row indices, got {shown(unscored)}")
-    widths = d.get("widths")
-    if widths is not None:
-        lists = widths.values() if isinstance(widths, dict) else [widths]
-        if not all(_numbers(v, positive=True, limit=MAX_MULTIPLE) for v in lists):
-            raise err(f"widths must be a list of multiples in (0, {MAX_MULTIPLE}] or {{stage: list}}, "
-                      f"got {shown(widths)}")
-    depths = d.get("depths")
-    if depths is not None:
-        ok = (all(_numbers(v, positive=True, integer=True, limit=MAX_REPEATS) for v in depths.values()) and
-              all(isinstance(k, int) for k in depths)) if isinstance(depths, dict) else \
-            _numbers(depths, positive=True, limit=MAX_MULTIPLE)
-        if not ok:
-            raise err(f"depths must be a list of multipliers in (0, {MAX_MULTIPLE}] or {{row: list of counts "
-                      f"1..{MAX_REPEATS}}}, got {shown(depths)}")
+    from .dimensions import ordered
+
+    values: dict[str, Any] = {}
+    for dim in ordered():
+        if dim.key is None or d.get(dim.key) is None:
+            continue
+        try:
+            values[dim.key] = dim.parse(d[dim.key])
+        except ValueError as e:
+            raise err(f"{dim.key} {e}") from None
+    unknown = [k for k in d if k not in BASE_KEYS and k not in values and d[k] is not None]
+    if unknown:
+        raise err(f"unknown key {unknown[0]!r} (allowed: {', '.join(setting_keys())})")
     return SearchSettings(tuple(float(w) for w in weights) if weights is not None else None, scope,
-                          tuple(unscored), widths, depths, objective)
-
-
-def _numbers(v: Any, *, positive: bool = False, integer: bool = False, limit: float) -> bool:
-    """A non-empty list of finite numbers with |x| <= limit (compared before any float() can overflow)."""
-    return (isinstance(v, list) and bool(v) and all(
-        isinstance(x, (int, float)) and not isinstance(x, bool) and number_problem(x, limit=limit) is None
-        and (not positive or x > 0) and (not integer or isinstance(x, int)) for x in v))
+                          tuple(unscored), values.pop("widths", None), values.pop("depths", None), objective, values)

@@ -13,7 +13,7 @@ import functools
 import hashlib
 import json
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping
 
 import torch
@@ -220,58 +220,129 @@ class RowProbeError(Exception):
     """A row's module cannot be built or run at its input shapes; the planner adds file and row."""
 
 
+@dataclass(frozen=True)
+class RowOverride:
+    """What a candidate changes in one row: its width multiple (on top of the scale), its repeats (after
+    the depth multiple), its block (an interchangeable registered name) and YAML arguments by position
+    (a kernel size, an expansion ratio). The row is rewritten before it is planned, so an explicit
+    config of the plan carries every change."""
+
+    width: float = 1.0
+    repeats: int | None = None
+    module: str | None = None
+    args: tuple[tuple[int, Any], ...] = ()  # (YAML position, value); later entries win
+
+    def changed(self, **changes: Any) -> RowOverride:
+        """This override with some fields replaced; `args` pairs are merged by position."""
+        if "args" in changes:
+            merged = dict(self.args)
+            merged.update(changes["args"])
+            changes["args"] = tuple(sorted(merged.items()))
+        return replace(self, **changes)
+
+
+NO_OVERRIDE = RowOverride()
+
+
+@dataclass(frozen=True)
+class _Planning:
+    """What every row of one plan shares (the config, its family's rules, the image, the prober)."""
+
+    cfg: Config
+    image: ShapeSpec
+    scale_repeats: Callable[[int, float], int]
+    unscaled: frozenset[int]
+    scaler: Any
+    probe: Prober
+    imgsz: int
+    norm: NormSettings | None = None  # the family's batch-norm settings for this config (None: its default)
+
+
 def plan_config(source: Any, *, imgsz: int = 640, widths: Mapping[int, float] | None = None,
-                repeats: Mapping[int, int] | None = None, prober: Prober | None = None,
-                scale: str | None = None, nc: int | None = None) -> ModelPlan:
+                repeats: Mapping[int, int] | None = None, overrides: Mapping[int, RowOverride] | None = None,
+                prober: Prober | None = None, scale: str | None = None, nc: int | None = None) -> ModelPlan:
     """Plan every row of a config (name, path, mapping or Config) at `imgsz` x `imgsz`.
 
-    `widths` (row -> width multiple on top of the config's scale) and `repeats` (row -> repeats after
-    the depth multiple) are how the search describes a candidate; `prober` learns a row's output.
+    `overrides` (row -> RowOverride) is how the search describes a candidate; `widths` (row -> width
+    multiple) and `repeats` (row -> repeats) are shorthands merged into it; `prober` learns a row's output.
     """
     if isinstance(imgsz, bool) or not isinstance(imgsz, int) or imgsz < 1:
         raise ConfigError(None, f"imgsz must be a positive integer, got {imgsz!r}")
     cfg = load_config(source, scale=scale, nc=nc)
     family = REGISTRY.family(cfg.family)
-    unscaled = family.unscaled(cfg.nc, cfg.anchors)
-    widths, repeats = widths or {}, repeats or {}
-    probe = prober if prober is not None else probe_row
-    image = ShapeSpec(cfg.ch, 1.0, imgsz, imgsz)
-    norm = family.norm(cfg)
+    merged = dict(overrides or {})
+    for r, w in (widths or {}).items():
+        merged[r] = merged.get(r, NO_OVERRIDE).changed(width=w)
+    for r, n in (repeats or {}).items():
+        merged[r] = merged.get(r, NO_OVERRIDE).changed(repeats=n)
+    pc = _Planning(cfg, ShapeSpec(cfg.ch, 1.0, imgsz, imgsz), family.repeats, family.unscaled(cfg.nc, cfg.anchors),
+                   family.channels, prober if prober is not None else probe_row, imgsz,
+                   family.norm(cfg))
     rows: list[RowPlan] = []
     built: list[BuiltRow] = []
     total = 0
     for row in cfg.rows:
-        rp = _plan_row(cfg, row, image, rows, built, family.repeats, unscaled, family.channels,
-                       widths.get(row.index, 1.0), repeats.get(row.index), probe, imgsz, MAX_TOTAL_REPEATS - total,
-                       norm)
+        rp = _plan_row(pc, row, merged.get(row.index, NO_OVERRIDE), rows, built, MAX_TOTAL_REPEATS - total)
         total += rp.n
         rows.append(rp)
-        built.append(BuiltRow(row.index, row.module, rp.args, rp.out))
+        built.append(BuiltRow(row.index, rp.row.module, rp.args, rp.out))
     save = frozenset(s for rp in rows for s in rp.row.sources if 0 <= s < rp.row.index - 1)
     return ModelPlan(cfg, imgsz, tuple(rows), save)
 
 
-def _plan_row(cfg: Config, row: Row, image: ShapeSpec, rows: list[RowPlan], built: list[BuiltRow],
-              scale_repeats: Callable[[int, float], int], unscaled: frozenset[int], scaler: Any,
-              width_mult: float, n_override: int | None, probe: Prober, imgsz: int, left: int,
-              norm: NormSettings | None = None) -> RowPlan:
+def yaml_default(spec: ModuleSpec, pos: int) -> Any:
+    """The constructor default a block gives YAML argument `pos` when a row leaves it out: known for the
+    out_arg rule (c1 first, n third for repeat-inside blocks); KeyError for any other rule or no default."""
+    if spec.io != "out_arg":
+        raise KeyError(f"{spec.name}'s rule does not say which constructor argument YAML position {pos} is")
+    index = pos + 1 + (1 if spec.repeat == "inside" and pos >= 1 else 0)
+    params = [p for p in spec.signature.parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if index >= len(params) or params[index].default is params[index].empty:
+        raise KeyError(f"{spec.name} has no default for YAML argument {pos}")
+    return params[index].default
+
+
+def rewritten_row(row: Row, o: RowOverride, spec: ModuleSpec) -> Row:
+    """The row as a candidate writes it: another block name, arguments set by position (the positions
+    a short row leaves out before them filled with the block's defaults)."""
+    if o.module is None and not o.args:
+        return row
+    args, raw = list(row.args), list(row.raw_args)
+    for pos, value in o.args:
+        while len(args) < pos:
+            default = yaml_default(spec, len(args))
+            args.append(default)
+            raw.append(default)
+        if pos == len(args):
+            args.append(value)
+            raw.append(value)
+        else:
+            args[pos], raw[pos] = value, value
+    return replace(row, module=o.module or row.module, args=tuple(args), raw_args=tuple(raw))
+
+
+def _plan_row(pc: _Planning, row: Row, o: RowOverride, rows: list[RowPlan], built: list[BuiltRow],
+              left: int) -> RowPlan:
+    cfg = pc.cfg
+
     def err(text: str) -> ConfigError:
         return ConfigError(cfg.path, text, row=row.index, module=row.module, line=row.line)
 
     try:
-        spec = REGISTRY.lookup(row.module, cfg.family)
+        spec = REGISTRY.lookup(o.module or row.module, cfg.family)
+        row = rewritten_row(row, o, spec)
     except KeyError as e:
         raise err(e.args[0]) from None
-    inputs = tuple(image if s < 0 else rows[s].out for s in row.sources)
-    n = n_override if n_override is not None else scale_repeats(row.repeats, cfg.scale.depth)
+    inputs = tuple(pc.image if s < 0 else rows[s].out for s in row.sources)
+    n = o.repeats if o.repeats is not None else pc.scale_repeats(row.repeats, cfg.scale.depth)
     if n > MAX_REPEATS:
         raise err(f"{row.repeats} repeats x depth {cfg.scale.depth} = {n} exceeds {MAX_REPEATS}")
     if n > left:
         raise err(f"its {n} repeats bring the model to {MAX_TOTAL_REPEATS - left + n} blocks (repeats summed over "
                   f"the rows), over the {MAX_TOTAL_REPEATS} a model may have")
     ctx = RowContext(row=row, inputs=inputs, scale=cfg.scale, nc=cfg.nc, family=cfg.family, anchors=cfg.anchors,
-                     n=n, built=tuple(built), repeat=spec.repeat, unscaled=unscaled, width_mult=width_mult,
-                     scaler=scaler, keys=cfg.extra)
+                     n=n, built=tuple(built), repeat=spec.repeat, unscaled=pc.unscaled, width_mult=o.width,
+                     scaler=pc.scaler, keys=cfg.extra)
     try:
         resolved = spec.rule(ctx)
         channel_values = tuple((p, ctx.channels(row.args[p])) for p in spec.channels
@@ -287,16 +358,18 @@ def _plan_row(cfg: Config, row: Row, image: ShapeSpec, rows: list[RowPlan], buil
         kwargs=tuple(sorted((k, freeze(v)) for k, v in resolved.kwargs.items())),
         copies=n if spec.repeat == "chain" else 1,
         inputs=tuple((s.channels, s.height, s.width) for s in inputs), multi=not isinstance(row.from_, int),
-        activation=cfg.activation, norm=norm)
+        activation=cfg.activation, norm=pc.norm)
     try:
-        pr = probe(sig)
+        pr = pc.probe(sig)
     except RowProbeError as e:
         raise err(str(e)) from None
-    out = _out_spec(pr, imgsz, err)
+    except Exception as e:  # noqa: BLE001  a prober's own failure (a count, a fold): this row's, with its reason
+        raise err(f"cannot probe {spec.name}{short_args(resolved.args)}: {first_line(e)}") from None
+    out = _out_spec(pr, pc.imgsz, err)
     if resolved.out_channels is not None and out.channels != resolved.out_channels:
         raise err(f"declares {resolved.out_channels} output channels but produces {out.channels} "
                   f"(its registration's rule is wrong)")
-    return RowPlan(row, spec, n, tuple(resolved.args), dict(resolved.kwargs), inputs, out, sig, pr, width_mult,
+    return RowPlan(row, spec, n, tuple(resolved.args), dict(resolved.kwargs), inputs, out, sig, pr, o.width,
                    channel_values)
 
 
@@ -433,9 +506,24 @@ def _dims(values: tuple[Any, ...]) -> str:
     return shown[0] if len(set(shown)) == 1 else "x".join(shown)
 
 
+def checked_forward(module: nn.Module, feed: Any, forward: Callable[[], Any] | None = None) -> Any:
+    """One meta-device forward of a row's module with the argument checks its meta kernels skip: the one
+    probe the plan and the row costs share, so both refuse exactly the same rows (RowProbeError, with the
+    reason). `forward` runs the pass (default `module(feed)` under no_grad)."""
+    check_conv_arguments(module)
+    try:
+        if forward is not None:
+            return forward()
+        with torch.no_grad():
+            return module(feed)
+    except RowProbeError:
+        raise
+    except Exception as e:  # shapes that do not fit: report the row and torch's reason
+        raise RowProbeError(f"forward pass failed with inputs {shapes_text(feed)}: {first_line(e)}") from None
+
+
 def run_probe(module: nn.Module, feed: Any) -> RowProbe:
     """One forward of a row's module, recording its output and its largest leaf op's input + output."""
-    check_conv_arguments(module)
     peak = [0]
 
     def leaf_hook(_m: nn.Module, inp: Any, out: Any) -> None:
@@ -444,12 +532,7 @@ def run_probe(module: nn.Module, feed: Any) -> RowProbe:
     leaves = [m for m in module.modules() if not list(m.children())]
     handles = [m.register_forward_hook(leaf_hook) for m in leaves]
     try:
-        with torch.no_grad():
-            out = module(feed)
-    except RowProbeError:
-        raise
-    except Exception as e:  # shapes that do not fit: report the row and torch's reason
-        raise RowProbeError(f"forward pass failed with inputs {shapes_text(feed)}: {first_line(e)}") from None
+        out = checked_forward(module, feed)
     finally:
         for h in handles:
             h.remove()
@@ -518,5 +601,6 @@ def first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
 
-__all__ = ["activation_peak", "explicit_config", "param_count", "ModelPlan", "ProbeCache", "RowPlan", "RowProbe", "RowProbeError", "RowSignature", "construct",
+__all__ = ["activation_peak", "explicit_config", "param_count", "ModelPlan", "ProbeCache", "RowOverride", "RowPlan", "RowProbe", "RowProbeError", "RowSignature",
+           "checked_forward", "construct", "rewritten_row", "yaml_default",
            "example_inputs", "instantiate_row", "plan_config", "probe_row", "run_probe"]

@@ -32,6 +32,16 @@ _RULE_TEXT = {"out_arg": "output width = arg 0, width-scaled; input width insert
 
 
 @dataclass(frozen=True)
+class SearchArg:
+    """YAML argument positions a search may rewrite (kind "kernel", "expansion", ...) and the values the
+    block accepts there (None: any value the dimension itself accepts)."""
+
+    kind: str
+    positions: tuple[int, ...]
+    values: tuple[Any, ...] | None = None
+
+
+@dataclass(frozen=True)
 class ModuleSpec:
     """What the builder and the search need to know of a block: how to build it from a row.
 
@@ -52,6 +62,11 @@ class ModuleSpec:
     example: tuple[Any, ...] | None = None  # (from, args) of a row the contract tests build
     channels: tuple[int, ...] = ()
     width_step: int = 1
+    searchable: tuple[SearchArg, ...] = ()  # kernel sizes, expansion ratios: what a search may rewrite
+
+    def search_arg(self, kind: str) -> SearchArg | None:
+        """The positions (and accepted values) of one searchable argument kind, if the block declares it."""
+        return next((a for a in self.searchable if a.kind == kind), None)
 
     @property
     def signature(self) -> inspect.Signature:
@@ -214,7 +229,8 @@ REGISTRY = Registry()
 
 def register_module(name: str | None = None, *, family: str = SHARED, io: str | Rule = "out_arg",
                     repeat: str = "chain", example: tuple[Any, ...] | None = None,
-                    channels: tuple[int, ...] | None = None, width_step: int = 1
+                    channels: tuple[int, ...] | None = None, width_step: int = 1, kernels: tuple[int, ...] = (),
+                    kernel_sizes: tuple[int, ...] | None = None, expansion: tuple[int, ...] = (),
                     ) -> Callable[[type[nn.Module]], type[nn.Module]]:
     """Class decorator: `@register_module("C3", family="yolov5", io="out_arg", repeat="inside")`.
 
@@ -225,6 +241,8 @@ def register_module(name: str | None = None, *, family: str = SHARED, io: str | 
     `example` is a `(from, args)` row the contract tests build on a small test backbone (rows 2, 3, 4 at
     strides 8, 16, 32); blocks used by a built-in config are tested there and may omit it.
     `width_step` is the granularity of its width-scaled channels (see ModuleSpec).
+    `kernels` (with the `kernel_sizes` the block accepts) and `expansion` are YAML positions a search may
+    rewrite (`zoo search`'s kernel and expansion dimensions), as `channels` are the ones it width-scales.
     """
     if isinstance(width_step, bool) or not isinstance(width_step, int) or width_step < 1:
         raise ValueError(f"width_step must be a positive int, got {width_step!r}")
@@ -246,9 +264,16 @@ def register_module(name: str | None = None, *, family: str = SHARED, io: str | 
     if any(isinstance(p, bool) or not isinstance(p, int) or p < 0 for p in implied):
         raise ValueError(f"channels must be YAML argument positions (ints >= 0), got {implied!r}")
 
+    searchable = []
+    for kind, positions, values in (("kernel", kernels, kernel_sizes), ("expansion", expansion, None)):
+        if any(isinstance(p, bool) or not isinstance(p, int) or p < 0 for p in positions):
+            raise ValueError(f"{kind} positions must be YAML argument positions (ints >= 0), got {positions!r}")
+        if positions:
+            searchable.append(SearchArg(kind, tuple(positions), tuple(values) if values is not None else None))
+
     def wrap(cls: type[nn.Module]) -> type[nn.Module]:
         REGISTRY.add(ModuleSpec(name or cls.__name__, family, cls, rule, io_name, repeat, example, implied,
-                                width_step))
+                                width_step, tuple(searchable)))
         return cls
 
     return wrap
@@ -267,5 +292,5 @@ def register_family(name: str, **kwargs: Any) -> FamilySpec:
     return spec
 
 
-__all__ = ["FamilySpec", "ModuleSpec", "REGISTRY", "Registry", "SHARED", "register_family", "register_layer",
+__all__ = ["FamilySpec", "ModuleSpec", "REGISTRY", "Registry", "SHARED", "SearchArg", "register_family", "register_layer",
            "register_module"]

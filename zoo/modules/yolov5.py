@@ -62,7 +62,10 @@ def batch_norm(c: int) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(c, eps=settings.eps, momentum=settings.momentum)
 
 
-@register_module("Conv", family=FAMILY, io="out_arg",
+CONV_KERNELS = (1, 3, 5, 7)  # kernel sizes a search may give a Conv-like row (odd: "same" padding)
+
+
+@register_module("Conv", family=FAMILY, io="out_arg", kernels=(1,), kernel_sizes=CONV_KERNELS,
                  example=(-1, [32, 3, 2]))
 class Conv(nn.Module):
     """Conv2d (no bias) + BatchNorm2d + activation (SiLU unless the config's `activation:`)."""
@@ -81,7 +84,7 @@ class Conv(nn.Module):
         fold_conv_bn_attrs(self)
 
 
-@register_module("DWConv", family=FAMILY, io="out_arg",
+@register_module("DWConv", family=FAMILY, io="out_arg", kernels=(1,), kernel_sizes=CONV_KERNELS,
                  example=(-1, [64, 5, 1]))
 class DWConv(Conv):
     """Depth-wise Conv: groups = gcd(c1, c2)."""
@@ -105,7 +108,7 @@ class Focus(nn.Module):
         return self.conv(torch.cat(phases, 1))
 
 
-@register_module("Bottleneck", family=FAMILY, io="out_arg",
+@register_module("Bottleneck", family=FAMILY, io="out_arg", expansion=(3,),
                  example=(-1, [64]))
 class Bottleneck(nn.Module):
     """1x1 then 3x3 Conv, residual when shortcut and c1 == c2."""
@@ -122,7 +125,7 @@ class Bottleneck(nn.Module):
         return x + y if self.add else y
 
 
-@register_module("BottleneckCSP", family=FAMILY, io="out_arg", repeat="inside",
+@register_module("BottleneckCSP", family=FAMILY, io="out_arg", repeat="inside", expansion=(3,),
                  example=(-1, [64, True]))
 class BottleneckCSP(nn.Module):
     """CSP bottleneck (CSPNet): bare 1x1 convs on both paths, BN + act on the concat."""
@@ -163,7 +166,7 @@ class CrossConv(nn.Module):
         return x + y if self.add else y
 
 
-@register_module("C3", family=FAMILY, io="out_arg", repeat="inside",
+@register_module("C3", family=FAMILY, io="out_arg", repeat="inside", expansion=(3,),
                  example=(-1, [64]))
 class C3(nn.Module):
     """CSP with 3 convs: n bottlenecks on cv1's path, concatenated with cv2's, fused by cv3."""
@@ -184,7 +187,7 @@ class C3(nn.Module):
         return self.cv3(torch.cat((self.m(self.cv1(x)), self.cv2(x)), 1))
 
 
-@register_module("C3x", family=FAMILY, io="out_arg", repeat="inside",
+@register_module("C3x", family=FAMILY, io="out_arg", repeat="inside", expansion=(3,),
                  example=(-1, [64]))
 class C3x(C3):
     """C3 with cross convolutions."""
@@ -254,7 +257,7 @@ class SPP(nn.Module):
         return self.cv2(torch.cat([x] + [m(x) for m in self.m], 1))
 
 
-@register_module("SPPF", family=FAMILY, io="out_arg",
+@register_module("SPPF", family=FAMILY, io="out_arg", kernels=(1,), kernel_sizes=(3, 5, 7, 9),
                  example=(-1, [64, 5]))
 class SPPF(nn.Module):
     """SPP-Fast: one max-pool applied three times in sequence (same output as SPP(5, 9, 13))."""
@@ -287,7 +290,7 @@ class C3SPP(C3):
         return SPP(c_, c_, self._k)
 
 
-@register_module("GhostConv", family=FAMILY, io="out_arg",
+@register_module("GhostConv", family=FAMILY, io="out_arg", kernels=(1,), kernel_sizes=CONV_KERNELS,
                  example=(-1, [64, 3, 2]))
 class GhostConv(nn.Module):
     """Ghost convolution (GhostNet): half the outputs from a conv, half from a cheap 5x5 depthwise."""
@@ -303,7 +306,7 @@ class GhostConv(nn.Module):
         return torch.cat((y, self.cv2(y)), 1)
 
 
-@register_module("GhostBottleneck", family=FAMILY, io="out_arg",
+@register_module("GhostBottleneck", family=FAMILY, io="out_arg", kernels=(1,), kernel_sizes=(3, 5, 7),
                  example=(-1, [64, 3, 2]))
 class GhostBottleneck(nn.Module):
     """GhostConv -> (depthwise s2) -> GhostConv, with a conv shortcut when strided."""
@@ -322,7 +325,7 @@ class GhostBottleneck(nn.Module):
         return self.conv(x) + self.shortcut(x)
 
 
-@register_module("C3Ghost", family=FAMILY, io="out_arg", repeat="inside",
+@register_module("C3Ghost", family=FAMILY, io="out_arg", repeat="inside", expansion=(3,),
                  example=(-1, [64]))
 class C3Ghost(C3):
     """C3 with GhostBottlenecks."""

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from .options import BACKENDS, add_device, add_imgsz, add_threads, make_backend, positive_int
+from .options import (BACKENDS, add_device, add_imgsz, add_provider, add_threads, make_backend, positive_int,
+                      provider_settings)
 
 BUILD_EXAMPLES = """\
 examples:
@@ -36,6 +37,7 @@ def build_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--exporter", choices=("dynamo", "torchscript"), default=None,
                    help="onnxruntime only: how rows and models reach ONNX (default dynamo; torchscript exports "
                         "about 3x faster, for big tables; profiles and searches with the table follow it)")
+    add_provider(p)
     add_threads(p)
     add_device(p)
     p.add_argument("--deploy", action="store_true", help="time the inference graph (zoo.deploy) of each row")
@@ -62,6 +64,7 @@ def build_run(args: argparse.Namespace) -> int:
         if args.backend != "onnxruntime":
             raise ConfigError(args.out, "--exporter is for --backend onnxruntime")
         own["exporter"] = args.exporter
+    own.update(provider_settings(args.provider, args.backend, args.out))
     backend = make_backend(args.backend, source=args.out, threads=args.threads, device=args.device, **own)
     with Progress("planning", enabled=not args.no_progress) as progress:
         progress.stage(f"{len(args.configs)} config(s), {args.samples} candidate(s) each at {args.imgsz} px")

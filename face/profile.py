@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from .options import (BACKENDS, add_batch, add_device, add_dtype, add_imgsz, add_threads, dtype_of, make_backend,
-                      positive_int, runs)
+from .options import (BACKENDS, add_batch, add_device, add_dtype, add_imgsz, add_provider, add_threads, dtype_of,
+                      make_backend, positive_int, provider_settings, runs)
 
 EXAMPLES = """\
 examples:
@@ -38,6 +38,7 @@ def profile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=BACKENDS, default=None,
                    help="runtime timed: torch (eager, the default) or onnxruntime (whole graph, rows alone); "
                         "with --latency lut, the table's backend unless given")
+    add_provider(p)
     p.add_argument("--latency", dest="latency_mode", choices=("measure", "lut"), default=None,
                    help="measure (default) or lut: predict from --lut FILE (`zoo lut build`)")
     p.add_argument("--lut", metavar="FILE", help="latency table to predict from (implies --latency lut)")
@@ -69,10 +70,12 @@ def profile_run(args: argparse.Namespace) -> int:
         if half is not None:
             warning(f"--dtype {args.dtype}: {half.text}")
     source = args.configs[0]
+    own = provider_settings(args.provider, args.backend or "torch", source)
     table = open_table(args, source) if args.latency else None
     backend: object = args.backend or "torch"
     if args.latency and table is None and backend != "torch":
         backend = make_backend(str(backend), source=source, threads=args.threads, device=args.device,
+                               **own,
                                dtype=dtype_of(args.dtype))
     profiles = []
     for cfg in args.configs:

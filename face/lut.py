@@ -131,9 +131,6 @@ def export_args(p: argparse.ArgumentParser) -> None:
 
 
 def export_run(args: argparse.Namespace) -> int:
-    import shlex
-    import sys
-
     from profiles.lutexport import export_folder
     from search.lutplans import DEFAULT_CALIBRATE, lut_sources
     from zoo.errors import ConfigError
@@ -151,12 +148,25 @@ def export_run(args: argparse.Namespace) -> int:
                               seed=args.seed, calibrate=calibrate, scale=args.scale, nc=args.nc)
     with Progress("lut export", total=1, enabled=not args.no_progress, eta=True) as bar:
         report = export_folder(args.out, sources, form="deploy" if args.deploy else "train", exporter=args.exporter,
-                               command="zoo " + shlex.join(sys.argv[1:]),
+                               command=export_command(args),
                                on_progress=lambda done, total, text: bar.count(done, text, total=max(total, 1)))
     note(f"{report.folder}: {report.rows} rows and {report.models} whole models ({report.exported} files written "
          f"now) in {report.seconds:.1f} s; on the device: python run_lut.py [--provider cuda] [--threads N], "
          f"then: zoo lut import {report.folder}/measurements.jsonl -o device.lut")
     return 0
+
+
+def export_command(args: argparse.Namespace) -> str:
+    """The `zoo lut export` command line of these options (kept in the manifest, for the record)."""
+    import shlex
+
+    parts = ["zoo", "lut", "export", *args.configs, "--imgsz", str(args.imgsz)]
+    for flag, value in (("--samples", args.samples or None), ("--space", args.space), ("--seed", args.seed or None),
+                        ("--calibrate", args.calibrate), ("--scale", args.scale), ("--nc", args.nc)):
+        if value is not None:
+            parts += [flag, str(value)]
+    parts += ["--exporter", args.exporter] + (["--deploy"] if args.deploy else []) + ["-o", args.out]
+    return shlex.join(parts)
 
 
 def import_args(p: argparse.ArgumentParser) -> None:

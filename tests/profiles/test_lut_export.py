@@ -100,7 +100,19 @@ def test_export_writes_one_file_per_row_signature_models_manifest_runner_and_doc
     assert models[0].inputs[0].shape == (1, 3, IMGSZ, IMGSZ)
     assert (folder / "run_lut.py").read_text() == RUNNER.read_text()
     assert "measurements.jsonl" in (folder / "lut-manifest.md").read_text()
-    assert man.commands and man.commands[0].startswith("zoo lut export")
+    assert man.commands and man.commands[0].startswith(f"zoo lut export {cfg} --imgsz {IMGSZ} --samples 2")
+
+
+def test_export_rerun_resumes_writing_nothing_again(exported, capsys) -> None:
+    cfg, folder = exported
+    first = read_manifest(folder / "manifest.json")
+    stamps = {p: p.stat().st_mtime_ns for p in folder.rglob("*.onnx")}
+    capsys.readouterr()
+    assert cli.main(["lut", "export", str(cfg), "--imgsz", str(IMGSZ), "--samples", "2", "--calibrate", "2",
+                     "--exporter", "torchscript", "-o", str(folder), "--no-progress"]) == 0
+    assert "(0 files written now)" in capsys.readouterr().err
+    assert {p: p.stat().st_mtime_ns for p in folder.rglob("*.onnx")} == stamps
+    assert read_manifest(folder / "manifest.json").export_id == first.export_id  # the runner's file still fits
 
 
 def test_runner_needs_neither_torch_nor_zoo_and_resumes(measured) -> None:

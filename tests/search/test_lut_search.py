@@ -112,7 +112,7 @@ def test_lut_search_on_another_devices_table_stops_naming_the_missing_row(tmp_pa
     assert table.read_bytes() == before
 
 
-def test_lut_search_prices_another_devices_table_without_force(tmp_path, table, tiny_yaml) -> None:
+def test_lut_search_prices_another_devices_table_without_force(tmp_path, table, tiny_yaml, capsys) -> None:
     """A table whose fingerprint is not this machine's (another CPU, as an imported one is) prices a whole
     search without --force and is never written to; hybrid, which re-measures here, refuses it in one line."""
     lines = table.read_text().splitlines()
@@ -131,6 +131,11 @@ def test_lut_search_prices_another_devices_table_without_force(tmp_path, table, 
     with pytest.raises(Exception) as e:
         pricers(Measure(imgsz=64, latency="hybrid", lut=str(foreign)))
     assert "cpu_model ARM Cortex-A78AE (a Jetson) (table) vs" in str(e.value) and "threads 6 (table) vs 1" in str(e.value)
+    capsys.readouterr()
+    assert cli.main([*argv, "--latency", "hybrid", "-o", str(tmp_path / "out2")]) == 1  # re-measures here: refused
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "measuring here needs the table's own device" in err and "threads 6 (table)" in err
+    assert foreign.read_bytes() == before
 
 
 def test_hybrid_search_remeasures_the_top_candidates_on_the_device(tmp_path, table, tiny_yaml) -> None:

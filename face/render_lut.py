@@ -10,6 +10,7 @@ from rich.table import Table
 
 from profiles.lut import Calibration, TableSummary, summarize_table
 from profiles.lutbuild import BuildReport
+from profiles.lutimport import ImportReport
 
 from . import console
 
@@ -85,7 +86,7 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
-def print_import(r: Any) -> None:
+def print_import(r: ImportReport) -> None:
     """What an import added (profiles.lutimport.ImportReport), what the runner left, then the calibration."""
     console.note(f"{r.path}: imported {r.rows_added} rows ({r.rows} in the export) and {r.models_added} whole "
                  f"models ({r.models} in the export)")

@@ -16,6 +16,7 @@ examples:
 
 Run the same command again to resume an interrupted build: measured rows are kept and skipped.
 Use the table with `zoo profile CFG --latency lut --lut FILE` and `zoo search ... --latency lut|hybrid`.
+For a device that cannot run zoo (a Jetson, a phone, TensorRT): `zoo lut export`, then `zoo lut import`.
 """
 SHOW_EXAMPLES = "examples:\n  zoo lut show cpu.lut\n  zoo lut show cpu.lut --format json"
 

@@ -11,6 +11,8 @@ SEARCH_EXAMPLES = ("examples:\n  zoo search yolov5s --imgsz 320 --budget-gflops 
                    "  zoo search my.yaml --budget-gflops 5 --sampler nsga2 --objectives score,latency --budget-ms 30\n"
                    "  zoo search yolov5s --budget-ms 40 --storage sqlite:///s.db --study-name s40 --workers 2\n"
                    "  zoo search yolov5s --imgsz 320 --budget-ms 40 --latency lut --lut cpu.lut    (table-priced)\n"
+                   "  zoo search yolov5s --imgsz 320 --budget-ms 25 --latency lut --lut jetson.lut (another device's "
+                   "table, from `zoo lut import`)\n"
                    "  zoo search yolov5s --imgsz 320 --budget-ms 30 --latency hybrid --lut ort.lut --backend onnxruntime")
 SCORE_EXAMPLES = ("examples:\n  zoo score yolov5s\n  zoo score yolov5s --objective mae    (MAE-NAS, exact to TinyNAS)\n  zoo score damo.yaml --scope backbone --stage-weights 0,0,1,1,16\n"
                   "  zoo score yolov5s --method forward --imgsz 320 --format json")

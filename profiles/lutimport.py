@@ -44,6 +44,8 @@ def table_fingerprint(manifest: Manifest, meas: Measurements) -> DeviceFingerpri
                 "allow_spinning": fp.get("allow_spinning", False), "exporter": manifest.exporter,
                 "opset": manifest.opset, "io_binding": fp.get("io_binding", True),
                 "runner": f"{RUNNER_NAME} {meas.device.runner}", "os": fp.get("os")}
+    if isinstance(fp.get("provider_options"), dict) and fp["provider_options"]:  # TensorRT's fp16, ...
+        settings["provider_options"] = sorted(f"{k}={v}" for k, v in fp["provider_options"].items())
     return DeviceFingerprint(cpu_model=str(fp["cpu_model"]), physical_cores=_opt_int(fp["physical_cores"]),
                              logical_cores=_opt_int(fp["logical_cores"]), machine=str(fp["machine"]),
                              torch_version=manifest.torch_version, backend="onnxruntime",

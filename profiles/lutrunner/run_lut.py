@@ -47,6 +47,8 @@ def main(argv=None):
     p.add_argument("--out", default=None, help="measurements file (default DIR/measurements.jsonl)")
     p.add_argument("--provider", default="cpu",
                    help="ONNX Runtime execution provider: cpu, cuda, tensorrt, or a full name (CPUExecutionProvider)")
+    p.add_argument("--provider-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="an option of the provider, repeatable (TensorRT: trt_fp16_enable=True); recorded")
     p.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1)")
     p.add_argument("--optimization", default="ORT_ENABLE_ALL", help="graph optimisation level (default ORT_ENABLE_ALL)")
     p.add_argument("--runs", type=int, default=None, help="timed runs per row (default: the manifest's)")
@@ -69,6 +71,12 @@ def run(args):
     manifest_path = os.path.join(args.dir, "manifest.json")
     manifest = read_manifest(manifest_path)
     providers = pick_providers(ort, args.provider)
+    options = {}
+    for text in args.provider_option:
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise RunnerError(f"--provider-option {text!r}: write KEY=VALUE")
+        options[key] = value
     if args.threads < 1 or args.threads > 1024:
         raise RunnerError(f"--threads {args.threads}: must be 1 to 1024")
     if not hasattr(ort.GraphOptimizationLevel, args.optimization):
@@ -81,6 +89,8 @@ def run(args):
                 raise RunnerError(f"{flag} {given}: must be 1 to {MAX_RUNS}")
             proto["runs"] = given
     device = device_record(ort, providers, args.threads, args.optimization, manifest, rows, models)
+    if options:
+        device["fingerprint"]["provider_options"] = options
     out = args.out or os.path.join(args.dir, "measurements.jsonl")
     done = resume(out, device)
     todo = [it for it in manifest["items"] if it["id"] not in done]
@@ -95,7 +105,7 @@ def run(args):
         proto = rows if item["kind"] == "row" else models
         try:
             session, run_once = prepare(ort, os.path.join(args.dir, item["file"]), item, providers, args.threads,
-                                        args.optimization)
+                                        args.optimization, options)
             if not warmed:  # the process's slow first seconds belong to no item
                 _warm(run_once, 0, float(manifest.get("process_warmup_s", 0.0)), float(manifest.get("process_warmup_s", 0.0)))
                 warmed = True
@@ -270,7 +280,9 @@ def resume(out, device):
             raise RunnerError(f"{out}:{n}: from another export ({rec.get('export_id')!r}, the manifest's is "
                               f"{device['export_id']!r}); use another --out")
         if rec.get("kind") == "device":
-            diff = [k for k in device["fingerprint"] if rec.get("fingerprint", {}).get(k) != device["fingerprint"][k]]
+            before = rec.get("fingerprint") if isinstance(rec.get("fingerprint"), dict) else {}
+            diff = [k for k in sorted(set(before) | set(device["fingerprint"]))
+                    if k not in ("started",) and before.get(k) != device["fingerprint"].get(k)]
             diff += [k for k in ("protocol", "model_protocol") if rec.get(k) != device[k]]
             if diff:
                 raise RunnerError(f"{out}:{n}: measured under other settings ({', '.join(diff)} differ); "
@@ -289,7 +301,7 @@ def append(out, record):
         os.fsync(f.fileno())
 
 
-def prepare(ort, path, item, providers, threads, optimization):
+def prepare(ort, path, item, providers, threads, optimization, options=None):
     """A session with pinned threads and a run through an IOBinding whose inputs and outputs exist once."""
     import numpy as np
 
@@ -301,7 +313,8 @@ def prepare(ort, path, item, providers, threads, optimization):
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.add_session_config_entry("session.inter_op.allow_spinning", "0")
     so.log_severity_level = 3
-    session = ort.InferenceSession(path, sess_options=so, providers=providers)
+    provider_options = [dict(options or {})] + [{} for _ in providers[1:]]
+    session = ort.InferenceSession(path, sess_options=so, providers=providers, provider_options=provider_options)
     seed = int(hashlib.sha1(item["id"].encode()).hexdigest()[:8], 16)
     rng = np.random.default_rng(seed)
     declared = {spec["name"]: spec["shape"] for spec in item["inputs"]}

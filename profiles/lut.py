@@ -286,7 +286,8 @@ class LatencyTable:
             table, torn_at = cls._read(path)
             diffs = fingerprint_diff(table.fingerprint, fingerprint)
             if diffs:
-                raise LutError(str(path), f"measured on another device or setting: {describe_diff(diffs)} "
+                diff = describe_diff(diffs).replace(" (here)", " (measurements)")
+                raise LutError(str(path), f"measured on another device or setting: {diff} "
                                           "(import into a new table: -o OTHER.lut)")
             if (table.protocol, table.model_protocol) != (protocol, model_protocol):
                 raise LutError(str(path), "the table was measured with other timing protocols (import into a new table)")

@@ -16,6 +16,7 @@ import datetime as _dt
 import hashlib
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -54,8 +55,6 @@ def export_folder(folder: str | Path, sources: Sequence[BuildSource], *, form: s
                   exporter: str = "dynamo", opset: int = DEFAULT_OPSET, command: str | None = None,
                   on_progress: Progress | None = None) -> ExportReport:
     """Write the ONNX files, the manifest, the runner and its documentation into `folder`."""
-    import time
-
     started = time.perf_counter()
     if exporter not in EXPORTERS:
         raise ValueError(f"exporter={exporter!r}: one of {', '.join(EXPORTERS)}")

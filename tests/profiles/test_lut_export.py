@@ -149,6 +149,10 @@ def test_runner_resumes_an_interrupted_run_and_refuses_other_settings(exported, 
     other = run_runner(sys.executable, copy, *fast, "--threads", "2")
     assert other.returncode == 1 and other.stderr.count("\n") == 1
     assert f"{out}:1: measured under other settings (threads differ)" in other.stderr
+    manifest = copy / "manifest.json"
+    manifest.write_text(manifest.read_text().replace(read_manifest(manifest).export_id, "0123456789abcdef", 1))
+    other = run_runner(sys.executable, copy, *fast)
+    assert other.returncode == 1 and other.stderr.count("\n") == 1 and f"{out}:1: from another export" in other.stderr
 
 
 def test_import_builds_the_calibrated_table_that_predicts_ort(measured, tmp_path, capsys) -> None:
@@ -250,6 +254,16 @@ def test_import_refuses_bad_measurements_naming_file_and_line(measured, tmp_path
     # a torn last line (the runner was killed mid-write) is ignored: the rest imports
     meas.write_text("\n".join(good) + "\n" + good[-1][:20])
     assert cli.main(["lut", "import", str(meas), "-o", str(tmp_path / "e.lut")]) == 0
+    # another device's measurements never go into this device's table
+    device = json.loads(good[0])
+    device["fingerprint"]["cpu_model"] = "Cortex-A76"
+    meas.write_text("\n".join([json.dumps(device)] + good[1:]) + "\n")
+    before = (tmp_path / "e.lut").read_bytes()
+    capsys.readouterr()
+    assert cli.main(["lut", "import", str(meas), "-o", str(tmp_path / "e.lut")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "measured on another device or setting: cpu_model " in err and "Cortex-A76 (measurements)" in err
+    assert (tmp_path / "e.lut").read_bytes() == before
 
 
 def test_import_refuses_a_bad_manifest_naming_file_and_line(measured, tmp_path, capsys) -> None:

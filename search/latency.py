@@ -152,7 +152,8 @@ def _make(m: Any) -> tuple[LatencyPricer, LatencyPricer]:
             backend = None  # this machine cannot run the table's backend: price read only
         table = LatencyTable.open_to_price(m.lut, backend)
         table.check_form(m.form)
-        return TableLatency(table), TableLatency(table)
+        predicted = TableLatency(table)
+        return predicted, predicted
     backend = _backend(m, source, own)  # hybrid re-measures here: the table must be this device's (or forced)
     table = LatencyTable.open(m.lut, backend, force=m.force)
     table.check_form(m.form)

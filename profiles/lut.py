@@ -21,10 +21,12 @@ the milliseconds are not, so a table answers only for its form. A `build` record
 session (its time and what it added), for `zoo lut show`.
 
 Summed standalone rows miss the whole model (per-row ORT sessions by +13% here: session overhead and
-layout reorders at every boundary), so predictions use the latest stored fit. A table is read only under
-the fingerprint it was built with (`force=True` to read it anyway; it is never added to then). A key
-the table lacks is an error naming the row, or is measured and appended when a measuring callable is
-given. A bad file is a LutError that leaves the file as it is; the one exception is a torn last line
+layout reorders at every boundary), so predictions use the latest stored fit. Any device's table prices
+anywhere, read only (`load`, `open_to_price`); measuring into it needs the fingerprint it was built with
+(`open`; `force=True` reads another's, never adding to it), and a device zoo does not run on fills it
+through `open_import` (profiles.lutimport). A key the table lacks is an error naming the row (and, for
+another device's table, the export that covers it), or is measured and appended when a measuring
+callable is given. A bad file is a LutError that leaves the file as it is; the one exception is a torn last line
 (an interrupted write), which a build sets aside into a copy before it appends.
 """
 from __future__ import annotations

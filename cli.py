@@ -53,8 +53,13 @@ COMMANDS: tuple[Command, ...] = (
             lut.build_args, lut.build_run, lut.BUILD_EXAMPLES),
     Command("lut show", "A latency table's fingerprint, coverage, calibration and residuals.",
             lut.show_args, lut.show_run, lut.SHOW_EXAMPLES),
+    Command("lut export", "Export every distinct row (and whole models) of configs as ONNX files with a runner, "
+                          "to build a latency table on a device without torch or zoo.",
+            lut.export_args, lut.export_run, lut.EXPORT_EXAMPLES),
+    Command("lut import", "Build a latency table from the runner's measurements of an export.",
+            lut.import_args, lut.import_run, lut.IMPORT_EXAMPLES),
 )
-GROUPS = {"lut": "Per-device latency tables: predicted latency from measured rows (`zoo lut build`, `zoo lut show`)."}
+GROUPS = {"lut": "Per-device latency tables: predicted latency from measured rows (`zoo lut build`, `zoo lut show`, `zoo lut export`, `zoo lut import`)."}
 
 PLUGIN_HELP = "import a Python file that registers modules (repeatable)"
 DISTRIBUTION = "zoo-nas"  # the package's name in pyproject.toml: `zoo --version` reads its installed version

@@ -21,9 +21,13 @@ Writes bench/results/lut_accuracy.{json,md} (run it alone on a quiet machine: it
 `--remeasure` measures every candidate a second time after the first pass and reports how often two
 measurements of one model agree within 5% and 10%, and their Kendall tau: the floor this machine puts
 under any prediction judged against one measurement.
+`--imported FILE` judges a table made by `zoo lut export` -> the runner -> `zoo lut import` in place of a
+build (one config and size: `--configs`, `--sizes`): the candidates are measured here on onnxruntime with
+the table's own settings (threads, provider, exporter), so run it on the machine the runner ran on;
+candidates with a row the table lacks are left out and counted (an imported table is never measured into).
 Usage: python bench/lut_accuracy.py [--quick] [--configs yolov5s,yolov8s] [--sizes 320,640]
        [--backends torch,onnxruntime] [--candidates 200] [--samples 2000] [--tables DIR] [--device cpu]
-       [--exporter dynamo|torchscript] [--remeasure]
+       [--exporter dynamo|torchscript] [--remeasure] [--imported FILE]
 """
 from __future__ import annotations
 
@@ -116,6 +120,56 @@ def run_case(config: str, imgsz: int, backend_name: str, a: argparse.Namespace, 
     }
 
 
+def run_imported_case(config: str, imgsz: int, a: argparse.Namespace) -> dict[str, Any]:
+    """run_case for an imported table: no build; the table's settings for the measurements here."""
+    from profiles.backends import recorded_settings
+    from profiles.lut import LutError
+
+    path = Path(a.imported)
+    table = LatencyTable.load(path)
+    fp = table.fingerprint
+    backend = get_backend(fp.backend, threads=fp.threads, **recorded_settings(fp.backend, dict(fp.settings)))
+    model_p = TimingProtocol(runs=a.runs, warmup_runs=3, warmup_s=0.3) if a.quick else MODEL_PROTOCOL
+    cfg = load_config(config)
+    space = build_space(cfg, load_settings(cfg))
+    drawn = [space.plan(p, imgsz=imgsz) for p in space.sample(a.candidates, seed=1)]
+    pricer = TableLatency(table)
+    plans, predicted, lacking = [], [], 0
+    for plan in drawn:
+        try:
+            predicted.append(pricer.price(plan)[0].median_ms)
+            plans.append(plan)
+        except LutError:
+            lacking += 1
+    if not plans:
+        raise SystemExit(f"{path}: no candidate of {config} at {imgsz} px has all its rows in the table")
+    t0 = time.perf_counter()
+    for plan in plans:
+        pricer.price(plan)
+    predict_s = (time.perf_counter() - t0) / len(plans)
+    measure_s: list[float] = []
+    measured = measure_all(plans, backend, cfg.ch, imgsz, model_p, measure_s)
+    again = measure_all(plans, backend, cfg.ch, imgsz, model_p, []) if a.remeasure else None
+    errors = [(p - m) / m for p, m in zip(predicted, measured)]
+    cal = table.calibration
+    return {
+        "config": config, "imgsz": imgsz, "backend": f"{fp.backend} (imported)", "device": fp.device,
+        "candidates": len(plans), "candidates_lacking_rows": lacking,
+        **agreement(predicted, measured), "mean_error": statistics.fmean(errors),
+        "mean_abs_error": statistics.fmean(map(abs, errors)), "worst_error": max(errors, key=abs),
+        "fit": None if cal is None else {"method": cal.method, "a": cal.a, "b": cal.b, "models": len(cal.models),
+                                         "residuals": list(cal.relative_residuals)},
+        "table": {"path": str(path), "rows": len(table.entries), "bytes": path.stat().st_size,
+                  "build_s": sum(b.seconds for b in table.builds), "imported": True},
+        "predict_s": predict_s, "measure_s": statistics.fmean(measure_s),
+        "speedup": statistics.fmean(measure_s) / predict_s if predict_s > 0 else math.inf,
+        "points": [{"predicted_ms": p, "measured_ms": m} for p, m in zip(predicted, measured)],
+        "remeasure": None if again is None else {**agreement(again, measured), "remeasured_ms": again},
+        "protocols": {"rows": table.protocol.as_dict(), "models": model_p.as_dict()},
+        "fingerprint": fp.as_dict(), "measured_on": device_fingerprint(backend).as_dict(),
+    }
+
+
 def agreement(values: list[float], measured: list[float]) -> dict[str, float]:
     """Shares of `values` within 5% and 10% of `measured`, and the Kendall tau of the two."""
     errors = [v / m - 1 for v, m in zip(values, measured)]
@@ -161,6 +215,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="cpu, or cuda for the torch rows on a GPU")
     ap.add_argument("--exporter", choices=("dynamo", "torchscript"), default="dynamo",
                     help="the onnxruntime rows' exporter (`zoo lut build --exporter`)")
+    ap.add_argument("--imported", metavar="FILE",
+                    help="judge this imported table (`zoo lut import`) instead of building one: one config, one size")
     ap.add_argument("--tables", help="folder of the tables (kept: a rerun resumes them); default a temporary one")
     ap.add_argument("--results", help="where to write lut_accuracy.{json,md} (default bench/results; "
                                       "--quick: a temporary folder)")
@@ -174,7 +230,13 @@ def main() -> None:
     tables.mkdir(parents=True, exist_ok=True)
     results = Path(a.results) if a.results else (Path(tempfile.mkdtemp(prefix="zoo-bench-")) if a.quick else RESULTS)
     cases = []
-    for backend_name in a.backends.split(","):
+    if a.imported:
+        configs, sizes = a.configs.split(","), [int(s) for s in a.sizes.split(",")]
+        if len(configs) != 1 or len(sizes) != 1:
+            raise SystemExit("--imported judges one table: give one config (--configs) and one size (--sizes)")
+        cases.append(run_imported_case(configs[0], sizes[0], a))
+        a.backends = ""
+    for backend_name in (b for b in a.backends.split(",") if b):
         for config in a.configs.split(","):
             for imgsz in (int(s) for s in a.sizes.split(",")):
                 if backend_name == "onnxruntime" and a.device != "cpu":

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from .options import BACKENDS, add_device, add_imgsz, add_threads, make_backend, positive_int
+from .options import (BACKENDS, add_device, add_imgsz, add_provider, add_threads, make_backend, positive_int,
+                      provider_settings)
 
 BUILD_EXAMPLES = """\
 examples:
@@ -15,6 +16,7 @@ examples:
 
 Run the same command again to resume an interrupted build: measured rows are kept and skipped.
 Use the table with `zoo profile CFG --latency lut --lut FILE` and `zoo search ... --latency lut|hybrid`.
+For a device that cannot run zoo (a Jetson, a phone, TensorRT): `zoo lut export`, then `zoo lut import`.
 """
 SHOW_EXAMPLES = "examples:\n  zoo lut show cpu.lut\n  zoo lut show cpu.lut --format json"
 
@@ -36,6 +38,7 @@ def build_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--exporter", choices=("dynamo", "torchscript"), default=None,
                    help="onnxruntime only: how rows and models reach ONNX (default dynamo; torchscript exports "
                         "about 3x faster, for big tables; profiles and searches with the table follow it)")
+    add_provider(p)
     add_threads(p)
     add_device(p)
     p.add_argument("--deploy", action="store_true", help="time the inference graph (zoo.deploy) of each row")
@@ -62,6 +65,7 @@ def build_run(args: argparse.Namespace) -> int:
         if args.backend != "onnxruntime":
             raise ConfigError(args.out, "--exporter is for --backend onnxruntime")
         own["exporter"] = args.exporter
+    own.update(provider_settings(args.provider, args.backend, args.out))
     backend = make_backend(args.backend, source=args.out, threads=args.threads, device=args.device, **own)
     with Progress("planning", enabled=not args.no_progress) as progress:
         progress.stage(f"{len(args.configs)} config(s), {args.samples} candidate(s) each at {args.imgsz} px")
@@ -85,4 +89,97 @@ def show_run(args: argparse.Namespace) -> int:
     from .render_lut import print_summary
 
     print_summary(summarize_table(LatencyTable.load(args.table)), args.format)
+    return 0
+
+
+EXPORT_EXAMPLES = """\
+examples:
+  zoo lut export yolov5s --imgsz 320 --samples 500 -o v5s-export      rows of 500 candidates, 25 whole models
+  zoo lut export my.yaml --space space.yaml --samples 200 --imgsz 640 -o export
+
+Copy the folder to the device, then there (Python, numpy and onnxruntime only: no torch, no zoo):
+  python run_lut.py                       CPU provider, 1 thread; --provider cuda|tensorrt, --threads N
+  taskset -c 2 python run_lut.py          pinned to one core as well
+and back here: zoo lut import export/measurements.jsonl -o device.lut
+The folder's lut-manifest.md describes the manifest and the measurements for other runtimes.
+"""
+IMPORT_EXAMPLES = """\
+examples:
+  zoo lut import v5s-export/measurements.jsonl -o jetson.lut
+  zoo search yolov5s --imgsz 320 --budget-ms 25 --latency lut --lut jetson.lut    priced here, for the device
+"""
+
+
+def export_args(p: argparse.ArgumentParser) -> None:
+    from search.lutplans import DEFAULT_CALIBRATE
+
+    p.add_argument("configs", nargs="+", metavar="CFG", help="YAML file or built-in name (`zoo configs`)")
+    p.add_argument("-o", "--out", required=True, metavar="DIR", help="the export folder (created; a rerun resumes)")
+    add_imgsz(p)
+    p.add_argument("--samples", type=int, default=0, metavar="N",
+                   help="also the rows of N random candidates of each config's search space")
+    p.add_argument("--space", metavar="FILE", help="search space YAML (keys of the search: block)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampled candidates (default 0)")
+    p.add_argument("--calibrate", type=int, default=None, metavar="K",
+                   help=f"sampled candidates per config exported whole for the fit (default {DEFAULT_CALIBRATE}; "
+                        "each config is)")
+    p.add_argument("--exporter", choices=("dynamo", "torchscript"), default="dynamo",
+                   help="how rows and models reach ONNX (default dynamo; torchscript exports about 3x faster)")
+    p.add_argument("--deploy", action="store_true", help="export the inference graph (zoo.deploy) of each row")
+    p.add_argument("--scale", help="scale of a `scales` config")
+    p.add_argument("--nc", type=positive_int, help="override the number of classes")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs, CI)")
+
+
+def export_run(args: argparse.Namespace) -> int:
+    from profiles.lutexport import export_folder
+    from search.lutplans import DEFAULT_CALIBRATE, lut_sources
+    from zoo.errors import ConfigError
+
+    from .console import Progress, note
+
+    if args.samples < 0:
+        raise ConfigError(args.out, f"--samples must be >= 0, got {args.samples}")
+    calibrate = DEFAULT_CALIBRATE if args.calibrate is None else args.calibrate
+    if calibrate < 0:
+        raise ConfigError(args.out, f"--calibrate must be >= 0, got {calibrate}")
+    with Progress("planning", enabled=not args.no_progress) as progress:
+        progress.stage(f"{len(args.configs)} config(s), {args.samples} candidate(s) each at {args.imgsz} px")
+        sources = lut_sources(args.configs, imgsz=args.imgsz, samples=args.samples, space_file=args.space,
+                              seed=args.seed, calibrate=calibrate, scale=args.scale, nc=args.nc)
+    with Progress("lut export", total=1, enabled=not args.no_progress, eta=True) as bar:
+        report = export_folder(args.out, sources, form="deploy" if args.deploy else "train", exporter=args.exporter,
+                               command=export_command(args),
+                               on_progress=lambda done, total, text: bar.count(done, text, total=max(total, 1)))
+    note(f"{report.folder}: {report.rows} rows and {report.models} whole models ({report.exported} files written "
+         f"now) in {report.seconds:.1f} s; on the device: python run_lut.py [--provider cuda] [--threads N], "
+         f"then: zoo lut import {report.folder}/measurements.jsonl -o device.lut")
+    return 0
+
+
+def export_command(args: argparse.Namespace) -> str:
+    """The `zoo lut export` command line of these options (kept in the manifest, for the record)."""
+    import shlex
+
+    parts = ["zoo", "lut", "export", *args.configs, "--imgsz", str(args.imgsz)]
+    for flag, value in (("--samples", args.samples or None), ("--space", args.space), ("--seed", args.seed or None),
+                        ("--calibrate", args.calibrate), ("--scale", args.scale), ("--nc", args.nc)):
+        if value is not None:
+            parts += [flag, str(value)]
+    parts += ["--exporter", args.exporter] + (["--deploy"] if args.deploy else []) + ["-o", args.out]
+    return shlex.join(parts)
+
+
+def import_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("measurements", metavar="FILE", help="the runner's measurements.jsonl")
+    p.add_argument("-o", "--out", required=True, metavar="FILE", help="the table (created, or added to)")
+    p.add_argument("--manifest", metavar="FILE", help="the export's manifest.json (default: beside FILE)")
+
+
+def import_run(args: argparse.Namespace) -> int:
+    from profiles.lutimport import import_measurements
+
+    from .render_lut import print_import
+
+    print_import(import_measurements(args.measurements, args.out, manifest=args.manifest))
     return 0

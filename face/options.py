@@ -88,6 +88,23 @@ def add_device(p: Flags, default: str = "cpu") -> None:
     p.add_argument("--device", type=device, default=default, help="cpu, cuda, cuda:N or mps")
 
 
+def add_provider(p: Flags) -> None:
+    p.add_argument("--provider", metavar="EP",
+                   help="--backend onnxruntime: its execution provider, cpu (default), cuda, tensorrt or a full "
+                        "name (CUDAExecutionProvider); recorded in a table's fingerprint")
+
+
+def provider_settings(provider: str | None, backend: str, source: str) -> dict[str, Any]:
+    """The backend settings of --provider (none when absent); --provider without onnxruntime is an error."""
+    from zoo.errors import ConfigError
+
+    if provider is None:
+        return {}
+    if backend != "onnxruntime":
+        raise ConfigError(source, "--provider is for --backend onnxruntime")
+    return {"providers": (provider,)}
+
+
 def add_dtype(p: Flags, default: str = "float32") -> None:
     p.add_argument("--dtype", choices=tuple(DTYPES), default=default,
                    help="weights and inputs while timing and for memory (counting is always float32)")
@@ -137,5 +154,5 @@ def make_backend(name: str, *, source: str, **settings: Any) -> Any:
     try:
         return get_backend(name, **settings)
     except ValueError as e:
-        text = re.sub(r"^(\w+)=", lambda m: f"--{m.group(1)} ", str(e))
+        text = re.sub(r"^(\w+)=", lambda m: f"--{m.group(1)} ", str(e)).replace("--providers ", "--provider ", 1)
         raise ConfigError(source, text) from None

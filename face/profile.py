@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from .options import (BACKENDS, add_batch, add_device, add_dtype, add_imgsz, add_threads, dtype_of, make_backend,
-                      positive_int, runs)
+from .options import (BACKENDS, add_batch, add_device, add_dtype, add_imgsz, add_provider, add_threads, dtype_of,
+                      make_backend, positive_int, provider_settings, runs)
 
 EXAMPLES = """\
 examples:
@@ -38,11 +38,10 @@ def profile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=BACKENDS, default=None,
                    help="runtime timed: torch (eager, the default) or onnxruntime (whole graph, rows alone); "
                         "with --latency lut, the table's backend unless given")
+    add_provider(p)
     p.add_argument("--latency", dest="latency_mode", choices=("measure", "lut"), default=None,
                    help="measure (default) or lut: predict from --lut FILE (`zoo lut build`)")
     p.add_argument("--lut", metavar="FILE", help="latency table to predict from (implies --latency lut)")
-    p.add_argument("--force", action="store_true",
-                   help="use a latency table built under another fingerprint (read only)")
     p.add_argument("--crosscheck", "--cross-check", dest="crosscheck", action="store_true",
                    help="also count with thop and torch.utils.flop_counter, per op family (a second and "
                         "third pass)")
@@ -71,10 +70,12 @@ def profile_run(args: argparse.Namespace) -> int:
         if half is not None:
             warning(f"--dtype {args.dtype}: {half.text}")
     source = args.configs[0]
+    own = provider_settings(args.provider, args.backend or "torch", source)
     table = open_table(args, source) if args.latency else None
     backend: object = args.backend or "torch"
     if args.latency and table is None and backend != "torch":
         backend = make_backend(str(backend), source=source, threads=args.threads, device=args.device,
+                               **own,
                                dtype=dtype_of(args.dtype))
     profiles = []
     for cfg in args.configs:
@@ -93,9 +94,10 @@ def profile_run(args: argparse.Namespace) -> int:
 
 
 def open_table(args: argparse.Namespace, source: str) -> object:
-    """The latency table of `--latency lut --lut FILE`, opened under this machine's fingerprint for the
-    table's backend (or --backend) with --threads and --device: writable there (missing rows measured
-    and appended), refused elsewhere unless --force (then read only). None for --latency measure."""
+    """The latency table of `--latency lut --lut FILE`: any device's table prices here (read only); on its
+    own device (the table's backend, or --backend, with --threads and --device) missing rows are measured
+    and appended. None for --latency measure."""
+    from profiles.backends import get_backend, recorded_settings
     from profiles.lut import LatencyTable
     from zoo.errors import ConfigError
 
@@ -105,11 +107,12 @@ def open_table(args: argparse.Namespace, source: str) -> object:
             raise ConfigError(args.lut, "--lut is for --latency lut")
         return None
     if not args.lut:
-        raise ConfigError(source, "--latency lut needs --lut FILE (a table from `zoo lut build`)")
-    from profiles.backends import recorded_settings
-
+        raise ConfigError(source, "--latency lut needs --lut FILE (a table from `zoo lut build` or `zoo lut import`)")
     fp = LatencyTable.load(args.lut).fingerprint
     name = args.backend or fp.backend
     own = recorded_settings(name, dict(fp.settings)) if fp.backend == name else {}
-    here = make_backend(name, source=args.lut, threads=args.threads, device=args.device, **own)
-    return LatencyTable.open(args.lut, here, force=args.force)
+    try:
+        here = get_backend(name, threads=args.threads, device=args.device, **own)
+    except (ValueError, ConfigError):
+        here = None  # this machine cannot run the table's backend: it still prices from it
+    return LatencyTable.open_to_price(args.lut, here)

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from profiles.lut import Calibration, TableSummary, summarize_table
 from profiles.lutbuild import BuildReport
+from profiles.lutimport import ImportReport
 
 from . import console
 
@@ -83,3 +84,19 @@ def _protocol(p: dict[str, Any]) -> str:
 
 def _duration(seconds: float) -> str:
     return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def print_import(r: ImportReport) -> None:
+    """What an import added (profiles.lutimport.ImportReport), what the runner left, then the calibration."""
+    console.note(f"{r.path}: imported {r.rows_added} rows ({r.rows} in the export) and {r.models_added} whole "
+                 f"models ({r.models} in the export)")
+    if r.not_measured:
+        console.warning(f"{len(r.not_measured)} item(s) not measured yet (e.g. {r.not_measured[0]}): run the "
+                        "runner again to finish, then import again")
+    for what, why in r.failed[:5]:
+        console.warning(f"the runner could not time {what}: {why}")
+    if len(r.failed) > 5:
+        console.warning(f"... and {len(r.failed) - 5} more item(s) the runner could not time")
+    console.out_console().print(calibration_table(summarize_table(r.table)))
+    if r.calibration is None:
+        console.warning(f"{r.path}: no calibration model: predictions are plain row sums")

@@ -13,6 +13,8 @@ SEARCH_EXAMPLES = ("examples:\n  zoo search yolov5s --imgsz 320 --budget-gflops 
                    "  zoo search my.yaml --budget-gflops 5 --sampler nsga2 --objectives score,latency --budget-ms 30\n"
                    "  zoo search yolov5s --budget-ms 40 --storage sqlite:///s.db --study-name s40 --workers 2\n"
                    "  zoo search yolov5s --imgsz 320 --budget-ms 40 --latency lut --lut cpu.lut    (table-priced)\n"
+                   "  zoo search yolov5s --imgsz 320 --budget-ms 25 --latency lut --lut jetson.lut (another device's "
+                   "table, from `zoo lut import`)\n"
                    "  zoo search yolov5s --imgsz 320 --budget-ms 30 --latency hybrid --lut ort.lut --backend onnxruntime")
 SCORE_EXAMPLES = ("examples:\n  zoo score yolov5s\n  zoo score yolov5s --objective mae    (MAE-NAS, exact to TinyNAS)\n  zoo score damo.yaml --scope backbone --stage-weights 0,0,1,1,16\n"
                   "  zoo score yolov5s --method forward --imgsz 320 --format json")
@@ -76,7 +78,8 @@ def search_args(p: argparse.ArgumentParser) -> None:
     m.add_argument("--backend", choices=BACKENDS, default=None,
                    help="runtime timed: torch (eager) or onnxruntime; with a table, the table's backend unless given")
     m.add_argument("--force", action="store_true",
-                   help="use a latency table built under another fingerprint (read only: missing rows are errors)")
+                   help="--latency hybrid with a table of another device: re-measure the top candidates here anyway "
+                        "(--latency lut needs no --force: it prices any device's table)")
     s = p.add_argument_group("search")
     s.add_argument("--trials", type=positive_int, default=100, help="the study's total (resume adds the missing)")
     s.add_argument("--timeout", type=positive_float, help="seconds per worker")
@@ -169,8 +172,17 @@ def latency_backend(args: argparse.Namespace) -> str:
         fp = LatencyTable.load(args.lut).fingerprint
         name = args.backend or fp.backend
         own = recorded_settings(name, dict(fp.settings)) if fp.backend == name else {}
+    if args.latency == "lut":  # priced from the table on any machine: no local backend needed
+        from profiles.backends import get_backend
+
+        try:
+            here = get_backend(name, threads=args.threads, device=args.device, **own)
+        except (ValueError, ConfigError):
+            here = None
+        LatencyTable.open_to_price(args.lut, here).check_form("deploy" if args.deploy else "train")
+        return name
     here = make_backend(name, source=args.lut or args.config, threads=args.threads, device=args.device, **own)
-    if args.latency != "measure":
+    if args.latency == "hybrid":
         LatencyTable.open(args.lut, here, force=args.force).check_form("deploy" if args.deploy else "train")
     return name
 

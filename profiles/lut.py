@@ -21,10 +21,12 @@ the milliseconds are not, so a table answers only for its form. A `build` record
 session (its time and what it added), for `zoo lut show`.
 
 Summed standalone rows miss the whole model (per-row ORT sessions by +13% here: session overhead and
-layout reorders at every boundary), so predictions use the latest stored fit. A table is read only under
-the fingerprint it was built with (`force=True` to read it anyway; it is never added to then). A key
-the table lacks is an error naming the row, or is measured and appended when a measuring callable is
-given. A bad file is a LutError that leaves the file as it is; the one exception is a torn last line
+layout reorders at every boundary), so predictions use the latest stored fit. Any device's table prices
+anywhere, read only (`load`, `open_to_price`); measuring into it needs the fingerprint it was built with
+(`open`; `force=True` reads another's, never adding to it), and a device zoo does not run on fills it
+through `open_import` (profiles.lutimport). A key the table lacks is an error naming the row (and, for
+another device's table, the export that covers it), or is measured and appended when a measuring
+callable is given. A bad file is a LutError that leaves the file as it is; the one exception is a torn last line
 (an interrupted write), which a build sets aside into a copy before it appends.
 """
 from __future__ import annotations
@@ -72,6 +74,7 @@ class RowRef:
     module: str | None = None
     file: str | None = None  # the config the row belongs to
     label: str | None = None  # a short description stored beside a newly measured entry
+    imgsz: int | None = None  # the plan's image size, for the export command a missing row's error names
 
 
 @dataclass(frozen=True)
@@ -215,6 +218,7 @@ class LatencyTable:
         self.calibration: Calibration | None = None  # the latest stored fit
         self.backend: Backend | None = None  # set by `open`: the device this table can be measured on
         self.set_aside: Path | None = None  # where a torn last line was copied to, if one was
+        self.importing = False  # set by `open_import`: records come from a device's measurements file
         self._needs_newline = False
 
     # ---- reading -------------------------------------------------------------------------------------
@@ -262,11 +266,45 @@ class LatencyTable:
             warnings.warn(LutWarning(f"{path}: the last line is torn and was ignored"), stacklevel=2)
         return table
 
+    @classmethod
+    def open_to_price(cls, path: str | Path, backend: Backend | None) -> LatencyTable:
+        """A table to price from: on its own device (`backend`'s fingerprint) open to measure and append
+        the rows it lacks; on any other, or with no backend, read only. Pricing needs no local device."""
+        table = cls.load(path)
+        if backend is None or fingerprint_diff(table.fingerprint, device_fingerprint(backend)):
+            return table
+        return cls.open(path, backend)
+
+    @classmethod
+    def open_import(cls, path: str | Path, fingerprint: DeviceFingerprint, *, protocol: TimingProtocol,
+                    model_protocol: TimingProtocol, form: str) -> LatencyTable:
+        """The table at `path` ready to take a device's measurements (`zoo lut import`): created when
+        absent; an existing one must have been measured under the same fingerprint, protocols and form."""
+        path = Path(path)
+        if not path.exists():
+            table = cls(path, fingerprint, protocol, _now(), model_protocol=model_protocol, form=form)
+            table._write_header()
+        else:
+            table, torn_at = cls._read(path)
+            diffs = fingerprint_diff(table.fingerprint, fingerprint)
+            if diffs:
+                diff = describe_diff(diffs).replace(" (here)", " (measurements)")
+                raise LutError(str(path), f"measured on another device or setting: {diff} "
+                                          "(import into a new table: -o OTHER.lut)")
+            if (table.protocol, table.model_protocol) != (protocol, model_protocol):
+                raise LutError(str(path), "the table was measured with other timing protocols (import into a new table)")
+            table.check_form(form)
+            if torn_at is not None:
+                table._set_aside_torn(torn_at)
+        table.importing = True
+        return table
+
     def check(self, here: DeviceFingerprint, *, force: bool = False) -> None:
         """Refuse a table of another fingerprint, naming the fields that differ, unless `force`."""
         diffs = fingerprint_diff(self.fingerprint, here)
         if diffs and not force:
-            raise LutError(str(self.path), f"built on another device or backend setting: {describe_diff(diffs)} "
+            raise LutError(str(self.path), f"measuring here needs the table's own device, and it was built on another "
+                                           f"device or backend setting: {describe_diff(diffs)} "
                                            "(rebuild it here, or force it: --force, force=True)")
 
     def check_form(self, form: str | None) -> None:
@@ -292,9 +330,16 @@ class LatencyTable:
         return self.measure(ref, measure)
 
     def missing_error(self, ref: RowRef) -> LutError:
+        if self.writable:
+            hint = "rebuild the table with this config or measure missing rows on the device"
+        else:  # another device's table: its rows come from that device
+            export = (f"zoo lut export {ref.file or 'CFG'} --imgsz {ref.imgsz or 'N'}"
+                      f"{' --deploy' if self.form == 'deploy' else ''} -o DIR")
+            hint = (f"the table is another device's: export the row with `{export}` (a search's candidates: add "
+                    f"--space/--samples), run DIR/run_lut.py on the device, then "
+                    f"`zoo lut import DIR/measurements.jsonl -o {self.path}`")
         return LutError(ref.file or str(self.path), f"no latency entry for this row in {self.path} "
-                                                    f"(key {ref.key}); rebuild the table with this config "
-                                                    "or measure missing rows on the device",
+                                                    f"(key {ref.key}); {hint}",
                         row=ref.row, module=ref.module)
 
     def predict(self, refs: Iterable[str | RowRef], *, measure: MakeRow | None = None) -> Prediction:
@@ -359,6 +404,13 @@ class LatencyTable:
                     on_measured(entry, done, len(pending))
         return tuple(todo)
 
+    def add_entry(self, ref: RowRef, stats: LatencyStats) -> LutEntry:
+        """Record a row measured elsewhere (`zoo lut import`); kept as is when the key is there already."""
+        self._check_writable()
+        if ref.key in self.entries:
+            return self.entries[ref.key]
+        return self._add_entry(ref, stats)
+
     def _add_entry(self, ref: RowRef, stats: LatencyStats) -> LutEntry:
         entry = LutEntry(key=ref.key, median_ms=stats.median_ms, p90_ms=stats.p90_ms, mean_ms=stats.mean_ms,
                          cv=stats.cv, runs=stats.runs, warmup_runs=stats.warmup_runs, label=ref.label)
@@ -371,8 +423,8 @@ class LatencyTable:
                         row=ref.row, module=ref.module)
 
     def add_model(self, name: str, keys: Sequence[str], stats: LatencyStats) -> ModelRecord:
-        """Record a whole model measured on this device beside the sum of its rows' entries."""
-        self._measuring_backend()
+        """Record a whole model measured on this device (or imported) beside the sum of its rows' entries."""
+        self._check_writable()
         if name in self.models:
             raise LutError(str(self.path), f"calibration model {name!r} is already in the table")
         record = ModelRecord(name=name, keys=tuple(keys), row_sum_ms=self.row_sum(keys), median_ms=stats.median_ms,
@@ -404,7 +456,7 @@ class LatencyTable:
 
     def save_fit(self) -> Calibration:
         """Fit on every model record and append the fit (with its residuals); predictions use it."""
-        self._measuring_backend()
+        self._check_writable()
         cal = self.fit()
         self._append({"kind": "fit", "method": cal.method, "a": cal.a, "b": cal.b, "models": list(cal.models),
                       "row_sums_ms": list(cal.row_sums_ms), "measured_ms": list(cal.measured_ms),
@@ -414,7 +466,7 @@ class LatencyTable:
 
     def add_build(self, seconds: float, rows: int, models: int, sources: Sequence[str]) -> BuildRecord:
         """Note one build session (what `zoo lut show` reports of how the table was made)."""
-        self._measuring_backend()
+        self._check_writable()
         rec = BuildRecord(_now(), float(seconds), int(rows), int(models), tuple(sources))
         self._append({"kind": "build", "finished": rec.finished, "seconds": rec.seconds, "rows": rec.rows,
                       "models": rec.models, "sources": list(rec.sources)})
@@ -427,6 +479,10 @@ class LatencyTable:
         return self.calibration is not None and set(self.calibration.models) == set(self.models)
 
     # ---- the file ------------------------------------------------------------------------------------
+    def _check_writable(self) -> None:
+        if not self.importing:
+            self._measuring_backend()
+
     def _measuring_backend(self) -> Backend:
         if self.backend is None:
             raise LutError(str(self.path), "this table is open for reading only: measuring needs it opened on "
@@ -570,7 +626,7 @@ def row_label(sig: RowSignature) -> str:
 def plan_refs(plan: ModelPlan) -> list[RowRef]:
     """One RowRef per row of the plan, in row order (repeated signatures appear once per row)."""
     return [RowRef(rp.signature.key(), row=rp.index, module=rp.row.module, file=plan.config.path,
-                   label=row_label(rp.signature)) for rp in plan.rows]
+                   label=row_label(rp.signature), imgsz=plan.imgsz) for rp in plan.rows]
 
 
 class RowMaker:

@@ -3,10 +3,12 @@
   measure  build the candidate and time it on the device with the search's backend (torch eager or
            onnxruntime): a 3-run screen first, the full measurement only for one within reach;
   lut      predict it from a latency table: the calibrated sum of its rows' entries, one dict lookup
-           per row (by RowSignature); a row the table lacks is measured and appended when the table
-           is this device's, otherwise the LutError names the row and the search stops;
+           per row (by RowSignature); any machine prices from any device's table (`zoo lut import`);
+           a row the table lacks is measured and appended when the table is this device's, otherwise
+           the LutError names the row and how to export it, and the search stops;
   hybrid   the table while searching, the device for the final check (search.export re-measures the
-           top candidates and exports the best that truly meets the budget).
+           top candidates and exports the best that truly meets the budget): the table must be this
+           device's (refused naming the fields that differ, unless forced).
 
 `pricers(measure)` gives (the search's pricer, the final check's pricer), made once per process and
 Measure (a table is opened once, a backend made once); spawned workers make their own.
@@ -137,22 +139,33 @@ def pricers(measure: Any) -> tuple[LatencyPricer, LatencyPricer]:
 
 def _make(m: Any) -> tuple[LatencyPricer, LatencyPricer]:
     source = m.lut or "<search>"
-    own: dict[str, Any] = {}  # with a table: its backend's own settings (ORT's level, exporter)
-    if m.latency != "measure":
-        fp = LatencyTable.load(m.lut).fingerprint
-        own = recorded_settings(m.backend, dict(fp.settings)) if fp.backend == m.backend else {}
-    try:
-        backend = get_backend(m.backend, threads=m.threads, device=m.device, **own)
-    except ValueError as e:
-        raise ConfigError(source, str(e)) from None
-    measured = MeasuredLatency(backend, runs=m.runs, warmup_runs=m.warmup_runs, warmup_s=m.warmup_s,
-                               deploy=m.deploy)
     if m.latency == "measure":
+        measured = MeasuredLatency(_backend(m, source, {}), runs=m.runs, warmup_runs=m.warmup_runs,
+                                   warmup_s=m.warmup_s, deploy=m.deploy)
         return measured, measured
+    fp = LatencyTable.load(m.lut).fingerprint
+    own = recorded_settings(m.backend, dict(fp.settings)) if fp.backend == m.backend else {}
+    if m.latency == "lut":  # pricing needs no local device; on the table's own one, missing rows are measured
+        try:
+            backend = get_backend(m.backend, threads=m.threads, device=m.device, **own)
+        except (ValueError, ConfigError):
+            backend = None  # this machine cannot run the table's backend: price read only
+        table = LatencyTable.open_to_price(m.lut, backend)
+        table.check_form(m.form)
+        predicted = TableLatency(table)
+        return predicted, predicted
+    backend = _backend(m, source, own)  # hybrid re-measures here: the table must be this device's (or forced)
     table = LatencyTable.open(m.lut, backend, force=m.force)
     table.check_form(m.form)
-    predicted = TableLatency(table)
-    return predicted, (measured if m.latency == "hybrid" else predicted)
+    measured = MeasuredLatency(backend, runs=m.runs, warmup_runs=m.warmup_runs, warmup_s=m.warmup_s, deploy=m.deploy)
+    return TableLatency(table), measured
+
+
+def _backend(m: Any, source: str, own: dict[str, Any]) -> Any:
+    try:
+        return get_backend(m.backend, threads=m.threads, device=m.device, **own)
+    except ValueError as e:
+        raise ConfigError(source, str(e)) from None
 
 
 __all__ = ["LatencyPricer", "MODES", "MeasuredLatency", "PredictedLatency", "PricingError", "SCREEN_FACTOR",

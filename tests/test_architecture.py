@@ -47,13 +47,18 @@ def module_name(rel: Path) -> str:
     return ".".join(parts)
 
 
+DATA = ("profiles/lutrunner",)  # standalone programs shipped as package data (the device-side lut runner):
+#                                 not library modules, they import nothing of the project and may print
+
+
 def python_files(root: Path, tops: Iterable[str] = PROJECT) -> Iterator[Path]:
     for top in tops:
         p = root / top
         if p.is_file():
             yield p
         elif p.is_dir():
-            yield from sorted(q for q in p.rglob("*.py") if "__pycache__" not in q.parts)
+            yield from sorted(q for q in p.rglob("*.py") if "__pycache__" not in q.parts
+                              and not any(q.relative_to(root).as_posix().startswith(d + "/") for d in DATA))
 
 
 def _printed(node: ast.Call) -> str | None:

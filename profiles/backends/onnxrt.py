@@ -53,6 +53,8 @@ OPT_LEVELS = ("ORT_DISABLE_ALL", "ORT_ENABLE_BASIC", "ORT_ENABLE_EXTENDED", "ORT
 DEFAULT_OPSET = 20  # pinned so a table does not change meaning when torch's default opset moves
 CHUNK = 16  # rows per export in time_rows
 EXTRA_HINT = "install the onnx extra: pip install 'zoo-nas[onnx]'"
+GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")  # run on a CUDA device: bind there
+GPU_HINT = "CUDA and TensorRT come with onnxruntime-gpu (pip install onnxruntime-gpu) on a machine with a GPU"
 
 
 def _ort() -> Any:
@@ -71,8 +73,29 @@ def _check_exporter(exporter: str = "dynamo") -> None:
             raise BackendError(f"exporting to ONNX needs {dist}; {EXTRA_HINT}") from None
 
 
+def resolve_providers(available: Sequence[str], asked: Sequence[str] | str) -> tuple[str, ...]:
+    """Execution providers by full name or short name (`cpu`, `cuda`, `tensorrt`: a full name without
+    `ExecutionProvider`, any case), checked against what this onnxruntime has; a GPU provider gets the CPU
+    provider after it, for the nodes it cannot run (how ORT deploys them). One ValueError line otherwise."""
+    asked = [asked] if isinstance(asked, str) else list(asked)
+    if not asked:
+        raise ValueError("providers=[]: name at least one execution provider")
+    out: list[str] = []
+    for name in asked:
+        short = name.lower().replace("executionprovider", "")
+        match = [p for p in available if p.lower().replace("executionprovider", "") == short]
+        if not match:
+            raise ValueError(f"providers={name!r}: not available in this onnxruntime "
+                             f"(available: {', '.join(available)}); {GPU_HINT}")
+        out += [p for p in match if p not in out]
+    if out[0] != "CPUExecutionProvider" and "CPUExecutionProvider" in available and "CPUExecutionProvider" not in out:
+        out.append("CPUExecutionProvider")
+    return tuple(out)
+
+
 class OnnxRuntimeBackend:
-    """ORT's CPU provider (or `providers=`) with pinned threads, inter-op 1, sequential, spinning off."""
+    """ORT's CPU provider (or `providers=`: CUDA, TensorRT, ... by full or short name) with pinned
+    threads, inter-op 1, sequential, spinning off; a GPU provider times on `device` cuda[:N]."""
 
     name = "onnxruntime"
 
@@ -83,19 +106,19 @@ class OnnxRuntimeBackend:
         if exporter not in EXPORTERS:
             raise ValueError(f"exporter={exporter!r}: one of {', '.join(EXPORTERS)}")
         self.exporter = exporter
-        if device != "cpu":
-            raise ValueError(f"device={device!r}: the onnxruntime backend times cpu")
         if dtype != torch.float32:
             raise ValueError(f"dtype={dtype}: the onnxruntime backend times float32 exports")
         if optimization not in OPT_LEVELS:
             raise ValueError(f"optimization={optimization!r}: one of {', '.join(OPT_LEVELS)}")
         self.ort = _ort()
-        available = self.ort.get_available_providers()
-        missing = [p for p in providers if p not in available]
-        if not providers or missing:
-            raise ValueError(f"providers={list(providers)!r}: not available here ({', '.join(available)})")
-        self.device, self.dtype, self.optimization = device, dtype, optimization
-        self.providers, self.opset = tuple(providers), int(opset)
+        self.providers = resolve_providers(self.ort.get_available_providers(), providers)
+        gpu = self.providers[0] in GPU_PROVIDERS
+        if device != "cpu" and not (gpu and (device == "cuda" or device.startswith("cuda:"))):
+            raise ValueError(f"device={device!r}: the onnxruntime backend times cpu, or cuda[:N] with a CUDA or "
+                             "TensorRT provider (--provider cuda)")
+        self.device = (device if device.startswith("cuda") else "cuda") if gpu else "cpu"
+        self.device_id = int(self.device.partition(":")[2] or 0) if gpu else 0
+        self.dtype, self.optimization, self.opset = dtype, optimization, int(opset)
 
     def fingerprint(self) -> BackendInfo:
         settings = {"graph_optimization_level": self.optimization, "providers": list(self.providers),
@@ -145,7 +168,8 @@ class OnnxRuntimeBackend:
     def _graph_timer(self, model_bytes: bytes, tensors: list[torch.Tensor],
                      names: list[str]) -> Callable[[TimingProtocol], LatencyStats]:
         session = self.session(model_bytes)
-        run = bound_run(self.ort, session, dict(zip(names, tensors)))
+        run = bound_run(self.ort, session, dict(zip(names, tensors)),
+                        device=("cuda", self.device_id) if self.device != "cpu" else ("cpu", 0))
 
         def measure(protocol: TimingProtocol) -> LatencyStats:
             samples, warm = time_callable(run, device=torch.device("cpu"), runs=protocol.runs,
@@ -166,8 +190,10 @@ class OnnxRuntimeBackend:
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         so.add_session_config_entry("session.inter_op.allow_spinning", "0")
         so.log_severity_level = 3  # errors only: ORT's warnings would go to stderr past the face
+        options = [{"device_id": str(self.device_id)} if p in GPU_PROVIDERS else {} for p in self.providers]
         try:
-            return ort.InferenceSession(model_bytes, sess_options=so, providers=list(self.providers))
+            return ort.InferenceSession(model_bytes, sess_options=so, providers=list(self.providers),
+                                        provider_options=options)
         except Exception as e:  # noqa: BLE001 - ORT raises its own exception types
             raise BackendError(f"onnxruntime cannot load the exported graph: {_first_line(e)}") from None
 
@@ -182,6 +208,9 @@ def settings_kwargs(settings: Mapping[str, Any]) -> dict[str, Any]:
         out["exporter"] = exporter
     if isinstance(settings.get("opset"), int):
         out["opset"] = settings["opset"]
+    providers = settings.get("providers")
+    if isinstance(providers, (list, tuple)) and providers and all(isinstance(p, str) for p in providers):
+        out["providers"] = tuple(providers)
     return out
 
 
@@ -244,9 +273,11 @@ def _named_feeds(session: Any, tensors: dict[str, torch.Tensor]) -> dict[str, An
     return {n: arrays[n] for n in wanted}
 
 
-def bound_run(ort: Any, session: Any, tensors: dict[str, torch.Tensor]) -> Callable[[], None]:
-    """One call of `session` through an IOBinding whose inputs and outputs are allocated once (the
-    outputs' shapes and types from one plain run)."""
+def bound_run(ort: Any, session: Any, tensors: dict[str, torch.Tensor],
+              device: tuple[str, int] = ("cpu", 0)) -> Callable[[], None]:
+    """One call of `session` through an IOBinding whose inputs and outputs are allocated once, on
+    `device` (("cuda", 0) for a GPU provider: no host copies timed), the outputs' shapes and types
+    from one plain run. ORT's run returns once the device has finished (it synchronises)."""
     feeds = _named_feeds(session, tensors)
     try:
         first = session.run(None, feeds)
@@ -255,11 +286,11 @@ def bound_run(ort: Any, session: Any, tensors: dict[str, torch.Tensor]) -> Calla
     binding = session.io_binding()
     keep = []  # the OrtValues must outlive the binding
     for name, array in feeds.items():
-        value = ort.OrtValue.ortvalue_from_numpy(array)
+        value = ort.OrtValue.ortvalue_from_numpy(array, *device)
         keep.append(value)
         binding.bind_ortvalue_input(name, value)
     for meta, array in zip(session.get_outputs(), first):
-        value = ort.OrtValue.ortvalue_from_numpy(array.copy())
+        value = ort.OrtValue.ortvalue_from_numpy(array.copy(), *device)
         keep.append(value)
         binding.bind_ortvalue_output(meta.name, value)
 

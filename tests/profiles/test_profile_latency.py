@@ -128,14 +128,13 @@ def test_cli_lut_profile_prices_each_row_and_measures_missing_ones(tmp_path, dis
     before = len(table.entries)
     data = profile_json(capsys, str(distinct_yaml), "--imgsz", "96", "--lut", str(path))
     assert len(LatencyTable.load(path).entries) == before + len(MODULES)
-    # forced onto another fingerprint the table is read only: a missing row is an error naming it
+    # on another fingerprint the table is read only: a missing row is an error naming it and its export
     capsys.readouterr()
-    assert cli.main(["profile", str(distinct_yaml), "--imgsz", "128", "--lut", str(path), "--threads", "2",
-                     "--force"]) == 1
+    assert cli.main(["profile", str(distinct_yaml), "--imgsz", "128", "--lut", str(path), "--threads", "2"]) == 1
     errors = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1  # one line, the profile's stage lines apart
     assert errors[0].startswith(f"error: {distinct_yaml}: row 0 (Conv): no latency entry for this row in {path}")
-    assert '"Conv"' in errors[0]
+    assert '"Conv"' in errors[0] and f"zoo lut export {distinct_yaml} --imgsz 128 -o DIR" in errors[0]
     assert cli.main(["profile", str(distinct_yaml), "--imgsz", "64", "--lut", str(path), "--deploy"]) == 1
     assert "times the train form, not the deploy form" in capsys.readouterr().err
     assert cli.main(["profile", str(distinct_yaml), "--imgsz", "64", "--lut", str(path), "--batch", "2"]) == 1

@@ -100,14 +100,42 @@ def test_lut_search_measures_and_appends_rows_the_table_lacks(tmp_path, table, t
     assert all(after.entries[k] == e for k, e in before.entries.items())  # nothing measured again
 
 
-def test_lut_search_on_a_forced_table_stops_naming_the_missing_row(tmp_path, table, tiny_yaml, capsys) -> None:
+def test_lut_search_on_another_devices_table_stops_naming_the_missing_row(tmp_path, table, tiny_yaml,
+                                                                          capsys) -> None:
     argv = ["search", str(tiny_yaml), "--budget-ms", "1000", "--latency", "lut", "--lut", str(table), "--imgsz", "96",
             "--trials", "3", "-o", str(tmp_path / "out"), "--storage", str(tmp_path / "j.log"), "--no-progress"]
-    assert cli.main(argv + ["--threads", "2"]) == 1
-    assert "threads 1 (table) vs 2 (here)" in capsys.readouterr().err
-    assert cli.main(argv + ["--threads", "2", "--force"]) == 1
+    before = table.read_bytes()
+    assert cli.main(argv + ["--threads", "2"]) == 1  # another fingerprint: read only, no --force needed
     errors = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and f"{tiny_yaml}: row 0 (Conv): no latency entry" in errors[0]
+    assert f"zoo lut export {tiny_yaml} --imgsz 96" in errors[0] and "zoo lut import" in errors[0]
+    assert table.read_bytes() == before
+
+
+def test_lut_search_prices_another_devices_table_without_force(tmp_path, table, tiny_yaml, capsys) -> None:
+    """A table whose fingerprint is not this machine's (another CPU, as an imported one is) prices a whole
+    search without --force and is never written to; hybrid, which re-measures here, refuses it in one line."""
+    lines = table.read_text().splitlines()
+    header = json.loads(lines[0])
+    header["fingerprint"]["cpu_model"] = "ARM Cortex-A78AE (a Jetson)"
+    header["fingerprint"]["threads"] = 6
+    foreign = tmp_path / "jetson.lut"
+    foreign.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
+    before = foreign.read_bytes()
+    argv = ["search", str(tiny_yaml), "--budget-ms", "1000", "--lut", str(foreign), "--trials", "6",
+            "--storage", str(tmp_path / "j.log"), "--study-name", "s", *CLI_FAST]
+    assert cli.main([*argv, "--latency", "lut", "-o", str(tmp_path / "out")]) == 0
+    done = [t for t in trials(tmp_path) if t.state.name == "COMPLETE" and t.user_attrs.get("latency_ms")]
+    assert done and all(t.user_attrs["latency_ms"]["source"] == "lut" for t in done)
+    assert foreign.read_bytes() == before
+    with pytest.raises(Exception) as e:
+        pricers(Measure(imgsz=64, latency="hybrid", lut=str(foreign)))
+    assert "cpu_model ARM Cortex-A78AE (a Jetson) (table) vs" in str(e.value) and "threads 6 (table) vs 1" in str(e.value)
+    capsys.readouterr()
+    assert cli.main([*argv, "--latency", "hybrid", "-o", str(tmp_path / "out2")]) == 1  # re-measures here: refused
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "measuring here needs the table's own device" in err and "threads 6 (table)" in err
+    assert foreign.read_bytes() == before
 
 
 def test_hybrid_search_remeasures_the_top_candidates_on_the_device(tmp_path, table, tiny_yaml) -> None:

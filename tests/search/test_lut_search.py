@@ -40,7 +40,7 @@ def table(tmp_path, monkeypatch):
     monkeypatch.setattr(lutbuild, "MODEL_PROTOCOL", QUICK)
     monkeypatch.setattr(lutbuild, "BUILD_WARMUP_S", 0.0)
     path = tmp_path / "t.lut"
-    build_table(path, get_backend("torch"), lut_sources([TINY], imgsz=64, samples=4, calibrate=2))
+    build_table(path, get_backend("torch"), lut_sources([TINY], imgsz=64, samples=4, calibrate=2), timing="isolated")
     return path
 
 

@@ -7,6 +7,11 @@
            is this device's, otherwise the LutError names the row and the search stops;
   hybrid   the table while searching, the device for the final check (search.export re-measures the
            top candidates and exports the best that truly meets the budget).
+  auto     hybrid on a table the search builds for its own space as it goes (the command line's default):
+           `latency.lut` beside the study (search.worker.table_file), so a resumed study reuses it. A
+           candidate with a row the table lacks is built and its rows timed inside its forward passes
+           (eager torch; profiles.incontext), every row recorded, so the table fills with the rows the
+           sampler visits and later candidates cost dict lookups. ORT times rows alone there instead.
 
 `pricers(measure)` gives (the search's pricer, the final check's pricer), made once per process and
 Measure (a table is opened once, a backend made once); spawned workers make their own.
@@ -24,7 +29,7 @@ from zoo.errors import ConfigError
 from zoo.plan import ModelPlan, RowSignature
 
 SCREEN_FACTOR = 1.3  # a 3-run median this far over the budget is infeasible without a full measurement
-MODES = ("measure", "lut", "hybrid")
+MODES = ("auto", "measure", "lut", "hybrid")
 
 
 class PricingError(Exception):
@@ -124,6 +129,18 @@ class TableLatency:
         return PredictedLatency(pred.total_ms, pred.row_sum_ms, str(self.table.path))
 
 
+def open_auto_table(path: str | None, backend: Any, form: str) -> LatencyTable:
+    """The search's own table (created on first use, resumed after): rows timed in context where the
+    backend can (IN_CONTEXT_PROTOCOL), else alone (ROW_PROTOCOL)."""
+    from profiles.lutbuild import IN_CONTEXT_PROTOCOL, MODEL_PROTOCOL, ROW_PROTOCOL, default_timing
+
+    if not path:
+        raise ConfigError("<search>", "--latency auto needs the study's table path (set by the search run)")
+    timing = default_timing(backend)
+    return LatencyTable.open(path, backend, protocol=IN_CONTEXT_PROTOCOL if timing == "in_context" else ROW_PROTOCOL,
+                             model_protocol=MODEL_PROTOCOL, form=form, timing=timing)
+
+
 _PRICERS: dict[Any, tuple[LatencyPricer, LatencyPricer]] = {}
 
 
@@ -138,7 +155,7 @@ def pricers(measure: Any) -> tuple[LatencyPricer, LatencyPricer]:
 def _make(m: Any) -> tuple[LatencyPricer, LatencyPricer]:
     source = m.lut or "<search>"
     own: dict[str, Any] = {}  # with a table: its backend's own settings (ORT's level, exporter)
-    if m.latency != "measure":
+    if m.latency in ("lut", "hybrid"):
         fp = LatencyTable.load(m.lut).fingerprint
         own = recorded_settings(m.backend, dict(fp.settings)) if fp.backend == m.backend else {}
     try:
@@ -149,6 +166,8 @@ def _make(m: Any) -> tuple[LatencyPricer, LatencyPricer]:
                                deploy=m.deploy)
     if m.latency == "measure":
         return measured, measured
+    if m.latency == "auto":
+        return TableLatency(open_auto_table(m.lut, backend, m.form)), measured
     table = LatencyTable.open(m.lut, backend, force=m.force)
     table.check_form(m.form)
     predicted = TableLatency(table)

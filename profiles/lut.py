@@ -140,7 +140,7 @@ class Prediction:
 
 
 def fit_calibration(row_sums_ms: Sequence[float], measured_ms: Sequence[float],
-                    models: Sequence[str] = ()) -> Calibration:
+                    models: Sequence[str] = (), *, line: bool = True) -> Calibration:
     """Least squares of measured = a * row_sum + b over the calibration models, in relative terms
     (each residual divided by its measurement: a budget is a share of milliseconds, and a big model
     must not outweigh a small one).
@@ -149,6 +149,8 @@ def fit_calibration(row_sums_ms: Sequence[float], measured_ms: Sequence[float],
     ratio, b = 0) for models it was not fitted on (leave-one-out, three or more models) and its slope
     is positive: a few models whose row sums barely differ fix a slope poorly, and a noisy one can tip
     it. One distinct row sum cannot fix a slope at all: the ratio. No model: the identity, "none".
+    `line=False` fits the ratio only (in-context rows already add up to a model's total: nothing is
+    left for an intercept but the noise of a few models, which extrapolates badly to small ones).
     """
     x = np.asarray(row_sums_ms, dtype=float)
     y = np.asarray(measured_ms, dtype=float)
@@ -161,7 +163,7 @@ def fit_calibration(row_sums_ms: Sequence[float], measured_ms: Sequence[float],
         return UNCALIBRATED
     a, b = _ratio(x, y), 0.0
     method = "ratio"
-    if len(np.unique(x)) >= 2:
+    if line and len(np.unique(x)) >= 2:
         la, lb = _line(x, y)
         if la > 0 and (len(x) < 3 or _loo_error(x, y, _line) < _loo_error(x, y, lambda xs, ys: (_ratio(xs, ys), 0.0))):
             a, b, method = la, lb, "least squares"
@@ -461,7 +463,8 @@ class LatencyTable:
         table's entries move as models are added, so its models' row sums are taken from the entries now."""
         ms = list(self.models.values())
         sums = [self.row_sum(m.keys) if self.timing == "in_context" else m.row_sum_ms for m in ms]
-        return fit_calibration(sums, [m.median_ms for m in ms], [m.name for m in ms])
+        return fit_calibration(sums, [m.median_ms for m in ms], [m.name for m in ms],
+                               line=self.timing != "in_context")
 
     def save_fit(self) -> Calibration:
         """Fit on every model record and append the fit (with its residuals); predictions use it."""

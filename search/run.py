@@ -128,6 +128,10 @@ def run_study(cfg: Config, options: SearchOptions, *, on_trial: Callable[[TrialE
         options = replace(options, measure=replace(options.measure, lut=table_file(storage_path, name)))
     check_writable(output_folder(options, storage_path, name), param="out", folder=True)
     check_storage(storage_path)
+    if options.measure.latency == "auto" and options.budget.latency_ms is not None:
+        from .latency import pricers
+        Path(options.measure.lut).parent.mkdir(parents=True, exist_ok=True)
+        pricers(options.measure)  # created here, once, before any worker process opens it
     with storage_errors(storage_path):
         storage = open_storage(storage_path)
         direction = get_objective(options.settings.objective).direction

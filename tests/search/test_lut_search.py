@@ -151,7 +151,7 @@ def test_hybrid_goes_down_the_ranking_until_one_truly_meets_the_budget(tmp_path,
 def test_measure_options_are_checked() -> None:
     with pytest.raises(OptionError, match="needs a latency table"):
         Measure(latency="lut")
-    with pytest.raises(OptionError, match="must be one of measure, lut, hybrid"):
+    with pytest.raises(OptionError, match="must be one of auto, measure, lut, hybrid"):
         Measure(latency="guess", lut="x.lut")
     search_p, check_p = pricers(Measure(imgsz=64))
     assert isinstance(search_p, MeasuredLatency) and check_p is search_p  # the default: measured, as before

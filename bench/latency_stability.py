@@ -6,6 +6,12 @@ each run (30 timed runs after the warm-up, `zoo profile`'s protocol), their coef
 noise a latency table's prediction is judged against (bench/lut_accuracy.py): a target of +-5% means
 little on a machine whose repeated measurements spread by more.
 
+Then the estimators of in-context row timing (profiles.incontext.ESTIMATORS: median, trimmed mean, minimum
+of medians over interleaved blocks), compared on eager torch in one process: `--estimator-repeats`
+timings of the model's rows in context (30 passes each), and for each estimator the CV across those
+repeats of the model's total and the mean CV of its rows. The steadiest is the one to choose
+(profiles.incontext.DEFAULT_ESTIMATOR).
+
 Writes bench/results/latency_stability.{json,md} (run it alone on a quiet machine). `--quick` (two
 runs, 5 timed runs each) writes to `--results` (default: a temporary folder), never the record.
 Usage: python bench/latency_stability.py [--quick] [--config yolov5s] [--imgsz 320] [--repeats 5]
@@ -42,6 +48,28 @@ def profile_once(config: str, imgsz: int, backend: str, runs: int) -> dict:
             "wall_s": time.perf_counter() - t0, "loadavg": data.get("loadavg")}
 
 
+def compare_estimators(config: str, imgsz: int, repeats: int, runs: int) -> dict:
+    """Each estimator's steadiness over `repeats` in-context timings of one model (eager torch, 1 thread)."""
+    from profiles.backends import TorchBackend
+    from profiles.incontext import ESTIMATORS
+    from profiles.latency import TimingProtocol
+    from zoo.builder import build_model
+    from zoo.config import load_config
+
+    backend = TorchBackend(threads=1)
+    model = build_model(load_config(config), device="cpu")
+    timings = [backend.time_in_context(model, (1, 3, imgsz, imgsz), TimingProtocol(runs=runs, warmup_runs=3,
+                                                                                      warmup_s=0.5))
+               for _ in range(repeats)]
+    out = {}
+    for name, fn in ESTIMATORS.items():
+        totals = [fn([sum(p) for p in zip(*t.row_samples_ms)]) for t in timings]
+        rows = [[fn(t.row_samples_ms[i]) for t in timings] for i in range(len(timings[0].rows_ms))]
+        cv = lambda xs: statistics.stdev(xs) / statistics.fmean(xs) if len(xs) > 1 and statistics.fmean(xs) > 0 else 0.0
+        out[name] = {"total_ms": totals, "total_cv": cv(totals), "mean_row_cv": statistics.fmean(cv(r) for r in rows)}
+    return {"overhead_ms": timings[0].overhead_ms, "estimators": out}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a smoke run (not the record)")
@@ -50,6 +78,7 @@ def main() -> None:
     ap.add_argument("--backends", default="torch,onnxruntime")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--estimator-repeats", type=int, default=10, help="in-context timings per estimator (0: skip)")
     ap.add_argument("--results", help="where to write latency_stability.{json,md} (default bench/results; "
                                       "--quick: a temporary folder)")
     a = ap.parse_args()
@@ -74,10 +103,19 @@ def main() -> None:
     title = (f"Latency stability{' (QUICK SMOKE RUN: not the record)' if a.quick else ''}: {a.repeats} x "
              f"`zoo profile {a.config} --imgsz {a.imgsz} --threads 1 --runs {a.runs}`, each a fresh process")
     text = title + "\n\n" + md_table(head, rows)
+    est = None
+    if a.estimator_repeats > 0:
+        est = compare_estimators(a.config, a.imgsz, min(a.estimator_repeats, 2) if a.quick else a.estimator_repeats,
+                                 a.runs)
+        text += (f"\n\nIn-context estimators ({a.estimator_repeats if not a.quick else 2} timings of {a.runs} passes in one "
+                 f"process; hook cost {est['overhead_ms'] * 1e3:.1f} us per row)\n\n"
+                 + md_table(["estimator", "totals ms", "CV of totals", "mean CV of rows"],
+                            [[k, " / ".join(f"{x:.2f}" for x in v["total_ms"]), f"{v['total_cv']:.2%}",
+                              f"{v['mean_row_cv']:.2%}"] for k, v in est["estimators"].items()]))
     results.mkdir(parents=True, exist_ok=True)
     (results / "latency_stability.json").write_text(json.dumps({"quick": a.quick, "config": a.config,
                                                                 "imgsz": a.imgsz, "machine": machine(),
-                                                                "cases": cases}, indent=2) + "\n")
+                                                                "cases": cases, "estimators": est}, indent=2) + "\n")
     (results / "latency_stability.md").write_text(text + "\n")
     print(text)
     print(f"wrote {results / 'latency_stability.json'} and .md")

@@ -25,6 +25,11 @@ under any prediction judged against one measurement.
 build (one config and size: `--configs`, `--sizes`): the candidates are measured here on onnxruntime with
 the table's own settings (threads, provider, exporter), so run it on the machine the runner ran on;
 candidates with a row the table lacks are left out and counted (an imported table is never measured into).
+`--timings in_context,isolated` (torch; ORT times rows alone only) builds one table per way of timing
+rows, so the two are compared on the same candidates; the floor (`--remeasure`) is on by default
+(`--no-remeasure` to skip it). `--foreign yolov5s-ghost,...` judges each table (built for one family's
+space) on other configs too: the rows the table lacks are listed per config, then measured and
+appended (the flow a search on the device follows), and each config is measured whole, twice.
 Usage: python bench/lut_accuracy.py [--quick] [--configs yolov5s,yolov8s] [--sizes 320,640]
        [--backends torch,onnxruntime] [--candidates 200] [--samples 2000] [--tables DIR] [--device cpu]
        [--exporter dynamo|torchscript] [--remeasure] [--imported FILE]
@@ -53,7 +58,7 @@ from profiles.backends.base import model_timer  # noqa: E402
 from profiles.fingerprint import device_fingerprint  # noqa: E402
 from profiles.latency import TimingProtocol  # noqa: E402
 from profiles.lut import LatencyTable, predict_plan  # noqa: E402
-from profiles.lutbuild import MODEL_PROTOCOL, ROW_PROTOCOL, build_table  # noqa: E402
+from profiles.lutbuild import IN_CONTEXT_PROTOCOL, MODEL_PROTOCOL, ROW_PROTOCOL, build_table  # noqa: E402
 from search.latency import TableLatency  # noqa: E402
 from search.lutplans import DEFAULT_CALIBRATE, lut_sources  # noqa: E402
 from search.settings import load_settings  # noqa: E402
@@ -61,19 +66,22 @@ from search.space import build_space  # noqa: E402
 from zoo.builder import build_from_plan  # noqa: E402
 from zoo.config import load_config  # noqa: E402
 
-QUICK = {"configs": "yolov5s", "sizes": "320", "candidates": 6, "samples": 6, "calibrate": 3, "runs": 10}
+QUICK = {"configs": "yolov5s", "sizes": "320", "candidates": 6, "samples": 6, "calibrate": 3, "runs": 10,
+         "backends": "torch", "foreign": "yolo11n"}
 
 
-def run_case(config: str, imgsz: int, backend_name: str, a: argparse.Namespace, tables: Path) -> dict[str, Any]:
+def run_case(config: str, imgsz: int, backend_name: str, a: argparse.Namespace, tables: Path,
+             timing: str = "isolated") -> dict[str, Any]:
     own = {"exporter": a.exporter} if backend_name == "onnxruntime" else {}
     backend = get_backend(backend_name, threads=1, device=a.device, **own)
-    path = tables / f"{config}-{imgsz}-{backend_name}{'-' + a.exporter if own else ''}-{a.device}.lut"
-    row_p = TimingProtocol(runs=5, warmup_runs=2, warmup_s=0.02) if a.quick else ROW_PROTOCOL
+    path = tables / f"{config}-{imgsz}-{backend_name}{'-' + a.exporter if own else ''}-{a.device}-{timing}.lut"
+    default_p = IN_CONTEXT_PROTOCOL if timing == "in_context" else ROW_PROTOCOL
+    row_p = TimingProtocol(runs=5, warmup_runs=2, warmup_s=0.02) if a.quick else default_p
     model_p = TimingProtocol(runs=a.runs, warmup_runs=3, warmup_s=0.3) if a.quick else MODEL_PROTOCOL
     t0 = time.perf_counter()
     sources = lut_sources([config], imgsz=imgsz, samples=a.samples, seed=0, calibrate=a.calibrate)
     plan_s = time.perf_counter() - t0
-    report = build_table(path, backend, sources, protocol=row_p, model_protocol=model_p,
+    report = build_table(path, backend, sources, protocol=row_p, model_protocol=model_p, timing=timing,
                          on_progress=lambda d, n, _t: print(f"\r  {config} {imgsz} {backend_name}: {d}/{n}", end="",
                                                             file=sys.stderr, flush=True))
     print(file=sys.stderr)
@@ -102,8 +110,9 @@ def run_case(config: str, imgsz: int, backend_name: str, a: argparse.Namespace, 
     cal = table.calibration
     # one measurement against another: what any prediction is judged by
     floor = None if again is None else {**agreement(again, measured), "remeasured_ms": again}
+    foreign = [judge_foreign(name, table, backend, imgsz, model_p) for name in a.foreign.split(",") if name]
     return {
-        "config": config, "imgsz": imgsz, "backend": backend_name, "device": a.device, "candidates": len(plans),
+        "config": config, "imgsz": imgsz, "backend": backend_name, "timing": timing, "foreign": foreign, "device": a.device, "candidates": len(plans),
         **agreement(predicted, measured), "mean_error": statistics.fmean(errors), "mean_abs_error": statistics.fmean(map(abs, errors)),
         "worst_error": max(errors, key=abs),
         "fit": None if cal is None else {"method": cal.method, "a": cal.a, "b": cal.b, "models": len(cal.models),
@@ -154,6 +163,7 @@ def run_imported_case(config: str, imgsz: int, a: argparse.Namespace) -> dict[st
     cal = table.calibration
     return {
         "config": config, "imgsz": imgsz, "backend": f"{fp.backend} (imported)", "device": fp.device,
+        "timing": "isolated (imported)",
         "candidates": len(plans), "candidates_lacking_rows": lacking,
         **agreement(predicted, measured), "mean_error": statistics.fmean(errors),
         "mean_abs_error": statistics.fmean(map(abs, errors)), "worst_error": max(errors, key=abs),
@@ -168,6 +178,28 @@ def run_imported_case(config: str, imgsz: int, a: argparse.Namespace) -> dict[st
         "protocols": {"rows": table.protocol.as_dict(), "models": model_p.as_dict()},
         "fingerprint": fp.as_dict(), "measured_on": device_fingerprint(backend).as_dict(),
     }
+
+
+def judge_foreign(name: str, table: LatencyTable, backend: Any, imgsz: int, protocol: TimingProtocol) -> dict[str, Any]:
+    """Another family's config priced from this table: the rows it lacks (named), then predicted after
+    the flow appended them, against its measured median (twice: the floor beside it)."""
+    from profiles.lut import plan_refs
+    from zoo.plan import plan_config
+
+    try:
+        cfg = load_config(name)
+        plan = plan_config(cfg, imgsz=imgsz)
+    except Exception as e:  # noqa: BLE001  (YOLOv5 hub files such as yolov5s-ghost.yaml: give their path)
+        return {"config": name, "missing_rows": [], "error": f"{type(e).__name__}: {e}"}
+    missing = sorted({r.label or r.key for r in plan_refs(plan) if r.key not in table.entries})
+    try:
+        predicted = predict_plan(table, plan, measure=True).total_ms
+        measured = measure_all([plan], backend, cfg.ch, imgsz, protocol, [])[0]
+        again = measure_all([plan], backend, cfg.ch, imgsz, protocol, [])[0]
+    except Exception as e:  # noqa: BLE001  a config this backend cannot run is a row of the report, not a stop
+        return {"config": name, "missing_rows": missing, "error": f"{type(e).__name__}: {e}"}
+    return {"config": name, "missing_rows": missing, "predicted_ms": predicted, "measured_ms": measured,
+            "remeasured_ms": again, "error_pct": predicted / measured - 1, "floor_pct": again / measured - 1}
 
 
 def agreement(values: list[float], measured: list[float]) -> dict[str, float]:
@@ -209,7 +241,14 @@ def main() -> None:
     ap.add_argument("--calibrate", type=int, default=DEFAULT_CALIBRATE,
                     help="sampled candidates measured whole for the fit (`zoo lut build`'s default)")
     ap.add_argument("--runs", type=int, default=30, help="timed runs of each measured candidate")
-    ap.add_argument("--remeasure", action="store_true",
+    ap.add_argument("--timings", default="in_context,isolated",
+                    help="how torch tables time rows (ORT: isolated only); each builds its own table")
+    ap.add_argument("--foreign", default="yolov5s-gfpn,yolov5s-effnetv2,yolo11n,rtdetr-l",
+                    help="other families' configs (names or paths, e.g. YOLOv5 hub's yolov5s-ghost.yaml and "
+                         "yolov5-p2.yaml) each table is judged on (empty: none)")
+    ap.add_argument("--no-remeasure", dest="remeasure", action="store_false",
+                    help="skip the second measurement of every candidate (the floor)")
+    ap.add_argument("--remeasure", action="store_true", default=True,
                     help="measure every candidate a second time, after the first pass: the agreement of two "
                          "measurements is the floor under any prediction's (reported beside it)")
     ap.add_argument("--device", default="cpu", help="cpu, or cuda for the torch rows on a GPU")
@@ -241,15 +280,16 @@ def main() -> None:
             for imgsz in (int(s) for s in a.sizes.split(",")):
                 if backend_name == "onnxruntime" and a.device != "cpu":
                     continue
-                cases.append(run_case(config, imgsz, backend_name, a, tables))
-                c = cases[-1]
-                print(f"{config} {imgsz} {backend_name}: within 5% {c['within_5']:.0%}, 10% {c['within_10']:.0%}, "
-                      f"tau {c['kendall_tau']:.3f}, table {c['table']['rows']} rows in "
-                      f"{c['table']['build_s']:.0f} s", file=sys.stderr)
-    head = ["config", "px", "backend", "candidates", "within 5%", "within 10%", "Kendall tau", "mean |err|",
+                for timing in (a.timings.split(",") if backend_name == "torch" else ["isolated"]):
+                    cases.append(run_case(config, imgsz, backend_name, a, tables, timing))
+                    c = cases[-1]
+                    print(f"{config} {imgsz} {backend_name} {timing}: within 5% {c['within_5']:.0%}, 10% "
+                          f"{c['within_10']:.0%}, tau {c['kendall_tau']:.3f}, table {c['table']['rows']} rows in "
+                          f"{c['table']['build_s']:.0f} s", file=sys.stderr)
+    head = ["config", "px", "backend", "rows timed", "candidates", "within 5%", "within 10%", "Kendall tau", "mean |err|",
             "worst err", "fit", "table rows", "build min", "table KB", "predict ms", "measure s", "speedup",
             "measured twice: within 5% / 10% / tau"]
-    rows = [[c["config"], c["imgsz"], c["backend"], c["candidates"], f"{c['within_5']:.1%}", f"{c['within_10']:.1%}",
+    rows = [[c["config"], c["imgsz"], c["backend"], c["timing"], c["candidates"], f"{c['within_5']:.1%}", f"{c['within_10']:.1%}",
              f"{c['kendall_tau']:.3f}", f"{c['mean_abs_error']:.1%}", f"{c['worst_error']:+.1%}",
              "-" if c["fit"] is None else f"{c['fit']['a']:.3f} x {c['fit']['b']:+.2f} ({c['fit']['method']})",
              c["table"]["rows"], f"{c['table']['build_s'] / 60:.1f}", f"{c['table']['bytes'] / 1024:.0f}",
@@ -258,6 +298,16 @@ def main() -> None:
              + f": predicted vs measured median, 1 thread, {a.device}; tables built for {a.samples} candidates "
                "(seed 0), judged on others (seed 1)")
     text = title + "\n\n" + md_table(head, rows)
+    foreign = [[c["config"], c["imgsz"], c["backend"], c["timing"], f["config"], len(f["missing_rows"]),
+                "; ".join(f["missing_rows"][:3]) + (" ..." if len(f["missing_rows"]) > 3 else ""),
+                f"{f['predicted_ms']:.2f}" if "predicted_ms" in f else "-",
+                f"{f['measured_ms']:.2f}" if "measured_ms" in f else "-",
+                f"{f['error_pct']:+.1%}" if "error_pct" in f else f.get("error", "-"),
+                f"{f['floor_pct']:+.1%}" if "floor_pct" in f else "-"] for c in cases for f in c["foreign"]]
+    if foreign:
+        text += ("\n\nOther families priced from each table (missing rows measured and appended first):\n\n"
+                 + md_table(["table of", "px", "backend", "rows timed", "config", "rows missing", "e.g.",
+                             "predicted ms", "measured ms", "error", "measured again"], foreign))
     results.mkdir(parents=True, exist_ok=True)
     (results / "lut_accuracy.json").write_text(json.dumps({"quick": a.quick, "machine": machine(),
                                                            "cases": cases}, indent=2) + "\n")

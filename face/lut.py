@@ -42,6 +42,10 @@ def build_args(p: argparse.ArgumentParser) -> None:
     add_threads(p)
     add_device(p)
     p.add_argument("--deploy", action="store_true", help="time the inference graph (zoo.deploy) of each row")
+    p.add_argument("--timing", choices=("in_context", "isolated"), default=None,
+                   help="in_context (default for torch): rows timed inside whole models' forward passes, so a "
+                        "model's rows add up to its total; isolated (onnxruntime's only way): each row alone; "
+                        "an existing table keeps its own")
     p.add_argument("--scale", help="scale of a `scales` config")
     p.add_argument("--nc", type=positive_int, help="override the number of classes")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs, CI)")
@@ -67,12 +71,16 @@ def build_run(args: argparse.Namespace) -> int:
         own["exporter"] = args.exporter
     own.update(provider_settings(args.provider, args.backend, args.out))
     backend = make_backend(args.backend, source=args.out, threads=args.threads, device=args.device, **own)
+    if args.timing == "in_context" and not hasattr(backend, "time_in_context"):
+        raise ConfigError(args.out, f"--timing in_context: the {args.backend} backend runs a whole graph as one "
+                                    "session and cannot time a row inside it; use --timing isolated")
     with Progress("planning", enabled=not args.no_progress) as progress:
         progress.stage(f"{len(args.configs)} config(s), {args.samples} candidate(s) each at {args.imgsz} px")
         sources = lut_sources(args.configs, imgsz=args.imgsz, samples=args.samples, space_file=args.space,
                               seed=args.seed, calibrate=calibrate, scale=args.scale, nc=args.nc)
     with Progress("lut build", total=1, enabled=not args.no_progress, eta=True) as bar:
         report = build_table(args.out, backend, sources, form="deploy" if args.deploy else "train",
+                             timing=args.timing,
                              on_progress=lambda done, total, text: bar.count(done, text, total=max(total, 1)))
     print_build(report)
     return 0

@@ -42,6 +42,7 @@ def print_summary(s: TableSummary, fmt: str = "table") -> None:
     for k, v in sorted(fp["settings"].items()):
         t.add_row(f"  {k}", ", ".join(map(str, v)) if isinstance(v, list) else str(v))
     t.add_row("form", s.form)
+    t.add_row("rows timed", s.timing.replace("_", " "))
     t.add_row("row protocol", _protocol(s.protocol.as_dict()))
     t.add_row("model protocol", _protocol(s.model_protocol.as_dict()))
     t.add_row("created", str(s.created))

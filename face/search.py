@@ -71,9 +71,11 @@ def search_args(p: argparse.ArgumentParser) -> None:
     m.add_argument("--warmup-s", type=float, default=0.3, help="warm-up seconds per candidate (default 0.3)")
     m.add_argument("--deploy", action="store_true",
                    help="time and count the inference graph (compare with `zoo profile --deploy`)")
-    m.add_argument("--latency", choices=("measure", "lut", "hybrid"), default="measure",
-                   help="how --budget-ms is priced: measure every candidate on the device (default), lut: "
-                        "predict from --lut FILE, hybrid: predict, then re-measure the top candidates on the device")
+    m.add_argument("--latency", choices=("auto", "measure", "lut", "hybrid"), default="auto",
+                   help="how --budget-ms is priced: auto (default): a table of this space built on this device as "
+                        "the search goes (rows timed in context, kept with the study), the top candidates "
+                        "re-measured; measure: every candidate on the device; lut: predict from --lut FILE; "
+                        "hybrid: predict from --lut FILE, then re-measure the top candidates on the device")
     m.add_argument("--lut", metavar="FILE", help="latency table of `zoo lut build` (--latency lut, hybrid)")
     m.add_argument("--backend", choices=BACKENDS, default=None,
                    help="runtime timed: torch (eager) or onnxruntime; with a table, the table's backend unless given")
@@ -162,7 +164,7 @@ def latency_backend(args: argparse.Namespace) -> str:
     from profiles.backends import recorded_settings
 
     own: dict = {}
-    if args.latency == "measure":
+    if args.latency in ("measure", "auto"):
         if args.lut:
             raise ConfigError(args.lut, "--lut is for --latency lut or hybrid")
         name = args.backend or "torch"

@@ -6,9 +6,9 @@ The file is JSON lines, appended and flushed as each entry is measured, so an in
 what it measured and a rerun skips the keys already there:
 
     {"format": "zoo-lut", "version": 2, "fingerprint": {...}, "protocol": {...}, "model_protocol": {...},
-     "form": "train", "created": "..."}
+     "form": "train", "timing": "in_context", "estimator": "median", "created": "..."}
     {"kind": "row", "key": "...", "label": "...", "median_ms": ..., "p90_ms": ..., "mean_ms": ..., "cv": ...,
-     "runs": ..., "warmup_runs": ...}
+     "runs": ..., "warmup_runs": ..., "model": "..."}
     {"kind": "model", "name": "...", "keys": [...], "row_sum_ms": ..., "median_ms": ..., "p90_ms": ..., "cv": ...}
     {"kind": "fit", "method": "least squares", "a": ..., "b": ..., "models": [...], "row_sums_ms": [...],
      "measured_ms": [...], "residuals_ms": [...]}
@@ -19,6 +19,14 @@ than a row timed in a process that is already warm); `form` says whether rows we
 ("train", BatchNorm separate) or folded for inference ("deploy", `zoo.deploy`): the keys are the same,
 the milliseconds are not, so a table answers only for its form. A `build` record notes each build
 session (its time and what it added), for `zoo lut show`.
+
+`timing` says how rows were timed (a header written before it existed reads as "isolated"):
+- "isolated": each row alone at its real inputs (profiles.rowtiming); a key's first entry stands.
+- "in_context": each row inside whole models' forward passes (profiles.incontext), so a model's rows add
+  up to its total. A row record then carries the model it was timed in, a key seen in several models has
+  one record per model, and its entry is `estimator` (profiles.incontext.ESTIMATORS) over them: a row's
+  neighbours change its time a little, and the table keeps what is typical of it. Such a table cannot
+  time a row alone: a missing row is priced by timing the whole candidate in context (predict_plan).
 
 Summed standalone rows miss the whole model (per-row ORT sessions by +13% here: session overhead and
 layout reorders at every boundary), so predictions use the latest stored fit. Any device's table prices
@@ -48,12 +56,14 @@ from zoo.errors import ConfigError
 from zoo.plan import ModelPlan, RowProbeError, RowSignature, instantiate_row, short_args
 
 from .backends.base import Backend, BackendError, Inputs, Shape, model_timer, random_inputs, time_each
+from .incontext import ESTIMATORS, estimate
 from .fingerprint import DeviceFingerprint, describe_diff, device_fingerprint, fingerprint_diff
 from .latency import LatencyStats, TimingProtocol
 
 FORMAT = "zoo-lut"
 VERSION = 2
 FORMS = ("train", "deploy")
+TIMINGS = ("in_context", "isolated")
 MakeRow = Callable[[str], "tuple[nn.Module, Inputs]"]  # key -> the row's module and its example inputs
 
 
@@ -133,7 +143,7 @@ class Prediction:
 
 
 def fit_calibration(row_sums_ms: Sequence[float], measured_ms: Sequence[float],
-                    models: Sequence[str] = ()) -> Calibration:
+                    models: Sequence[str] = (), *, line: bool = True) -> Calibration:
     """Least squares of measured = a * row_sum + b over the calibration models, in relative terms
     (each residual divided by its measurement: a budget is a share of milliseconds, and a big model
     must not outweigh a small one).
@@ -142,6 +152,8 @@ def fit_calibration(row_sums_ms: Sequence[float], measured_ms: Sequence[float],
     ratio, b = 0) for models it was not fitted on (leave-one-out, three or more models) and its slope
     is positive: a few models whose row sums barely differ fix a slope poorly, and a noisy one can tip
     it. One distinct row sum cannot fix a slope at all: the ratio. No model: the identity, "none".
+    `line=False` fits the ratio only (in-context rows already add up to a model's total: nothing is
+    left for an intercept but the noise of a few models, which extrapolates badly to small ones).
     """
     x = np.asarray(row_sums_ms, dtype=float)
     y = np.asarray(measured_ms, dtype=float)
@@ -154,7 +166,7 @@ def fit_calibration(row_sums_ms: Sequence[float], measured_ms: Sequence[float],
         return UNCALIBRATED
     a, b = _ratio(x, y), 0.0
     method = "ratio"
-    if len(np.unique(x)) >= 2:
+    if line and len(np.unique(x)) >= 2:
         la, lb = _line(x, y)
         if la > 0 and (len(x) < 3 or _loo_error(x, y, _line) < _loo_error(x, y, lambda xs, ys: (_ratio(xs, ys), 0.0))):
             a, b, method = la, lb, "least squares"
@@ -203,9 +215,18 @@ class LatencyTable:
     """A table file and what it holds. `load` reads; `open` reads or creates it for measuring."""
 
     def __init__(self, path: Path, fingerprint: DeviceFingerprint, protocol: TimingProtocol,
-                 created: str | None, *, model_protocol: TimingProtocol | None = None, form: str = "train") -> None:
+                 created: str | None, *, model_protocol: TimingProtocol | None = None, form: str = "train",
+                 timing: str = "isolated", estimator: str = "median") -> None:
         if form not in FORMS:
             raise ValueError(f"form= must be one of {', '.join(FORMS)}, got {form!r}")
+        if timing not in TIMINGS:
+            raise ValueError(f"timing= must be one of {', '.join(TIMINGS)}, got {timing!r}")
+        if estimator not in ESTIMATORS:
+            raise ValueError(f"estimator= must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
+        self.timing = timing
+        self.estimator = estimator
+        self.samples: dict[str, list[LutEntry]] = {}  # in_context: every model's record of a key
+        self.samples_by_model: set[str] = set()  # in_context: the models whose rows are recorded
         self.path = path
         self.fingerprint = fingerprint
         self.protocol = protocol  # rows
@@ -234,9 +255,9 @@ class LatencyTable:
     @classmethod
     def open(cls, path: str | Path, backend: Backend, *, protocol: TimingProtocol | None = None,
              model_protocol: TimingProtocol | None = None, form: str | None = None,
-             force: bool = False) -> LatencyTable:
+             timing: str | None = None, force: bool = False) -> LatencyTable:
         """The table at `path` ready to measure on `backend`, created with `protocol` (rows),
-        `model_protocol` (calibration models) and `form` when absent.
+        `model_protocol` (calibration models), `form` and `timing` when absent.
 
         An existing table must have this device's fingerprint (force=True reads it anyway but refuses
         to add to it) and, for what is given, the protocols and form it was built with.
@@ -245,7 +266,7 @@ class LatencyTable:
         here = device_fingerprint(backend)
         if not path.exists():
             table = cls(path, here, protocol or TimingProtocol(), _now(), model_protocol=model_protocol,
-                        form=form or "train")
+                        form=form or "train", timing=timing or "isolated")
             table._write_header()
             table.backend = backend
             return table
@@ -258,6 +279,9 @@ class LatencyTable:
                          for k, v in stored.as_dict().items() if asked.as_dict()[k] != v]
                 raise LutError(str(path), f"the table was built with another {what}: " + "; ".join(diffs))
         table.check_form(form)
+        if timing is not None and timing != table.timing:
+            raise LutError(str(path), f"the table times rows {table.timing.replace('_', ' ')}, not {timing.replace('_', ' ')}"
+                                      " (build another table for the other timing)")
         if not fingerprint_diff(table.fingerprint, here):
             table.backend = backend
             if torn_at is not None:
@@ -363,6 +387,7 @@ class LatencyTable:
         if ref.key in self.entries:
             return self.entries[ref.key]
         backend = self._measuring_backend()
+        self._isolated_only(ref)
         try:
             module, inputs = make(ref.key)
             stats = backend.time_row(module, inputs, self.protocol)
@@ -387,6 +412,7 @@ class LatencyTable:
         if not todo:
             return ()
         backend = self._measuring_backend()
+        self._isolated_only(next(iter(todo.values())))
         pending = list(todo.values())
         done = 0
         try:
@@ -410,6 +436,41 @@ class LatencyTable:
         if ref.key in self.entries:
             return self.entries[ref.key]
         return self._add_entry(ref, stats)
+
+    def _isolated_only(self, ref: RowRef) -> None:
+        if self.timing == "in_context":
+            raise LutError(ref.file or str(self.path), f"{self.path} times rows in context: a row is measured "
+                                                       "inside a whole model (predict_plan with measure=True)",
+                           row=ref.row, module=ref.module)
+
+    def add_in_context(self, model_name: str, refs: Sequence[RowRef], rows_ms: Sequence[float],
+                       stats: LatencyStats | None = None) -> None:
+        """Append one model's rows as timed in its forward passes (profiles.incontext), one record per row
+        (a key repeated in the model, once per row), and update their entries; `stats` (the model's
+        own passes) is kept beside only when given."""
+        self._measuring_backend()
+        if self.timing != "in_context":
+            raise LutError(str(self.path), "this table times rows alone; in-context rows need a table built "
+                                           "with timing in_context")
+        if len(refs) != len(rows_ms):
+            raise ValueError(f"{len(refs)} rows but {len(rows_ms)} times")
+        lines = []
+        for ref, ms in zip(refs, rows_ms):
+            e = LutEntry(key=ref.key, median_ms=float(ms), p90_ms=float(ms), mean_ms=float(ms), cv=0.0,
+                         runs=stats.runs if stats is not None else 0,
+                         warmup_runs=stats.warmup_runs if stats is not None else 0, label=ref.label)
+            lines.append(json.dumps({"kind": "row", **_entry_dict(e), "model": model_name}))
+            self._take_sample(e)
+        self.samples_by_model.add(model_name)
+        self._write("a", ("\n" if self._needs_newline else "") + "\n".join(lines) + "\n")
+        self._needs_newline = False
+
+    def _take_sample(self, e: LutEntry) -> None:
+        """An in-context record: kept among its key's, the entry re-estimated over them."""
+        same = self.samples.setdefault(e.key, [])
+        same.append(e)
+        ms = estimate([x.median_ms for x in same], self.estimator) if len(same) > 1 else e.median_ms
+        self.entries[e.key] = LutEntry(e.key, ms, ms, ms, 0.0, e.runs, e.warmup_runs, same[0].label)
 
     def _add_entry(self, ref: RowRef, stats: LatencyStats) -> LutEntry:
         entry = LutEntry(key=ref.key, median_ms=stats.median_ms, p90_ms=stats.p90_ms, mean_ms=stats.mean_ms,
@@ -450,9 +511,12 @@ class LatencyTable:
         return self.add_model(name, keys, stats)
 
     def fit(self) -> Calibration:
-        """The calibration the table's model records give now (not stored; see save_fit)."""
+        """The calibration the table's model records give now (not stored; see save_fit). An in-context
+        table's entries move as models are added, so its models' row sums are taken from the entries now."""
         ms = list(self.models.values())
-        return fit_calibration([m.row_sum_ms for m in ms], [m.median_ms for m in ms], [m.name for m in ms])
+        sums = [self.row_sum(m.keys) if self.timing == "in_context" else m.row_sum_ms for m in ms]
+        return fit_calibration(sums, [m.median_ms for m in ms], [m.name for m in ms],
+                               line=self.timing != "in_context")
 
     def save_fit(self) -> Calibration:
         """Fit on every model record and append the fit (with its residuals); predictions use it."""
@@ -492,7 +556,7 @@ class LatencyTable:
     def _write_header(self) -> None:
         header = {"format": FORMAT, "version": VERSION, "fingerprint": self.fingerprint.as_dict(),
                   "protocol": self.protocol.as_dict(), "model_protocol": self.model_protocol.as_dict(),
-                  "form": self.form, "created": self.created}
+                  "form": self.form, "timing": self.timing, "estimator": self.estimator, "created": self.created}
         self._write("x", json.dumps(header) + "\n")
 
     def _append(self, record: Mapping[str, Any]) -> None:
@@ -571,7 +635,8 @@ class LatencyTable:
             protocol = TimingProtocol(**header["protocol"])
             model_protocol = TimingProtocol(**header["model_protocol"])
             return cls(path, fp, protocol, header.get("created"), model_protocol=model_protocol,
-                       form=header["form"])
+                       form=header["form"], timing=header.get("timing", "isolated"),
+                       estimator=header.get("estimator", "median"))
         except KeyError as e:
             raise bad(f"the header lacks {e}") from None
         except (TypeError, ValueError) as e:
@@ -585,7 +650,12 @@ class LatencyTable:
                                  p90_ms=_ms(record, "p90_ms"), mean_ms=_ms(record, "mean_ms"),
                                  cv=_num(record, "cv"), runs=_int(record, "runs"),
                                  warmup_runs=_int(record, "warmup_runs"), label=record.get("label"))
-                self.entries.setdefault(entry.key, entry)  # the first measurement of a key stands
+                if self.timing == "in_context":
+                    self._take_sample(entry)
+                    if isinstance(record.get("model"), str):
+                        self.samples_by_model.add(record["model"])
+                else:
+                    self.entries.setdefault(entry.key, entry)  # the first measurement of a key stands
             elif kind == "model":
                 keys = record.get("keys")
                 if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
@@ -667,8 +737,44 @@ def predict_plan(table: LatencyTable, plan: ModelPlan, measure: MakeRow | bool |
     """
     maker = RowMaker(table.form)
     refs = maker.add(plan)
+    if table.timing == "in_context":
+        if measure and any(r.key not in table.entries for r in refs):
+            measure_plan_in_context(table, plan, refs)
+        return table.predict(refs)
     make: MakeRow | None = maker if measure is True else (measure or None)
     return table.predict(refs, measure=make)
+
+
+def measure_plan_in_context(table: LatencyTable, plan: ModelPlan, refs: Sequence[RowRef] | None = None,
+                            *, name: str | None = None, protocol: TimingProtocol | None = None,
+                            model: nn.Module | None = None) -> Any:
+    """Build the plan's model (in the table's form; `model` when built already), time its rows in context
+    on the table's backend and append them; returns the profiles.incontext.InContextTiming."""
+    from zoo.builder import build_from_plan
+
+    backend = table._measuring_backend()
+    timer = getattr(backend, "time_in_context", None)
+    if timer is None:
+        raise LutError(str(table.path), f"the {backend.name} backend cannot time rows in context")
+    refs = list(refs) if refs is not None else plan_refs(plan)
+    try:
+        if model is None:
+            model = build_from_plan(plan)
+            if table.form == "deploy":
+                from zoo.deploy import deploy
+                deploy(model)
+        timing = timer(model, (1, plan.config.ch, plan.imgsz, plan.imgsz), protocol or table.protocol,
+                       estimator=table.estimator)
+    except (ConfigError, RowProbeError) as e:
+        raise LutError(plan.config.path or str(table.path), f"cannot time this candidate in context: {e}") from None
+    table.add_in_context(name or plan_digest(refs), refs, timing.rows_ms, timing.total)
+    return timing
+
+
+def plan_digest(refs: Sequence[RowRef]) -> str:
+    """A model's name in a table: a digest of its row keys (the same rows, the same name)."""
+    import hashlib
+    return "rows #" + hashlib.sha1("\n".join(r.key for r in refs).encode()).hexdigest()[:12]
 
 
 def _entry_dict(e: LutEntry) -> dict[str, Any]:
@@ -750,6 +856,7 @@ class TableSummary:
     calibration: Calibration | None
     fit_is_current: bool
     builds: tuple[BuildRecord, ...]
+    timing: str = "isolated"
 
     @property
     def build_seconds(self) -> float:
@@ -760,8 +867,8 @@ class TableSummary:
         return {
             "path": self.path, "bytes": self.bytes, "format": FORMAT, "version": VERSION,
             "fingerprint": self.fingerprint.as_dict(), "protocol": self.protocol.as_dict(),
-            "model_protocol": self.model_protocol.as_dict(), "form": self.form, "created": self.created,
-            "rows": self.rows, "rows_by_module": dict(self.rows_by_module),
+            "model_protocol": self.model_protocol.as_dict(), "form": self.form, "timing": self.timing,
+            "created": self.created, "rows": self.rows, "rows_by_module": dict(self.rows_by_module),
             "row_ms": None if self.row_ms is None else dict(zip(("min", "median", "max"), self.row_ms)),
             "calibration": None if cal is None else {"method": cal.method, "a": cal.a, "b": cal.b,
                                                      "models": list(cal.models), "current": self.fit_is_current},
@@ -792,7 +899,7 @@ def summarize_table(table: LatencyTable) -> TableSummary:
                         table.created, len(table.entries),
                         tuple(sorted(by_module.items(), key=lambda kv: (-kv[1], kv[0]))),
                         (ms[0], ms[len(ms) // 2], ms[-1]) if ms else None, models, table.calibration,
-                        table.fit_is_current, tuple(table.builds))
+                        table.fit_is_current, tuple(table.builds), table.timing)
 
 
 def _key_module(key: str) -> str:

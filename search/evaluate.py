@@ -51,7 +51,8 @@ class Measure:
 
     `latency` prices latency budgets (search.latency): "measure" on `backend` (torch or onnxruntime),
     "lut" from the table `lut`, "hybrid" from the table while searching and on `backend` for the final
-    check; `force` uses a table built under another fingerprint (read only)."""
+    check, "auto" as hybrid on a table the search builds as it goes (`lut`: its path, set by the run to
+    the study's folder when not given); `force` uses a table built under another fingerprint (read only)."""
 
     imgsz: int = 640
     threads: int = 1
@@ -60,7 +61,7 @@ class Measure:
     warmup_runs: int = 3
     warmup_s: float = 0.3
     deploy: bool = False
-    latency: str = "measure"
+    latency: str = "measure"  # the command line's default is "auto"
     backend: str = "torch"
     lut: str | None = None
     force: bool = False
@@ -71,7 +72,7 @@ class Measure:
         check_option("runs", self.runs, 1, MAX_RUNS)
         if self.latency not in MODES:
             raise OptionError(None, "latency", self.latency, f"must be one of {', '.join(MODES)}")
-        if self.latency != "measure" and not self.lut:
+        if self.latency in ("lut", "hybrid") and not self.lut:
             raise OptionError(None, "latency", self.latency, "needs a latency table (lut=, --lut FILE)")
 
     def as_dict(self) -> dict[str, Any]:

@@ -159,7 +159,7 @@ def export_best(study: optuna.Study, *, space: SearchSpace, budget: Budget, meas
 
     for t in top:
         remeasure(t)
-    if budget.latency_ms is not None and measure.latency == "hybrid":
+    if budget.latency_ms is not None and measure.latency in ("hybrid", "auto"):
         for t in ranked[len(top):HYBRID_REACH * top_k]:  # predicted feasible, but none of the top truly is
             if any(c.meets_budget for c in again):
                 break

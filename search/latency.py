@@ -9,6 +9,11 @@
   hybrid   the table while searching, the device for the final check (search.export re-measures the
            top candidates and exports the best that truly meets the budget): the table must be this
            device's (refused naming the fields that differ, unless forced).
+  auto     hybrid on a table the search builds for its own space as it goes (the command line's default):
+           `latency.lut` beside the study (search.worker.table_file), so a resumed study reuses it. A
+           candidate with a row the table lacks is built and its rows timed inside its forward passes
+           (eager torch; profiles.incontext), every row recorded, so the table fills with the rows the
+           sampler visits and later candidates cost dict lookups. ORT times rows alone there instead.
 
 `pricers(measure)` gives (the search's pricer, the final check's pricer), made once per process and
 Measure (a table is opened once, a backend made once); spawned workers make their own.
@@ -26,7 +31,7 @@ from zoo.errors import ConfigError
 from zoo.plan import ModelPlan, RowSignature
 
 SCREEN_FACTOR = 1.3  # a 3-run median this far over the budget is infeasible without a full measurement
-MODES = ("measure", "lut", "hybrid")
+MODES = ("auto", "measure", "lut", "hybrid")
 
 
 class PricingError(Exception):
@@ -126,6 +131,18 @@ class TableLatency:
         return PredictedLatency(pred.total_ms, pred.row_sum_ms, str(self.table.path))
 
 
+def open_auto_table(path: str | None, backend: Any, form: str) -> LatencyTable:
+    """The search's own table (created on first use, resumed after): rows timed in context where the
+    backend can (IN_CONTEXT_PROTOCOL), else alone (ROW_PROTOCOL)."""
+    from profiles.lutbuild import IN_CONTEXT_PROTOCOL, MODEL_PROTOCOL, ROW_PROTOCOL, default_timing
+
+    if not path:
+        raise ConfigError("<search>", "--latency auto needs the study's table path (set by the search run)")
+    timing = default_timing(backend)
+    return LatencyTable.open(path, backend, protocol=IN_CONTEXT_PROTOCOL if timing == "in_context" else ROW_PROTOCOL,
+                             model_protocol=MODEL_PROTOCOL, form=form, timing=timing)
+
+
 _PRICERS: dict[Any, tuple[LatencyPricer, LatencyPricer]] = {}
 
 
@@ -143,6 +160,11 @@ def _make(m: Any) -> tuple[LatencyPricer, LatencyPricer]:
         measured = MeasuredLatency(_backend(m, source, {}), runs=m.runs, warmup_runs=m.warmup_runs,
                                    warmup_s=m.warmup_s, deploy=m.deploy)
         return measured, measured
+    if m.latency == "auto":
+        backend = _backend(m, source, {})
+        measured = MeasuredLatency(backend, runs=m.runs, warmup_runs=m.warmup_runs, warmup_s=m.warmup_s,
+                                   deploy=m.deploy)
+        return TableLatency(open_auto_table(m.lut, backend, m.form)), measured
     fp = LatencyTable.load(m.lut).fingerprint
     own = recorded_settings(m.backend, dict(fp.settings)) if fp.backend == m.backend else {}
     if m.latency == "lut":  # pricing needs no local device; on the table's own one, missing rows are measured

@@ -32,7 +32,7 @@ from .samplers import directions
 from .space import SearchSpace, build_space
 from .storage import (RUNS_DIR, check_storage, check_writable, is_url, open_storage, resolve_storage,
                       storage_errors, storage_failure)
-from .worker import SearchOptions, StudyHandle, TrialEvent, cache_file, run_worker, spawned_worker
+from .worker import SearchOptions, StudyHandle, TrialEvent, cache_file, run_worker, spawned_worker, table_file
 
 Event = Any  # search.events: StudyOpened | ScoringChosen | WorkerLost | Finishing
 
@@ -127,8 +127,14 @@ def run_study(cfg: Config, options: SearchOptions, *, on_trial: Callable[[TrialE
     emit = on_event or (lambda _e: None)
     check_measure(cfg, options.measure)
     storage_path = resolve_storage(options.storage, name, folder=options.out)
+    if options.measure.latency == "auto" and not options.measure.lut:  # the study's own table, resumed with it
+        options = replace(options, measure=replace(options.measure, lut=table_file(storage_path, name)))
     check_writable(output_folder(options, storage_path, name), param="out", folder=True)
     check_storage(storage_path)
+    if options.measure.latency == "auto" and options.budget.latency_ms is not None:
+        from .latency import pricers
+        Path(options.measure.lut).parent.mkdir(parents=True, exist_ok=True)
+        pricers(options.measure)  # created here, once, before any worker process opens it
     with storage_errors(storage_path):
         storage = open_storage(storage_path)
         direction = get_objective(options.settings.objective).direction
@@ -284,7 +290,7 @@ def run_search(config: Any, options: SearchOptions, *, on_trial: Callable[[Trial
     if info.interrupted and on_event is not None:
         on_event(Finishing(top_k if options.budget.latency_ms is not None else 0))
     with storage_errors(str(out), what="the output folder"):
-        return export_best(info.study, space=info.space, budget=options.budget, measure=options.measure,
+        return export_best(info.study, space=info.space, budget=options.budget, measure=info.handle.options.measure,
                            scoring=info.scoring, out=out, top_k=top_k, factor=options.remeasure_factor,
                            storage=info.handle.storage, interrupted=info.interrupted,
                            load=run_load(load_start, loadavg()))

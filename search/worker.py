@@ -350,5 +350,10 @@ def cache_file(storage: str, study_name: str) -> str:
     return str(Path(folder) / "costs.jsonl")
 
 
+def table_file(storage: str, study_name: str) -> str:
+    """The study's own latency table (--latency auto), beside its row-cost cache."""
+    return str(Path(cache_file(storage, study_name)).with_name("latency.lut"))
+
+
 __all__ = ["Interrupts", "Mirror", "STORAGE_EXIT", "SearchOptions", "StudyHandle", "TrialEvent", "cache_file",
-           "candidate_failure", "run_worker", "spawned_worker"]
+           "candidate_failure", "table_file", "run_worker", "spawned_worker"]

@@ -168,7 +168,7 @@ def test_cli_build_interrupted_then_resumed_measures_nothing_twice(tmp_path, tin
                                                                    capsys) -> None:
     out = tmp_path / "t.lut"
     argv = ["lut", "build", str(tiny_yaml), "--imgsz", "64", "--samples", "4", "--calibrate", "1", "-o", str(out),
-            "--no-progress"]
+            "--no-progress", "--timing", "isolated"]
     real = TorchBackend.time_row
     calls: list[tuple[int, ...]] = []
 
@@ -265,3 +265,68 @@ def test_cli_option_errors_name_the_flags(tmp_path, tiny_yaml, capsys) -> None:
         assert cli.main(argv) == 1, argv
         assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+# ---- rows timed in context ---------------------------------------------------------------------------------
+def test_in_context_table_records_its_timing_and_its_rows_add_up_per_model(tmp_path, quick) -> None:
+    from profiles.lutbuild import IN_CONTEXT_PROTOCOL, in_context_plan
+
+    sources = lut_sources([TINY], imgsz=64, samples=3, calibrate=1)
+    path = tmp_path / "ic.lut"
+    report = build_table(path, TorchBackend(), sources, protocol=QUICK, model_protocol=QUICK)
+    table = LatencyTable.load(path)
+    assert table.timing == "in_context" and json.loads(path.read_text().splitlines()[0])["timing"] == "in_context"
+    keys = {r.key for s in sources for r in plan_refs(s.plan)}
+    assert keys <= set(table.entries) and report.rows_measured == len(keys)
+    assert not in_context_plan(table, sources)  # nothing left to time: a rerun measures nothing
+    again = build_table(path, TorchBackend(), sources, protocol=QUICK, model_protocol=QUICK)
+    assert again.rows_measured == 0 and again.models_measured == 0
+    assert len(table.models) == 2 and table.calibration is not None  # the config and one candidate, whole
+    rows = [json.loads(line) for line in path.read_text().splitlines()[1:]]
+    by_model: dict = {}
+    for r in rows:
+        if r["kind"] == "row":
+            by_model.setdefault(r["model"], []).append(r)
+    first = sources[0]
+    assert len(by_model[first.model_name]) == len(first.plan.rows)  # every row of a timed model, repeats too
+    assert IN_CONTEXT_PROTOCOL.runs >= 5
+
+
+def test_a_key_seen_in_several_models_gets_the_estimate_over_them(tmp_path) -> None:
+    from profiles.lut import RowRef
+
+    path = tmp_path / "t.lut"
+    table = LatencyTable.open(path, TorchBackend(), form="train", timing="in_context")
+    for name, ms in (("a", 1.0), ("b", 9.0), ("c", 2.0)):
+        table.add_in_context(name, [RowRef("k", label="row k")], [ms])
+    assert table.entries["k"].median_ms == 2.0
+    assert LatencyTable.load(path).entries["k"].median_ms == 2.0  # the file says the same
+    with pytest.raises(Exception, match="in context"):
+        table.measure(RowRef("other"), lambda key: (nn.Identity(), torch.zeros(1)))
+    with pytest.raises(Exception, match="times rows in context"):
+        LatencyTable.open(path, TorchBackend(), timing="isolated")
+
+
+def test_an_old_table_without_timing_reads_as_isolated(tmp_path, quick) -> None:
+    path = tmp_path / "old.lut"
+    build_table(path, Params(), lut_sources([TINY], imgsz=64, samples=1, calibrate=0))
+    lines = path.read_text().splitlines()
+    head = json.loads(lines[0])
+    assert head["timing"] == "isolated"  # a backend without time_in_context
+    del head["timing"]
+    path.write_text("\n".join([json.dumps(head), *lines[1:]]) + "\n")
+    assert LatencyTable.load(path).timing == "isolated"
+
+
+def test_predict_plan_on_an_in_context_table_times_the_missing_candidate_whole(tmp_path, quick) -> None:
+    sources = lut_sources([TINY], imgsz=64, samples=0)
+    path = tmp_path / "ic.lut"
+    build_table(path, TorchBackend(), sources, protocol=QUICK, model_protocol=QUICK)
+    table = LatencyTable.open(path, TorchBackend())
+    other = lut_sources([TINY], imgsz=64, samples=2, seed=5)[-1].plan
+    missing = [r.key for r in plan_refs(other) if r.key not in table.entries]
+    assert missing
+    with pytest.raises(Exception, match="no latency entry"):
+        predict_plan(table, other)
+    pred = predict_plan(table, other, measure=True)
+    assert all(k in table.entries for k in missing) and pred.total_ms > 0

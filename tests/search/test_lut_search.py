@@ -40,7 +40,7 @@ def table(tmp_path, monkeypatch):
     monkeypatch.setattr(lutbuild, "MODEL_PROTOCOL", QUICK)
     monkeypatch.setattr(lutbuild, "BUILD_WARMUP_S", 0.0)
     path = tmp_path / "t.lut"
-    build_table(path, get_backend("torch"), lut_sources([TINY], imgsz=64, samples=4, calibrate=2))
+    build_table(path, get_backend("torch"), lut_sources([TINY], imgsz=64, samples=4, calibrate=2), timing="isolated")
     return path
 
 
@@ -179,7 +179,7 @@ def test_hybrid_goes_down_the_ranking_until_one_truly_meets_the_budget(tmp_path,
 def test_measure_options_are_checked() -> None:
     with pytest.raises(OptionError, match="needs a latency table"):
         Measure(latency="lut")
-    with pytest.raises(OptionError, match="must be one of measure, lut, hybrid"):
+    with pytest.raises(OptionError, match="must be one of auto, measure, lut, hybrid"):
         Measure(latency="guess", lut="x.lut")
     search_p, check_p = pricers(Measure(imgsz=64))
     assert isinstance(search_p, MeasuredLatency) and check_p is search_p  # the default: measured, as before
@@ -211,3 +211,34 @@ def test_measured_search_times_on_the_chosen_backend(tmp_path, tiny_yaml, backen
     assert screened and stats.runs == 3
     stats, screened = pricer.price(plan, None, full=True)
     assert not screened and stats.runs == 2 and stats.median_ms > 0
+
+
+def test_auto_search_builds_its_table_in_context_and_a_resumed_run_reuses_it(tmp_path, tiny_yaml) -> None:
+    from search.latency import _PRICERS
+
+    argv = ["search", str(tiny_yaml), "--budget-ms", "1000", "--imgsz", "64", "--trials", "6", "-o",
+            str(tmp_path / "out"), "--storage", str(tmp_path / "j.log"), "--study-name", "s", *CLI_FAST]
+    assert cli.main(argv) == 0  # --latency auto is the default
+    lut = tmp_path / "latency.lut"
+    first = LatencyTable.load(lut)
+    assert first.timing == "in_context" and first.entries
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["latency"]["pricing"] == "auto" and report["latency"]["lut"] == str(lut)
+    assert report["latency"]["final_check"] == "measured on torch" and report["best"]["meets_budget"]
+    priced = [t for t in trials(tmp_path) if t.user_attrs.get("latency_ms")]
+    assert priced and all(t.user_attrs["latency_ms"]["source"] == "lut" for t in priced)
+    kept = lut.read_bytes()
+    _PRICERS.clear()  # a new process would open the table afresh
+    assert cli.main([*argv[:argv.index("--trials") + 1], "12", *argv[argv.index("--trials") + 2:]]) == 0
+    assert lut.read_bytes().startswith(kept)  # resumed: what the first run timed stands, only new rows appended
+    again = LatencyTable.load(lut)
+    assert set(first.entries) <= set(again.entries)
+    models = [json.loads(x).get("model") for x in lut.read_text().splitlines()[1:]]
+    first_models = {json.loads(x).get("model") for x in kept.decode().splitlines()[1:]}
+    new = [m for m in models[len(kept.decode().splitlines()) - 1:]]
+    assert not first_models & set(new)  # no model of the first run timed again
+
+
+def test_auto_refuses_a_lut_flag(tmp_path, tiny_yaml, capsys) -> None:
+    assert cli.main(["search", str(tiny_yaml), "--budget-ms", "10", "--lut", "x.lut", "--no-progress"]) == 1
+    assert "--lut is for --latency lut or hybrid" in capsys.readouterr().err

@@ -163,7 +163,7 @@ def run_imported_case(config: str, imgsz: int, a: argparse.Namespace) -> dict[st
     cal = table.calibration
     return {
         "config": config, "imgsz": imgsz, "backend": f"{fp.backend} (imported)", "device": fp.device,
-        "timing": "isolated (imported)",
+        "timing": "isolated (imported)", "foreign": [],
         "candidates": len(plans), "candidates_lacking_rows": lacking,
         **agreement(predicted, measured), "mean_error": statistics.fmean(errors),
         "mean_abs_error": statistics.fmean(map(abs, errors)), "worst_error": max(errors, key=abs),

@@ -30,7 +30,9 @@ def builtin_names() -> dict[str, tuple[Path, str | None]]:
     for path in sorted(CONFIG_DIR.glob("*.yaml")):
         data = yamlio.read_file(path).data
         scales = data.get("scales") if isinstance(data, dict) else None
-        if scales:
+        if scales and len(scales) == 1 and path.stem.partition("-")[0].endswith(str(next(iter(scales)))):
+            names[path.stem] = (path, str(next(iter(scales))))  # one scale, named in the file (yolov10n.yaml)
+        elif scales:
             base, sep, rest = path.stem.partition("-")
             for key in scales:
                 names[f"{base}{key}{sep}{rest}"] = (path, str(key))

@@ -55,7 +55,7 @@ def models_dir() -> Path | None:
         out = subprocess.run([REF_PYTHON, "-c", code], env=_ref_env(), capture_output=True, text=True, timeout=60)
         if out.returncode == 0:
             return Path(out.stdout.strip()).parent / "cfg" / "models"
-    return None
+    return ROOT / "tests" / "data" / "ultralytics_cfg"  # the rows as data (test fixtures)
 
 
 def yaml_path(rel: str) -> Path:

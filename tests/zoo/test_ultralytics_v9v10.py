@@ -30,7 +30,8 @@ REF_PYTHON = os.environ.get("ZOO_REF_PYTHON")
 REFERENCE = json.loads((Path(__file__).parents[1] / "data" / "ultralytics_reference.json").read_text())["files"]
 FILES = ["v9/yolov9t.yaml", "v9/yolov9s.yaml", "v9/yolov9m.yaml", "v9/yolov9c.yaml", "v9/yolov9e.yaml",
          "v10/yolov10n.yaml", "v10/yolov10s.yaml", "v10/yolov10m.yaml", "v10/yolov10b.yaml", "v10/yolov10l.yaml",
-         "v10/yolov10x.yaml", "v8/yolov8-p6.yaml", "rt-detr/rtdetr-resnet50.yaml", "rt-detr/rtdetr-resnet101.yaml"]
+         "v10/yolov10x.yaml", "v8/yolov8-p6.yaml", "rt-detr/rtdetr-resnet50.yaml", "rt-detr/rtdetr-resnet101.yaml",
+         "v9/yolov9c-seg.yaml", "v9/yolov9e-seg.yaml"]
 CASES = [(rel, scale) for rel in FILES for scale in REFERENCE[rel]]
 
 

@@ -23,10 +23,10 @@ from ..rules import Resolved, Rule, RowContext, RuleError, out_arg_rule, same_wi
 from .yolov5 import C3, Concat, Conv, DWConv, batch_norm, make_act
 
 FAMILY = "ultralytics"
-# Heads only Ultralytics has without anchors: a YOLOv5 Detect always takes them. Ultralytics' v3, v6 and v9
+# Heads only Ultralytics has without anchors: a YOLOv5 Detect or Segment always takes them. Ultralytics' v3, v6 and v9
 # files keep YOLOv5's depth/width multiples (or none) but end in one of these, so they are recognised by it.
 ANCHOR_FREE_HEADS = frozenset({"Detect", "WorldDetect", "YOLOEDetect", "YOLOESegment", "YOLOESegment26",
-                               "v10Detect", "Pose", "OBB", "Pose26", "OBB26", "Segment26", "Depth",
+                               "v10Detect", "Segment", "Pose", "OBB", "Pose26", "OBB26", "Segment26", "Depth",
                                "SemanticSegment"})
 
 

@@ -51,19 +51,28 @@ def build_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs, CI)")
 
 
-def build_run(args: argparse.Namespace) -> int:
-    from profiles.lutbuild import build_table
-    from search.lutplans import DEFAULT_CALIBRATE, lut_sources
+def checked_counts(args: argparse.Namespace) -> int:
+    """`--samples` and `--calibrate` of `lut build` and `lut export` checked alike; the calibration count."""
+    from search.lutplans import DEFAULT_CALIBRATE
     from zoo.errors import ConfigError
-
-    from .console import Progress
-    from .render_lut import print_build
 
     if args.samples < 0:
         raise ConfigError(args.out, f"--samples must be >= 0, got {args.samples}")
     calibrate = DEFAULT_CALIBRATE if args.calibrate is None else args.calibrate
     if calibrate < 0:
         raise ConfigError(args.out, f"--calibrate must be >= 0, got {calibrate}")
+    return calibrate
+
+
+def build_run(args: argparse.Namespace) -> int:
+    from profiles.lutbuild import build_table
+    from search.lutplans import lut_sources
+    from zoo.errors import ConfigError
+
+    from .console import Progress
+    from .render_lut import print_build
+
+    calibrate = checked_counts(args)
     own = {}
     if args.exporter is not None:
         if args.backend != "onnxruntime":
@@ -141,16 +150,11 @@ def export_args(p: argparse.ArgumentParser) -> None:
 
 def export_run(args: argparse.Namespace) -> int:
     from profiles.lutexport import export_folder
-    from search.lutplans import DEFAULT_CALIBRATE, lut_sources
-    from zoo.errors import ConfigError
+    from search.lutplans import lut_sources
 
     from .console import Progress, note
 
-    if args.samples < 0:
-        raise ConfigError(args.out, f"--samples must be >= 0, got {args.samples}")
-    calibrate = DEFAULT_CALIBRATE if args.calibrate is None else args.calibrate
-    if calibrate < 0:
-        raise ConfigError(args.out, f"--calibrate must be >= 0, got {calibrate}")
+    calibrate = checked_counts(args)
     with Progress("planning", enabled=not args.no_progress) as progress:
         progress.stage(f"{len(args.configs)} config(s), {args.samples} candidate(s) each at {args.imgsz} px")
         sources = lut_sources(args.configs, imgsz=args.imgsz, samples=args.samples, space_file=args.space,

@@ -184,3 +184,49 @@ def build_outcome(mutant: Any, folder: Path, name: str = "mutant.yaml") -> Outco
         lines = [ln for ln in str(e).splitlines() if ln.strip()]
         return Outcome("crash", time.perf_counter() - t0, f"{type(e).__name__}: {lines[0] if lines else ''}")
     return Outcome("model", time.perf_counter() - t0)
+
+
+class Agreement(NamedTuple):
+    kind: str  # "agree" | "disagree" | "no file" (a mapping YAML cannot write: the CLI reads files only)
+    validate: str  # "ok", the one `error:` line, or "exit N: last stderr line"
+    profile: str
+
+
+def _cli(argv: list[str]) -> str:
+    """One `zoo` command in this process: "ok", its `error:` line, or what else it ended with."""
+    import contextlib
+    import io
+
+    from cli import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            code = main(argv)
+        except Exception as e:  # noqa: BLE001  a traceback is an outcome of its own
+            lines = [ln for ln in str(e).splitlines() if ln.strip()]
+            return f"crash {type(e).__name__}: {lines[0] if lines else ''}"
+    errors = [ln for ln in err.getvalue().splitlines() if ln.startswith("error: ")]
+    if code == 0 and not errors:
+        return "ok"
+    if code == 1 and len(errors) == 1:
+        return errors[0]
+    return f"exit {code}: {err.getvalue().strip().splitlines()[-1:] or ''}"
+
+
+def cli_agreement(mutant: Any, folder: Path, name: str = "mutant.yaml") -> Agreement:
+    """`zoo validate FILE` against `zoo profile FILE --no-latency` (real weights, fvcore's counting pass):
+    both ok, or both refuse with the same one-line error. The promise of issue 19: what validate passes
+    profiles, and what it refuses profile refuses in the same words."""
+    path = folder / name
+    if isinstance(mutant, str):
+        path.write_text(mutant, encoding="utf-8", errors="surrogatepass")
+    else:
+        try:
+            path.write_text(yaml.safe_dump(mutant, sort_keys=False), encoding="utf-8")
+        except (ValueError, yaml.YAMLError):  # an int past Python's 4,300 digits has no YAML text
+            return Agreement("no file", "", "")
+    validated = _cli(["validate", str(path)])
+    profiled = _cli(["profile", str(path), "--no-latency", "--format", "json", "-o", str(folder / "profile.json")])
+    return Agreement("agree" if validated == profiled else "disagree", validated, profiled)

@@ -58,3 +58,21 @@ def test_a_huge_int_inside_a_list_is_quoted_not_a_crash() -> None:
             "head": [[[0], 1, "Detect", ["nc", [[10, 13]]]]]}
     with pytest.raises(ConfigError, match=r"scale 'n' must be .*got \[2\*\*16609\+, 0\.25\]"):
         zoo.build_model(data, device="meta")
+
+
+@settings(max_examples=15, deadline=None, database=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                 HealthCheck.function_scoped_fixture])
+@given(mutant=mutants.mutants())
+def test_validate_and_profile_agree_on_a_mutant(mutant, folder: Path) -> None:
+    """`zoo validate` and `zoo profile --no-latency` both pass it, or refuse it with the same line."""
+    base, data = mutant
+    a = mutants.cli_agreement(data, folder)
+    assert a.kind in ("agree", "no file"), f"{base}: validate {a.validate!r}, profile {a.profile!r}"
+
+
+@pytest.mark.parametrize("text", ["backbone: [[-1, 1, Conv, [16, 0, 2]]]\nhead: [[[0], 1, Detect, [nc, [[10, 13]]]]]\n",
+                                  "nc: 2\nbackbone: [[-1, 1, Conv, [16, 3, 2]]]\nhead: []\n"])
+def test_validate_and_profile_refuse_in_the_same_words(text: str, folder: Path) -> None:
+    a = mutants.cli_agreement(text, folder)
+    assert a.kind == "agree" and a.validate.startswith("error: ") and "mutant.yaml" in a.validate, a

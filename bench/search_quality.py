@@ -1,5 +1,5 @@
-"""Search quality: the best score at 1,000 trials under one GFLOPs budget, NSGA-II (default) vs TPE vs
-random, 5 seeds each, against every uniform scaling of the space that meets the same budget.
+"""Search quality: the best score at 1,000 trials under one GFLOPs budget, evolution (the default) vs
+NSGA-II vs TPE vs random, 5 seeds each, against every uniform scaling of the space that meets the same budget.
 
 The budget is GFLOPs (80% of the base's at --imgsz), so a trial costs its plan and cached row costs only
 and the comparison measures the samplers. The uniform scalings are every (depth multiple, width multiple)
@@ -8,7 +8,12 @@ against the same budgets (the objective's default depth budget included).
 With --sizes 256,320,384 the input size is a searched dimension too (one GFLOPs budget, 80% of the
 base's at --imgsz): the uniform scalings are then every (size, depth, width) of the grid, and the results
 go to search_quality_sizes.
+--enqueue uniform starts every study as `zoo search` does, with the feasible uniform scalings (at every
+searched size) enqueued before the sampler's own trials, so the best can only beat them by improving
+on them; --enqueue base (the default without --sizes) enqueues the base alone and measures the samplers
+from nothing. Results of a base-only run with --sizes go to search_quality_sizes_base.
 Usage: python bench/search_quality.py [--config yolov5s --trials 1000 --seeds 5] [--sizes 256,320,384]
+       [--enqueue base|uniform]
 """
 from __future__ import annotations
 
@@ -30,13 +35,14 @@ from profiles.rowcosts import CostCache  # noqa: E402
 from search import Budget, Measure, SearchOptions, feasible_trials, load_settings, trial_score  # noqa: E402
 from search.evaluate import CandidateError, evaluate, make_scoring  # noqa: E402
 from search.run import run_study  # noqa: E402
+from search.samplers import DEFAULT_SAMPLER  # noqa: E402
 from search.space import build_space  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _search_common import machine, md_table, write  # noqa: E402
 from search_throughput import base_costs  # noqa: E402
 
-SAMPLERS = ("nsga2", "tpe", "random")
+SAMPLERS = ("evolution", "nsga2", "tpe", "random")
 
 
 def uniform_scalings(name: str, budget: Budget, measure: Measure,
@@ -68,7 +74,11 @@ def main() -> None:
     ap.add_argument("--sizes", type=lambda t: [int(x) for x in t.split(",")], default=None,
                     help="search the input size among these too (e.g. 256,320,384)")
     ap.add_argument("--samplers", type=lambda t: tuple(t.split(",")), default=SAMPLERS)
+    ap.add_argument("--enqueue", choices=("base", "uniform"), default=None,
+                    help="what each study starts from: the base alone, or the feasible uniform scalings as "
+                         "`zoo search` enqueues them (default: uniform with --sizes, base without)")
     a = ap.parse_args()
+    enqueue = a.enqueue or ("uniform" if a.sizes else "base")
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     load0 = os.getloadavg()
@@ -87,7 +97,8 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 opts = SearchOptions(budget=budget, measure=measure, settings=load_settings(cfg, imgsz=a.sizes),
                                      trials=a.trials,
-                                     sampler=sampler, seed=seed, max_uniform=0,
+                                     sampler=sampler, seed=seed,
+                                     max_uniform=0 if enqueue == "base" else None,
                                      storage=str(Path(tmp) / "journal.log"), study_name="q", out=tmp)
                 s0 = time.perf_counter()
                 info = run_study(cfg, opts)
@@ -101,25 +112,33 @@ def main() -> None:
             for s, vs in results.items()]
     head = ["sampler", "trials", *(f"seed {i}" for i in range(a.seeds)), "mean", "sd",
             "seeds above every uniform scaling", "s per study"]
-    ratio = (statistics.mean(results["nsga2"]) / statistics.mean(results["random"])
-             if {"nsga2", "random"} <= set(results) else float("nan"))
+    default = DEFAULT_SAMPLER if DEFAULT_SAMPLER in results else next(iter(results))
+    ratio = (statistics.mean(results[default]) / statistics.mean(results["random"])
+             if "random" in results else float("nan"))
     uni_rows = [[str(z), f"{d:g}", f"{w:g}", f"{s:.4f}"] for z, d, w, s in uniform]
     sizes = f"sizes {','.join(map(str, a.sizes))} searched, " if a.sizes else ""
     load1 = os.getloadavg()
     table = (f"Search quality on {a.config} at {a.imgsz} px ({sizes}budget from {a.imgsz} px): best {objective} "
              f"under {budget.gflops:g} GFLOPs "
-             f"({a.fraction:.0%} of the base), {a.trials} trials, {a.seeds} seeds, only the base enqueued "
-             f"(uniform scalings not enqueued); load average {load0[0]:.2f} before, {load1[0]:.2f} after\n\n"
+             f"({a.fraction:.0%} of the base), {a.trials} trials, {a.seeds} seeds, "
+             + ("only the base enqueued (uniform scalings not enqueued)" if enqueue == "base" else
+                "the feasible uniform scalings enqueued first, as `zoo search` does (up to trials // 4)")
+             + f"; load average {load0[0]:.2f} before, {load1[0]:.2f} after\n\n"
              + md_table(head, rows)
-             + f"\n\nNSGA-II / random mean best score: {ratio:.4f}; best uniform scaling within the budget: "
+             + f"\n\n{default} (the default sampler) / random mean best score: {ratio:.4f}; best uniform scaling within the budget: "
                f"{best_uniform:.4f}\n\nUniform scalings of the space within the budget (size, depth multiple, width "
                f"multiple of the base, score):\n\n" + md_table(["size", "depth", "width", "score"], uni_rows)
              + f"\n\n{time.time() - t0:.0f} s in all")
-    write("search_quality_sizes" if a.sizes else "search_quality",
+    name = "search_quality_sizes" if a.sizes else "search_quality"
+    if a.sizes and enqueue == "base":
+        name += "_base"
+    elif not a.sizes and enqueue == "uniform":
+        name += "_uniform"
+    write(name,
           {"config": a.config, "imgsz": a.imgsz, "sizes": a.sizes, "trials": a.trials, "budget": budget.as_dict(),
-                             "objective": objective, "scores": results, "seconds": times,
+                             "objective": objective, "enqueue": enqueue, "scores": results, "seconds": times,
                              "uniform": [{"imgsz": z, "depth": d, "width": w, "score": s} for z, d, w, s in uniform],
-                             "nsga2_over_random": ratio, "loadavg_before": load0, "loadavg_after": load1,
+                             "default_sampler": default, "default_over_random": ratio, "loadavg_before": load0, "loadavg_after": load1,
                              "machine": machine()}, table)
 
 

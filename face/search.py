@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from search.samplers import SAMPLERS, default_sampler
+
 from .options import BACKENDS, add_device, add_imgsz, add_imgsz_choices, add_threads, make_backend, positive_float, positive_int, weights
 
 SEARCH_EXAMPLES = ("examples:\n  zoo search yolov5s --imgsz 320 --budget-gflops 3.3 --trials 2000   (GFLOPs only: seconds)\n"
@@ -85,8 +87,9 @@ def search_args(p: argparse.ArgumentParser) -> None:
     s = p.add_argument_group("search")
     s.add_argument("--trials", type=positive_int, default=100, help="the study's total (resume adds the missing)")
     s.add_argument("--timeout", type=positive_float, help="seconds per worker")
-    s.add_argument("--sampler", choices=("nsga2", "tpe", "random"), default="nsga2",
-                   help="nsga2 (default: a genetic search, cheap per trial up to 10,000 trials), tpe, random")
+    s.add_argument("--sampler", choices=SAMPLERS, default=None,
+                   help="evolution (the default with one objective: mutate the best candidates a step, MAE-NAS's "
+                        "way), nsga2 (the default of a score,latency Pareto search), tpe, random")
     s.add_argument("--objective", help="training-free objective (default: the config's search: block, else "
                                        "feature_entropy, the best on YOLOBench; mae for the MAE-NAS recipe; "
                                        "`zoo score --help` lists them)")
@@ -122,12 +125,13 @@ def search_run(args: argparse.Namespace) -> int:
                              objective=args.objective, imgsz=searched)
     size = args.imgsz if searched is None else smallest_size(searched)
     backend = latency_backend(args)
+    objectives = tuple(args.objectives.split(","))
     opts = SearchOptions(
         budget=budget, measure=Measure(imgsz=size, threads=args.threads, device=args.device, runs=args.runs,
                                        warmup_s=args.warmup_s, deploy=args.deploy, latency=args.latency,
                                        backend=backend, lut=args.lut, force=args.force),
-        settings=settings, trials=args.trials, timeout_s=args.timeout, sampler=args.sampler,
-        objectives=tuple(args.objectives.split(",")), seed=args.seed, workers=args.workers, storage=args.storage,
+        settings=settings, trials=args.trials, timeout_s=args.timeout, sampler=args.sampler or default_sampler(objectives),
+        objectives=objectives, seed=args.seed, workers=args.workers, storage=args.storage,
         study_name=args.study_name, out=args.out, top_k=args.top_k, plugins=tuple(getattr(args, "plugin", [])))
     quiet_optuna()
     tally = Tally()

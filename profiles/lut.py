@@ -56,6 +56,7 @@ from zoo.errors import ConfigError
 from zoo.plan import ModelPlan, RowProbeError, RowSignature, instantiate_row, short_args
 
 from .backends.base import Backend, BackendError, Inputs, Shape, model_timer, random_inputs, time_each
+from . import fields
 from .incontext import ESTIMATORS, estimate
 from .fingerprint import DeviceFingerprint, describe_diff, device_fingerprint, fingerprint_diff
 from .latency import LatencyStats, TimingProtocol
@@ -646,10 +647,10 @@ class LatencyTable:
         kind = record.get("kind")
         try:
             if kind == "row":
-                entry = LutEntry(key=_str(record, "key"), median_ms=_ms(record, "median_ms"),
-                                 p90_ms=_ms(record, "p90_ms"), mean_ms=_ms(record, "mean_ms"),
-                                 cv=_num(record, "cv"), runs=_int(record, "runs"),
-                                 warmup_runs=_int(record, "warmup_runs"), label=record.get("label"))
+                entry = LutEntry(key=fields.text(record, "key"), median_ms=fields.number(record, "median_ms", at_least=0),
+                                 p90_ms=fields.number(record, "p90_ms", at_least=0), mean_ms=fields.number(record, "mean_ms", at_least=0),
+                                 cv=fields.number(record, "cv"), runs=fields.count(record, "runs"),
+                                 warmup_runs=fields.count(record, "warmup_runs"), label=record.get("label"))
                 if self.timing == "in_context":
                     self._take_sample(entry)
                     if isinstance(record.get("model"), str):
@@ -660,16 +661,16 @@ class LatencyTable:
                 keys = record.get("keys")
                 if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
                     raise ValueError("keys must be a list of strings")
-                rec = ModelRecord(name=_str(record, "name"), keys=tuple(keys), row_sum_ms=_ms(record, "row_sum_ms"),
-                                  median_ms=_ms(record, "median_ms"), p90_ms=_ms(record, "p90_ms"),
-                                  cv=_num(record, "cv"))
+                rec = ModelRecord(name=fields.text(record, "name"), keys=tuple(keys), row_sum_ms=fields.number(record, "row_sum_ms", at_least=0),
+                                  median_ms=fields.number(record, "median_ms", at_least=0), p90_ms=fields.number(record, "p90_ms", at_least=0),
+                                  cv=fields.number(record, "cv"))
                 self.models.setdefault(rec.name, rec)
             elif kind == "fit":
                 lists = {k: record.get(k) for k in ("models", "row_sums_ms", "measured_ms", "residuals_ms")}
                 if not all(isinstance(v, list) for v in lists.values()) or len({len(v) for v in lists.values()}) != 1:
                     raise ValueError("models, row_sums_ms, measured_ms and residuals_ms must be lists of one length")
                 self.calibration = Calibration(
-                    method=_str(record, "method"), a=_num(record, "a"), b=_num(record, "b"),
+                    method=fields.text(record, "method"), a=fields.number(record, "a"), b=fields.number(record, "b"),
                     models=tuple(map(str, lists["models"])), row_sums_ms=tuple(map(float, lists["row_sums_ms"])),
                     measured_ms=tuple(map(float, lists["measured_ms"])),
                     residuals_ms=tuple(map(float, lists["residuals_ms"])))
@@ -677,8 +678,8 @@ class LatencyTable:
                 sources = record.get("sources")
                 if not isinstance(sources, list) or not all(isinstance(x, str) for x in sources):
                     raise ValueError("sources must be a list of strings")
-                self.builds.append(BuildRecord(_str(record, "finished"), _ms(record, "seconds"),
-                                               _int(record, "rows"), _int(record, "models"), tuple(sources)))
+                self.builds.append(BuildRecord(fields.text(record, "finished"), fields.number(record, "seconds", at_least=0),
+                                               fields.count(record, "rows"), fields.count(record, "models"), tuple(sources)))
             else:
                 raise ValueError(f"unknown kind {kind!r} (row, model, fit or build)")
         except (ValueError, TypeError) as e:
@@ -780,34 +781,6 @@ def plan_digest(refs: Sequence[RowRef]) -> str:
 def _entry_dict(e: LutEntry) -> dict[str, Any]:
     return {"key": e.key, "label": e.label, "median_ms": e.median_ms, "p90_ms": e.p90_ms, "mean_ms": e.mean_ms,
             "cv": e.cv, "runs": e.runs, "warmup_runs": e.warmup_runs}
-
-
-def _str(r: Mapping[str, Any], k: str) -> str:
-    v = r.get(k)
-    if not isinstance(v, str) or not v:
-        raise ValueError(f"{k} must be a non-empty string, got {v!r}")
-    return v
-
-
-def _num(r: Mapping[str, Any], k: str) -> float:
-    v = r.get(k)
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise ValueError(f"{k} must be a finite number, got {v!r}")
-    return float(v)
-
-
-def _ms(r: Mapping[str, Any], k: str) -> float:
-    v = _num(r, k)
-    if v < 0:
-        raise ValueError(f"{k} must be >= 0, got {v!r}")
-    return v
-
-
-def _int(r: Mapping[str, Any], k: str) -> int:
-    v = r.get(k)
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-        raise ValueError(f"{k} must be an integer >= 0, got {v!r}")
-    return v
 
 
 def _free_name(path: Path) -> Path:

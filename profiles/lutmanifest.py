@@ -18,6 +18,7 @@ from typing import Any, Mapping
 
 from zoo.limits import MAX_INPUT_ELEMENTS, MAX_LUT_ITEMS, MAX_LUT_MANIFEST_BYTES, MAX_LUT_MEASUREMENTS_BYTES, MAX_RUNS
 
+from . import fields
 from .latency import TimingProtocol
 from .lut import FORMS, LutError
 
@@ -111,15 +112,15 @@ def read_manifest(path: str | Path) -> Manifest:
     if data.get("version") != VERSION:
         raise LutError(str(path), f"manifest version {data.get('version')!r}; this zoo reads version {VERSION}", line=1)
     try:
-        form = _s(data, "form")
+        form = fields.text(data, "form")
         if form not in FORMS:
             raise ValueError(f"form must be one of {', '.join(FORMS)}")
-        head = dict(export_id=_s(data, "export_id"), created=_s(data, "created"), form=form,
-                    imgsz=_i(data, "imgsz"), torch_version=_s(data, "torch_version"), exporter=_s(data, "exporter"),
-                    opset=_i(data, "opset"), protocol=_protocol(data.get("protocol")),
+        head = dict(export_id=fields.text(data, "export_id"), created=fields.text(data, "created"), form=form,
+                    imgsz=fields.count(data, "imgsz"), torch_version=fields.text(data, "torch_version"), exporter=fields.text(data, "exporter"),
+                    opset=fields.count(data, "opset"), protocol=_protocol(data.get("protocol")),
                     model_protocol=_protocol(data.get("model_protocol")),
-                    process_warmup_s=_f(data, "process_warmup_s"),
-                    sources=tuple(_strs(data, "sources")), commands=tuple(_strs(data, "commands")))
+                    process_warmup_s=fields.number(data, "process_warmup_s", at_least=0),
+                    sources=tuple(fields.texts(data, "sources")), commands=tuple(fields.texts(data, "commands")))
     except (ValueError, TypeError) as e:
         raise LutError(str(path), f"bad manifest header: {e}", line=1) from None
     raw_items = data.get("items")
@@ -172,15 +173,15 @@ def _item(raw: Any) -> ManifestItem:
             raise ValueError(f"input {spec.get('name')!r}: {math.prod(shape)} elements, over {MAX_INPUT_ELEMENTS}")
         if spec.get("dtype", "float32") != "float32":
             raise ValueError(f"input {spec.get('name')!r}: dtype {spec.get('dtype')!r}, only float32")
-        specs.append(InputSpec(_s(spec, "name"), tuple(shape)))
-    common = dict(id=_s(raw, "id"), kind=kind, file=_s(raw, "file"), inputs=tuple(specs))
+        specs.append(InputSpec(fields.text(spec, "name"), tuple(shape)))
+    common = dict(id=fields.text(raw, "id"), kind=kind, file=fields.text(raw, "file"), inputs=tuple(specs))
     if kind == "row":
-        return ManifestItem(key=_s(raw, "key"), label=raw.get("label") if isinstance(raw.get("label"), str) else None,
+        return ManifestItem(key=fields.text(raw, "key"), label=raw.get("label") if isinstance(raw.get("label"), str) else None,
                             **common)
-    keys = _strs(raw, "keys")
+    keys = fields.texts(raw, "keys")
     if not keys:
         raise ValueError("a model needs the keys of its rows")
-    return ManifestItem(name=_s(raw, "name"), keys=tuple(keys), **common)
+    return ManifestItem(name=fields.text(raw, "name"), keys=tuple(keys), **common)
 
 
 # ---- the runner's measurements ---------------------------------------------------------------------------
@@ -252,8 +253,8 @@ def read_measurements(path: str | Path, manifest: Manifest) -> Measurements:
             elif device is None:
                 raise ValueError("a measurement before the device record")
             elif kind == "timing":
-                t = Timing(_s(rec, "id"), _ms(rec, "median_ms"), _ms(rec, "p90_ms"), _ms(rec, "mean_ms"),
-                           _f(rec, "cv"), _i(rec, "runs"), _i(rec, "warmup_runs"))
+                t = Timing(fields.text(rec, "id"), fields.number(rec, "median_ms", positive=True), fields.number(rec, "p90_ms", positive=True), fields.number(rec, "mean_ms", positive=True),
+                           fields.number(rec, "cv", at_least=0), fields.count(rec, "runs"), fields.count(rec, "warmup_runs"))
                 if t.id not in ids:
                     raise ValueError(f"item {t.id!r} is not in the manifest")
                 if t.runs < 1 or t.runs > MAX_RUNS:
@@ -261,7 +262,7 @@ def read_measurements(path: str | Path, manifest: Manifest) -> Measurements:
                 timings.setdefault(t.id, t)
                 errors.pop(t.id, None)
             elif kind == "error":
-                item = _s(rec, "id")
+                item = fields.text(rec, "id")
                 if item not in ids:
                     raise ValueError(f"item {item!r} is not in the manifest")
                 if item not in timings:
@@ -288,7 +289,7 @@ def _device(rec: dict[str, Any]) -> DeviceRecord:
         raise ValueError("the device fingerprint's providers must be a list of names")
     if isinstance(fp["threads"], bool) or not isinstance(fp["threads"], int) or fp["threads"] < 1:
         raise ValueError("the device fingerprint's threads must be an integer >= 1")
-    return DeviceRecord(_i(rec, "runner"), fp, _protocol(rec.get("protocol")), _protocol(rec.get("model_protocol")))
+    return DeviceRecord(fields.count(rec, "runner"), fp, _protocol(rec.get("protocol")), _protocol(rec.get("model_protocol")))
 
 
 # ---- small checks --------------------------------------------------------------------------------------
@@ -321,46 +322,11 @@ def _inside(folder: Path, rel: str) -> bool:
 def _protocol(raw: Any) -> TimingProtocol:
     if not isinstance(raw, dict):
         raise ValueError("a protocol must be an object (runs, warmup_runs, warmup_s, max_warmup_s)")
-    runs = _i(raw, "runs")
+    runs = fields.count(raw, "runs")
     if runs > MAX_RUNS:
         raise ValueError(f"runs {runs}: at most {MAX_RUNS}")
-    return TimingProtocol(runs=runs, warmup_runs=_i(raw, "warmup_runs"), warmup_s=_f(raw, "warmup_s"),
-                          max_warmup_s=_f(raw, "max_warmup_s"))
-
-
-def _s(r: Mapping[str, Any], k: str) -> str:
-    v = r.get(k)
-    if not isinstance(v, str) or not v:
-        raise ValueError(f"{k} must be a non-empty string, got {v!r}")
-    return v
-
-
-def _strs(r: Mapping[str, Any], k: str) -> list[str]:
-    v = r.get(k, [])
-    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-        raise ValueError(f"{k} must be a list of strings")
-    return v
-
-
-def _i(r: Mapping[str, Any], k: str) -> int:
-    v = r.get(k)
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-        raise ValueError(f"{k} must be an integer >= 0, got {v!r}")
-    return v
-
-
-def _f(r: Mapping[str, Any], k: str) -> float:
-    v = r.get(k)
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-        raise ValueError(f"{k} must be a finite number >= 0, got {v!r}")
-    return float(v)
-
-
-def _ms(r: Mapping[str, Any], k: str) -> float:
-    v = _f(r, k)
-    if v <= 0:
-        raise ValueError(f"{k} must be > 0, got {v!r}")
-    return v
+    return TimingProtocol(runs=runs, warmup_runs=fields.count(raw, "warmup_runs"), warmup_s=fields.number(raw, "warmup_s", at_least=0),
+                          max_warmup_s=fields.number(raw, "max_warmup_s", at_least=0))
 
 
 __all__ = ["DOC", "DeviceRecord", "FORMAT", "InputSpec", "MANIFEST", "MEASUREMENTS", "Manifest", "ManifestItem",

@@ -1,8 +1,11 @@
 """Samplers of a search, and the directions of its objectives.
 
-NSGA-II is the default: a genetic search whose cost per trial stays a few milliseconds over 10,000
-trials (bench/results/search_throughput.md), where TPE's grows with every trial (about 26 ms a trial by
-1,500 trials on one core, Optuna 5); TPE stays available for short studies. Samplers run on a study
+The evolution sampler (search.evolution, MAE-NAS's way: mutate one of the best by a step) is the default
+of a one-objective search: under a budget it beats NSGA-II, TPE and random search on the best score at
+1,000 trials (bench/results/search_quality*.md). NSGA-II stays the default of a Pareto search
+(`score,latency`), which is what it is for; both cost a few milliseconds a trial over 10,000 trials
+(bench/results/search_throughput.md), where TPE's grows with every trial (about 26 ms a trial by 1,500
+trials on one core, Optuna 5); TPE stays available for short studies. Samplers run on a study
 held in memory (search.worker), so their reads never touch the storage.
 """
 from __future__ import annotations
@@ -11,12 +14,18 @@ from typing import Sequence
 
 import optuna
 
-SAMPLERS = ("nsga2", "tpe", "random")
-DEFAULT_SAMPLER = "nsga2"
+SAMPLERS = ("evolution", "nsga2", "tpe", "random")
+DEFAULT_SAMPLER = "evolution"
+PARETO_SAMPLER = "nsga2"
 POPULATION = 50  # NSGA-II's generation size: 20 generations in 1,000 trials
+EVOLUTION_POPULATION = 64  # the evolution sampler's parents: the best 64 trials
 
 
 def make_sampler(name: str, seed: int, *, trials: int, workers: int = 1) -> optuna.samplers.BaseSampler:
+    if name == "evolution":
+        from .evolution import EvolutionSampler
+
+        return EvolutionSampler(seed=seed, population=max(4, min(EVOLUTION_POPULATION, trials // 10)))
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(POPULATION, trials // 5)))
     if name == "tpe":
@@ -27,9 +36,14 @@ def make_sampler(name: str, seed: int, *, trials: int, workers: int = 1) -> optu
     raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {name!r}")
 
 
+def default_sampler(objectives: Sequence[str]) -> str:
+    """The sampler a search uses unless told: evolution for one objective, NSGA-II for a Pareto front."""
+    return DEFAULT_SAMPLER if len(objectives) == 1 else PARETO_SAMPLER
+
+
 def directions(objectives: Sequence[str], score_direction: str = "maximize") -> list[str]:
     """The score goes its objective's way; latency (the second objective of a Pareto search) is minimised."""
     return [score_direction if o == "score" else "minimize" for o in objectives]
 
 
-__all__ = ["DEFAULT_SAMPLER", "SAMPLERS", "directions", "make_sampler"]
+__all__ = ["DEFAULT_SAMPLER", "PARETO_SAMPLER", "SAMPLERS", "default_sampler", "directions", "make_sampler"]

@@ -34,7 +34,7 @@ from zoo.config import Config
 from .evaluate import Budget, CandidateError, Evaluation, Measure, evaluate, make_scoring
 from .events import TrialEvent
 from .recovery import INTERRUPTED, SURPLUS, Stamper, counted, identity, recover
-from .samplers import directions, make_sampler
+from .samplers import DEFAULT_SAMPLER, directions, make_sampler
 from .settings import SearchSettings
 from .space import SearchSpace, build_space
 from .storage import batched, exact_claims, exclusive, open_storage, storage_failure
@@ -52,7 +52,7 @@ class SearchOptions:
     settings: SearchSettings = field(default_factory=SearchSettings)
     trials: int = 100
     timeout_s: float | None = None
-    sampler: str = "nsga2"
+    sampler: str = DEFAULT_SAMPLER  # the face picks PARETO_SAMPLER for two objectives unless told
     objectives: tuple[str, ...] = ("score",)
     seed: int = 0
     workers: int = 1

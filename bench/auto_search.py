@@ -50,9 +50,9 @@ def uniform_scalings(config: str, imgsz: int) -> list[dict]:
     measure = Measure(imgsz=imgsz)
     scoring = make_scoring(space, Budget(gflops=1e9), measure, cache)
     out = []
-    for d, w, p in space.uniform_grid():
-        ev = evaluate(space, p, budget=Budget(gflops=1e9), measure=measure, cache=cache, scoring=scoring)
-        out.append({"depth": d, "width": w, "score": ev.score, "config": space.resolve(p)})
+    for u in space.uniform_grid():
+        ev = evaluate(space, u.params, budget=Budget(gflops=1e9), measure=measure, cache=cache, scoring=scoring)
+        out.append({"depth": u.depth, "width": u.width, "score": ev.score, "config": space.resolve(u.params)})
     return out
 
 

@@ -38,14 +38,15 @@ class EvolutionSampler(BaseSampler):
         self.population = max(2, population)
         self._rng = np.random.RandomState(seed)
         self._random = RandomSampler(seed=seed)
+        self._space = optuna.search_space.IntersectionSearchSpace()  # incremental: no rescan per trial
         self._seen: set[int] = set()  # trial numbers already ranked
+        self._scan_from = 0  # trials before this index are all finished and ranked
         self._ranked: list[tuple[tuple[float, ...], int, dict[str, Any]]] = []  # (key, number, params), best first
         self._tried: set[tuple[tuple[str, Any], ...]] = set()
 
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
-        return {name: d for name, d in optuna.search_space.intersection_search_space(
-            study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))).items()
-            if isinstance(d, IntDistribution) and d.step == 1}
+        return {name: d for name, d in self._space.calculate(study).items()
+                if isinstance(d, IntDistribution) and d.step == 1}
 
     def sample_relative(self, study: Study, trial: FrozenTrial,
                         search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
@@ -93,8 +94,17 @@ class EvolutionSampler(BaseSampler):
         if front:  # the Pareto front moves: rank afresh (a two-objective study is a short one)
             self._seen.clear()
             self._ranked.clear()
-        for t in study.get_trials(deepcopy=False):
-            if t.number in self._seen or t.state not in (TrialState.COMPLETE, TrialState.FAIL):
+            self._scan_from = 0
+        trials = study.get_trials(deepcopy=False)
+        settled = True
+        for i in range(self._scan_from, len(trials)):
+            t = trials[i]
+            if t.state not in (TrialState.COMPLETE, TrialState.FAIL):
+                settled = False  # still running: looked at again next time
+                continue
+            if settled:
+                self._scan_from = i + 1
+            if t.number in self._seen:
                 continue
             self._seen.add(t.number)
             self._tried.add(tuple(sorted(t.params.items())))

@@ -467,7 +467,8 @@ def build_checked(source: Config | str | Path | Mapping[str, Any], *, imgsz: int
                   device: str | torch.device | None = None) -> ZooModel:
     """A config built at `imgsz` and refused wherever `zoo profile` refuses it: an `imgsz` that is not a
     multiple of the max stride names the sizes that work, a row that cannot take the size names the row.
-    `device="meta"` allocates no weights (`zoo validate`: the same checks without the cost)."""
+    `device="meta"` allocates no weights (`zoo validate`: the same checks without the cost), and is
+    refused where a real build would be: over the allocation limit (weights and one image's activations)."""
     cfg = load_config(source, scale=scale, nc=nc)
     try:
         model = build_model(cfg, imgsz=imgsz, device=device)
@@ -480,6 +481,8 @@ def build_checked(source: Config | str | Path | Mapping[str, Any], *, imgsz: int
             check_stride_multiple(at_default, cfg.path, imgsz)
         raise
     check_stride_multiple(model, cfg.path, imgsz)
+    if model.plan is not None and torch.device(device or "cpu").type == "meta":
+        check_plan_allocation(model.plan)  # a real build checks it before allocating (zoo.builder)
     return model
 
 

@@ -13,8 +13,9 @@ The population is the `population` best completed trials: feasible ones by score
 their total violation (Optuna's constraints); with two objectives, the feasible Pareto front comes first.
 A parent is the better of two drawn from it (a tournament); its child changes one choice (or two, with
 probability 1/2) by +-1 (or +-2, with probability 1/4), and is drawn again if the study has tried it.
-Until `population` trials have completed, and whenever no new child is found, candidates are drawn at
-random (Optuna's RandomSampler). The cost per trial is a sort of the new trials into the population.
+Until `population` trials have completed, for a share `explore` of the trials after that, and whenever no
+new child is found, candidates are drawn at random (Optuna's RandomSampler): a search that starts from
+the uniform scalings (as `zoo search` does) otherwise only ever refines them. The cost per trial is a sort of the new trials into the population.
 """
 from __future__ import annotations
 
@@ -34,8 +35,9 @@ TRIES = 32  # children drawn before falling back to a random candidate (all were
 class EvolutionSampler(BaseSampler):
     """Tournament selection from the best trials, then a mutation of one or two ordered choices."""
 
-    def __init__(self, *, population: int = 64, seed: int | None = None) -> None:
+    def __init__(self, *, population: int = 64, explore: float = 0.0, seed: int | None = None) -> None:
         self.population = max(2, population)
+        self.explore = explore  # the share of trials drawn at random after the population fills
         self._rng = np.random.RandomState(seed)
         self._random = RandomSampler(seed=seed)
         self._space = optuna.search_space.IntersectionSearchSpace()  # incremental: no rescan per trial
@@ -53,7 +55,7 @@ class EvolutionSampler(BaseSampler):
         if not search_space:
             return {}
         self._update(study)
-        if len(self._ranked) < self.population:
+        if len(self._ranked) < self.population or self._rng.rand() < self.explore:
             return {}
         parents = self._ranked[:self.population]
         for _ in range(TRIES):

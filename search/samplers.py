@@ -19,13 +19,16 @@ DEFAULT_SAMPLER = "evolution"
 PARETO_SAMPLER = "nsga2"
 POPULATION = 50  # NSGA-II's generation size: 20 generations in 1,000 trials
 EVOLUTION_POPULATION = 64  # the evolution sampler's parents: the best 64 trials
+EVOLUTION_EXPLORE = 0.2  # its share of random draws: without them it stays near the uniform scalings
+# enqueued first (yolov5s at 320, 1,000 trials: 232.7 mean best without, 239.7 with; sizes searched: 265.2, 260.8)
 
 
 def make_sampler(name: str, seed: int, *, trials: int, workers: int = 1) -> optuna.samplers.BaseSampler:
     if name == "evolution":
         from .evolution import EvolutionSampler
 
-        return EvolutionSampler(seed=seed, population=max(4, min(EVOLUTION_POPULATION, trials // 10)))
+        return EvolutionSampler(seed=seed, population=max(4, min(EVOLUTION_POPULATION, trials // 10)),
+                                explore=EVOLUTION_EXPLORE)
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(POPULATION, trials // 5)))
     if name == "tpe":

@@ -71,8 +71,24 @@ def test_validate_and_profile_agree_on_a_mutant(mutant, folder: Path) -> None:
     assert a.kind in ("agree", "no file"), f"{base}: validate {a.validate!r}, profile {a.profile!r}"
 
 
-@pytest.mark.parametrize("text", ["backbone: [[-1, 1, Conv, [16, 0, 2]]]\nhead: [[[0], 1, Detect, [nc, [[10, 13]]]]]\n",
-                                  "nc: 2\nbackbone: [[-1, 1, Conv, [16, 3, 2]]]\nhead: []\n"])
-def test_validate_and_profile_refuse_in_the_same_words(text: str, folder: Path) -> None:
+V5 = ("nc: 2\nanchors: [[10, 13, 16, 30, 33, 23]]\nbackbone: [[-1, 1, Conv, [16, 3, 2]], [-1, 1, Conv, [{w}, 3, 1]]]\n"
+      "head: [[[-1, -2], 1, Concat, [{dim}]], [[-1], 1, Detect, [nc, anchors]]]\n")
+
+
+@pytest.mark.parametrize("text, words", [
+    ("backbone: [[-1, 1, Conv, [16, 0, 2]]]\nhead: [[[0], 1, Detect, [nc, [[10, 13]]]]]\n", "kernel"),
+    ("nc: 2\nbackbone: [[-1, 1, Conv, [16, 3, 2]]]\nhead: []\n", "head"),
+    (V5.format(w=16, dim="True"), "Concat joins along the channels"),  # found by bench/fuzz.py: profile crashed
+    (V5.format(w=16, dim=0), "Concat joins along the channels"),
+    (V5.format(w=300000, dim=1), "over the 8.0 GiB limit"),  # found by bench/fuzz.py: validate said ok
+])
+def test_validate_and_profile_refuse_in_the_same_words(text: str, words: str, folder: Path, monkeypatch) -> None:
+    monkeypatch.delenv("ZOO_MAX_BYTES", raising=False)
     a = mutants.cli_agreement(text, folder)
     assert a.kind == "agree" and a.validate.startswith("error: ") and "mutant.yaml" in a.validate, a
+    assert words in a.validate, a
+
+
+def test_validate_and_profile_agree_on_a_model(folder: Path) -> None:
+    a = mutants.cli_agreement(V5.format(w=16, dim=1), folder)
+    assert a == ("agree", "ok", "ok")

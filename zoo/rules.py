@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+from .errors import shown
 from .schema import Row, Scale
 
 
@@ -176,7 +177,11 @@ def in_arg(ctx: RowContext) -> Resolved:
 
 
 def concat(ctx: RowContext) -> Resolved:
-    """Output channels are the sum of the inputs'; all inputs must share height and width."""
+    """Output channels are the sum of the inputs'; all inputs must share height and width. The one
+    dimension is the channels' (1, as every published config writes it): along any other the sum of
+    widths would not be the output's."""
+    if len(ctx.args) > 1 or (ctx.args and (type(ctx.args[0]) is not int or ctx.args[0] not in (1, -3))):
+        raise RuleError(f"Concat joins along the channels (dimension 1), got {shown(list(ctx.args))}")
     sizes = {(s.height, s.width) for s in ctx.inputs}
     if len(sizes) > 1:
         parts = ", ".join(f"row {i}: {s.height}x{s.width}" for i, s in zip(ctx.row.sources, ctx.inputs))

@@ -88,8 +88,8 @@ def search_args(p: argparse.ArgumentParser) -> None:
     s.add_argument("--trials", type=positive_int, default=100, help="the study's total (resume adds the missing)")
     s.add_argument("--timeout", type=positive_float, help="seconds per worker")
     s.add_argument("--sampler", choices=SAMPLERS, default=None,
-                   help="evolution (the default with one objective: mutate the best candidates a step, MAE-NAS's "
-                        "way), nsga2 (the default of a score,latency Pareto search), tpe, random")
+                   help="nsga2 (the default: a genetic search), evolution (the default when --imgsz is a list or "
+                        "range: mutate the best candidates a step, MAE-NAS's way), tpe, random")
     s.add_argument("--objective", help="training-free objective (default: the config's search: block, else "
                                        "feature_entropy, the best on YOLOBench; mae for the MAE-NAS recipe; "
                                        "`zoo score --help` lists them)")
@@ -130,7 +130,8 @@ def search_run(args: argparse.Namespace) -> int:
         budget=budget, measure=Measure(imgsz=size, threads=args.threads, device=args.device, runs=args.runs,
                                        warmup_s=args.warmup_s, deploy=args.deploy, latency=args.latency,
                                        backend=backend, lut=args.lut, force=args.force),
-        settings=settings, trials=args.trials, timeout_s=args.timeout, sampler=args.sampler or default_sampler(objectives),
+        settings=settings, trials=args.trials, timeout_s=args.timeout,
+        sampler=args.sampler or default_sampler(objectives, sizes_searched=searched is not None),
         objectives=objectives, seed=args.seed, workers=args.workers, storage=args.storage,
         study_name=args.study_name, out=args.out, top_k=args.top_k, plugins=tuple(getattr(args, "plugin", [])))
     quiet_optuna()

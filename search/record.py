@@ -27,7 +27,7 @@ BUDGET_TAGS = (("latency_ms", "ms"), ("gflops", "gflops"), ("params_m", "mparams
 def default_study_name(cfg: Config, imgsz: int | list[int] | str, budget: Budget, *, objective: str = "feature_entropy",
                        sampler: str | None = None, objectives: tuple[str, ...] = ("score",), deploy: bool = False) -> str:
     """`<config>-<imgsz>-<every budget>-<objective>-<sampler>[-pareto][-deploy]`, e.g.
-    `yolov5s-320-40ms-5gflops-feature_entropy-evolution`: searches that differ in any of these never share a
+    `yolov5s-320-40ms-5gflops-feature_entropy-nsga2`: searches that differ in any of these never share a
     study by default (other differences are caught by comparing the study's record). Searched sizes are
     joined by `_` (`256_320_384`), a range keeps its colons' place with `to`/`by` (`256to416by32`)."""
     b = budget.as_dict()
@@ -35,7 +35,9 @@ def default_study_name(cfg: Config, imgsz: int | list[int] | str, budget: Budget
     extra = (["pareto"] if "latency" in objectives else []) + (["deploy"] if deploy else [])
     size = "_".join(map(str, imgsz)) if isinstance(imgsz, list) else \
         str(imgsz).replace(":", "to", 1).replace(":", "by", 1)
-    return "-".join([Path(cfg.name).stem, size, *tags, objective, sampler or default_sampler(objectives), *extra])
+    searched = isinstance(imgsz, list) or ":" in str(imgsz)
+    sampler = sampler or default_sampler(objectives, sizes_searched=searched)
+    return "-".join([Path(cfg.name).stem, size, *tags, objective, sampler, *extra])
 
 
 def study_record(cfg: Config, options: SearchOptions) -> dict[str, Any]:

@@ -52,7 +52,7 @@ class SearchOptions:
     settings: SearchSettings = field(default_factory=SearchSettings)
     trials: int = 100
     timeout_s: float | None = None
-    sampler: str = DEFAULT_SAMPLER  # the face picks PARETO_SAMPLER for two objectives unless told
+    sampler: str = DEFAULT_SAMPLER  # the face picks samplers.default_sampler unless told
     objectives: tuple[str, ...] = ("score",)
     seed: int = 0
     workers: int = 1

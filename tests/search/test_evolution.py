@@ -55,8 +55,10 @@ def test_the_best_beats_random_search_on_a_budget_edge() -> None:
 
 
 def test_defaults() -> None:
-    assert DEFAULT_SAMPLER == "evolution" and default_sampler(("score",)) == "evolution"
-    assert default_sampler(("score", "latency")) == PARETO_SAMPLER == "nsga2"
+    assert DEFAULT_SAMPLER == "nsga2" == default_sampler(("score",))
+    assert default_sampler(("score",), sizes_searched=True) == "evolution"
+    assert default_sampler(("score", "latency")) == PARETO_SAMPLER == default_sampler(("score", "latency"),
+                                                                                     sizes_searched=True)
     assert isinstance(make_sampler("evolution", 0, trials=1000), EvolutionSampler)
     with pytest.raises(ValueError, match="sampler must be one of evolution, nsga2, tpe, random"):
         make_sampler("cmaes", 0, trials=10)

@@ -47,7 +47,7 @@ def err_lines(capsys) -> list[str]:
 
 def test_default_study_name_covers_budgets_objective_and_sampler() -> None:
     c = load_config(TINY)  # a mapping's name is "config"
-    assert default_study_name(c, 320, Budget(latency_ms=40, gflops=5.5)) == "config-320-40ms-5.5gflops-feature_entropy-evolution"
+    assert default_study_name(c, 320, Budget(latency_ms=40, gflops=5.5)) == "config-320-40ms-5.5gflops-feature_entropy-nsga2"
     assert default_study_name(c, 320, Budget(latency_ms=40), objectives=("score", "latency"), objective="mae",
                               deploy=True) == "config-320-40ms-mae-nsga2-pareto-deploy"
     names = {default_study_name(c, 320, b, objective=o, sampler=s, objectives=obj)
@@ -61,7 +61,7 @@ def test_default_study_name_covers_budgets_objective_and_sampler() -> None:
 
 def test_new_and_resuming_lines_and_the_journal_under_the_output_folder(tmp_path: Path, cfg: Path, capsys) -> None:
     args = ["search", str(cfg), "--budget-params", "5", "--trials", "3", *FAST]
-    name = "tiny-64-5mparams-feature_entropy-evolution"
+    name = "tiny-64-5mparams-feature_entropy-nsga2"
     assert cli.main([*args, "-o", str(tmp_path / "a")]) == 0
     lines = err_lines(capsys)
     assert lines[0] == f"new study {name} at {tmp_path / 'a' / 'journal.log'}"

@@ -109,20 +109,11 @@ def run_case(config: str, imgsz: int, backend_name: str, a: argparse.Namespace, 
     predicted = [pricer.price(plan)[0].median_ms for plan in plans]
     predict_s = (time.perf_counter() - t0) / len(plans)
     memo = (config, imgsz, backend_name, a.device, a.exporter if own else None, a.candidates, model_p, a.remeasure)
-    if memo not in MEASURED:
-        measure_s: list[float] = []
-        measured = measure_all(plans, backend, cfg.ch, imgsz, model_p, measure_s)
-        again = measure_all(plans, backend, cfg.ch, imgsz, model_p, []) if a.remeasure else None
-        MEASURED[memo] = (measured, again, measure_s)
-    measured, again, measure_s = MEASURED[memo]
+    measured, again, measure_s = measured_twice(memo, plans, backend, cfg.ch, imgsz, model_p, a.remeasure)
     errors = [(p - m) / m for p, m in zip(predicted, measured)]
     cal = table.calibration
     # one measurement against another: what any prediction is judged by
-    floor = None if again is None else {**agreement(again, measured), "remeasured_ms": again,
-                                        # the prediction against the mean of both passes (minutes apart: on a
-                                        # machine whose speed switches between regimes, a steadier reference)
-                                        "predicted_vs_mean": agreement(predicted, [(m + g) / 2 for m, g in
-                                                                                   zip(measured, again)])}
+    floor = floor_of(predicted, measured, again)
     foreign = [judge_foreign(name, table, backend, imgsz, model_p) for name in a.foreign.split(",") if name]
     return {
         "config": config, "imgsz": imgsz, "backend": backend_name, "timing": timing, "foreign": foreign, "device": a.device, "candidates": len(plans),
@@ -170,12 +161,7 @@ def run_imported_case(config: str, imgsz: int, a: argparse.Namespace) -> dict[st
         pricer.price(plan)
     predict_s = (time.perf_counter() - t0) / len(plans)
     memo = (config, imgsz, backend_name, a.device, a.exporter if own else None, a.candidates, model_p, a.remeasure)
-    if memo not in MEASURED:
-        measure_s: list[float] = []
-        measured = measure_all(plans, backend, cfg.ch, imgsz, model_p, measure_s)
-        again = measure_all(plans, backend, cfg.ch, imgsz, model_p, []) if a.remeasure else None
-        MEASURED[memo] = (measured, again, measure_s)
-    measured, again, measure_s = MEASURED[memo]
+    measured, again, measure_s = measured_twice(memo, plans, backend, cfg.ch, imgsz, model_p, a.remeasure)
     errors = [(p - m) / m for p, m in zip(predicted, measured)]
     cal = table.calibration
     return {
@@ -191,7 +177,7 @@ def run_imported_case(config: str, imgsz: int, a: argparse.Namespace) -> dict[st
         "predict_s": predict_s, "measure_s": statistics.fmean(measure_s),
         "speedup": statistics.fmean(measure_s) / predict_s if predict_s > 0 else math.inf,
         "points": [{"predicted_ms": p, "measured_ms": m} for p, m in zip(predicted, measured)],
-        "remeasure": None if again is None else {**agreement(again, measured), "remeasured_ms": again},
+        "remeasure": floor_of(predicted, measured, again),
         "protocols": {"rows": table.protocol.as_dict(), "models": model_p.as_dict()},
         "fingerprint": fp.as_dict(), "measured_on": device_fingerprint(backend).as_dict(),
     }
@@ -219,6 +205,28 @@ def judge_foreign(name: str, table: LatencyTable, backend: Any, imgsz: int, prot
         return {"config": name, "missing_rows": missing, "error": f"{type(e).__name__}: {e}"}
     return {"config": name, "missing_rows": missing, "predicted_ms": predicted, "measured_ms": measured,
             "remeasured_ms": again, "error_pct": predicted / measured - 1, "floor_pct": again / measured - 1}
+
+
+def measured_twice(memo: tuple[Any, ...], plans: list, backend: Any, ch: int, imgsz: int, protocol: TimingProtocol,
+                   remeasure: bool) -> tuple[list[float], list[float] | None, list[float]]:
+    """The candidates measured (and, with `remeasure`, measured again after the whole first pass), once per
+    memo: every way of timing rows is judged on the same measurements."""
+    if memo not in MEASURED:
+        seconds: list[float] = []
+        measured = measure_all(plans, backend, ch, imgsz, protocol, seconds)
+        again = measure_all(plans, backend, ch, imgsz, protocol, []) if remeasure else None
+        MEASURED[memo] = (measured, again, seconds)
+    return MEASURED[memo]
+
+
+def floor_of(predicted: list[float], measured: list[float], again: list[float] | None) -> dict[str, Any] | None:
+    """Two measurements of each candidate against each other (the floor under any prediction judged against
+    one), and the prediction against their mean (minutes apart: on a machine whose speed switches between
+    regimes, a steadier reference)."""
+    if again is None:
+        return None
+    return {**agreement(again, measured), "remeasured_ms": again,
+            "predicted_vs_mean": agreement(predicted, [(m + g) / 2 for m, g in zip(measured, again)])}
 
 
 def agreement(values: list[float], measured: list[float]) -> dict[str, float]:

@@ -1,8 +1,9 @@
 """The end of a study: export the best candidate that truly meets the budgets.
 
 A candidate's params, GFLOPs, layers and score are exact sums of its rows' costs, so only a latency
-budget needs a second look: then the top candidates are re-measured with more runs and the best one
-that meets the budget is exported. How "re-measured" is priced follows Measure.latency: on the device
+budget needs a second look: then the top candidates and the base are re-measured with more runs, in
+interleaved rounds (each round times every one of them in turn; a candidate's figure is the median of its
+rounds), and the best one that meets the budget is exported. How "re-measured" is priced follows Measure.latency: on the device
 (`measure`; `hybrid`, which searched on the table's predictions and goes on down the ranking, up to
 HYBRID_REACH x top_k candidates, until one truly meets the budget), or from the table (`lut`). Files (in `out`): best.yaml (explicit channels and repeats,
 rebuilt from the space and the trial's parameters), report.json, trials.csv, pareto.png.
@@ -99,15 +100,56 @@ def feasible_trials(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
     return sorted(ok, key=trial_score, reverse=True)
 
 
-def check_candidate(space: SearchSpace, params: Mapping[str, int], *, trial: int | None, kind: str, budget: Budget,
-                    measure: Measure, cache: CostCache, scoring: Scoring, factor: int) -> Candidate:
-    """A candidate's exact costs and, under a latency budget, a longer latency measurement."""
+@dataclass(frozen=True)
+class Pending:
+    """A candidate whose exact costs are known and whose latency is still to be timed."""
+
+    trial: int | None
+    kind: str
+    params: Mapping[str, int]
+    plan: Any
+    costs: Any
+
+
+def plan_check(space: SearchSpace, params: Mapping[str, int], *, trial: int | None, kind: str, measure: Measure,
+               cache: CostCache, scoring: Scoring) -> Pending:
     plan = plan_candidate(space, params, imgsz=measure.imgsz, prober=cache)
-    costs = candidate_costs(plan, cache, scoring, form=measure.form)
-    lat = None
-    if budget.latency_ms is not None:
-        stats, _ = price_plan(plan, measure, None, full=True, runs_factor=max(1, factor), final=True)
-        lat = stats.as_dict()
+    return Pending(trial, kind, dict(params), plan, candidate_costs(plan, cache, scoring, form=measure.form))
+
+
+def rounds_latency(rounds: Sequence[Mapping[str, float]]) -> dict[str, Any]:
+    """One candidate's latency from its interleaved rounds: the median of the rounds' medians (and p90s),
+    the largest within-round CV, and each round's median (their spread is the drift between rounds)."""
+    if len(rounds) == 1:
+        return dict(rounds[0])  # as priced (a table's price keeps its source)
+    return {**rounds[0], "median": round(statistics.median(r["median"] for r in rounds), 4),
+            "p90": round(statistics.median(r["p90"] for r in rounds), 4),
+            "cv": max(r["cv"] for r in rounds), "rounds": [r["median"] for r in rounds]}
+
+
+def time_interleaved(pending: Sequence[Pending], measure: Measure, *, factor: int,
+                     rounds: int) -> list[dict[str, Any] | CandidateError]:
+    """Each candidate timed `rounds` times, the candidates in turn within a round: a slow stretch of the
+    machine then falls on all of them, not on one, and the final figure is not one lucky timing (the
+    best of several candidates near the budget is otherwise the one whose single timing ran fast)."""
+    got: list[list[Mapping[str, float]] | CandidateError] = [[] for _ in pending]
+    for _ in range(max(1, rounds)):
+        for i, p in enumerate(pending):
+            if isinstance(got[i], CandidateError):
+                continue
+            try:
+                stats, _ = price_plan(p.plan, measure, None, full=True, runs_factor=max(1, factor), final=True)
+            except CandidateError as e:
+                got[i] = e
+                continue
+            got[i].append(stats.as_dict())
+    return [g if isinstance(g, CandidateError) else rounds_latency(g) for g in got]
+
+
+def finish_check(space: SearchSpace, p: Pending, lat: Mapping[str, Any] | None, *, budget: Budget, cache: CostCache,
+                 scoring: Scoring) -> Candidate:
+    """The checked candidate: every budget compared with its exact costs and its timed latency."""
+    costs = p.costs
     depth = scoring.depth
     checks = [(budget.latency_ms, lat["median"] if lat else None), (budget.gflops, costs.gflops),
               (budget.params_m, costs.params / 1e6),
@@ -116,8 +158,32 @@ def check_candidate(space: SearchSpace, params: Mapping[str, int], *, trial: int
     meets = costs.value.feasible and all(limit is None or (value is not None and value <= limit * (1 + 1e-12))
                                          for limit, value in checks)
     terms = [{"name": k, "value": v} for k, v in costs.value.terms.items()]
-    return Candidate(trial, kind, space.resolve(params, prober=cache), costs.value.value, terms, costs.params,
-                     costs.gflops, costs.layers, lat, meets, plan.imgsz, space.values(params))
+    return Candidate(p.trial, p.kind, space.resolve(p.params, prober=cache), costs.value.value, terms, costs.params,
+                     costs.gflops, costs.layers, dict(lat) if lat else None, meets, p.plan.imgsz,
+                     space.values(p.params))
+
+
+def check_candidates(space: SearchSpace, wanted: Sequence[tuple[Mapping[str, int], int | None, str]], *,
+                     budget: Budget, measure: Measure, cache: CostCache, scoring: Scoring, factor: int,
+                     rounds: int = 3) -> list[Candidate | CandidateError]:
+    """Candidates' exact costs and, under a latency budget, `rounds` interleaved longer timings each;
+    `wanted` is (params, trial number, kind) per candidate. A candidate that cannot be built or timed
+    comes back as its CandidateError."""
+    out: list[Candidate | CandidateError | None] = [None] * len(wanted)
+    pending: list[tuple[int, Pending]] = []
+    for i, (params, trial, kind) in enumerate(wanted):
+        try:
+            pending.append((i, plan_check(space, params, trial=trial, kind=kind, measure=measure, cache=cache,
+                                          scoring=scoring)))
+        except CandidateError as e:
+            out[i] = e
+    lats: list[Any] = [None] * len(pending)
+    if budget.latency_ms is not None:
+        lats = time_interleaved([p for _, p in pending], measure, factor=factor, rounds=rounds)
+    for (i, p), lat in zip(pending, lats):
+        out[i] = lat if isinstance(lat, CandidateError) else finish_check(space, p, lat, budget=budget, cache=cache,
+                                                                             scoring=scoring)
+    return out  # type: ignore[return-value]
 
 
 def train_commands(config: str, imgsz: int) -> dict[str, str]:
@@ -134,7 +200,8 @@ def config_header(what: str, imgsz: int | None) -> str:
 
 
 def export_best(study: optuna.Study, *, space: SearchSpace, budget: Budget, measure: Measure, out: str | Path,
-                scoring: Scoring | None = None, top_k: int = 5, factor: int = 3, storage: str = "",
+                scoring: Scoring | None = None, top_k: int = 5, factor: int = 3, rounds: int = 3,
+                storage: str = "",
                 interrupted: bool = False, cache: CostCache | None = None,
                 load: Mapping[str, Any] | None = None) -> SearchResult:
     """Check the top feasible trials (re-measured under a latency budget) and the base; write the files.
@@ -148,30 +215,37 @@ def export_best(study: optuna.Study, *, space: SearchSpace, budget: Budget, meas
     trials = study.get_trials(deepcopy=False)
     ranked = feasible_trials(trials)
     top = ranked[:top_k] if budget.latency_ms is not None else ranked[:1]
-    again, unchecked = [], []
+    again: list[Candidate] = []
+    unchecked: list[str] = []
+    base_c: Candidate | None = None
 
-    def remeasure(t: Any) -> None:  # a candidate that fails its re-measurement is not exported (reason reported)
-        try:
-            again.append(check_candidate(space, t.params, trial=t.number, kind=t.user_attrs.get("kind", "sampled"),
-                                         budget=budget, measure=measure, cache=cache, scoring=scoring, factor=factor))
-        except CandidateError as e:
-            unchecked.append(f"trial {t.number} could not be re-measured: {e}")
+    def check(group: Sequence[Any], with_base: bool = False) -> None:
+        """Re-measure a group of trials (and the base), interleaved; a candidate that fails its
+        re-measurement is not exported (the reason is reported)."""
+        nonlocal base_c
+        wanted = [(t.params, t.number, t.user_attrs.get("kind", "sampled")) for t in group]
+        if with_base:
+            wanted.append((space.uniform_params(1.0), None, "base"))
+        checked = check_candidates(space, wanted, budget=budget, measure=measure, cache=cache, scoring=scoring,
+                                   factor=factor, rounds=1 if measure.latency == "lut" else rounds)
+        for (_, trial, kind), c in zip(wanted, checked):
+            if isinstance(c, Candidate):
+                if kind == "base" and trial is None:
+                    base_c = c
+                else:
+                    again.append(c)
+            elif kind == "base" and trial is None:
+                unchecked.append(f"the base could not be re-measured: {c}")
+            else:
+                unchecked.append(f"trial {trial} could not be re-measured: {c}")
 
-    for t in top:
-        remeasure(t)
+    check(top, with_base=True)
     if budget.latency_ms is not None and measure.latency in ("hybrid", "auto"):
-        for t in ranked[len(top):HYBRID_REACH * top_k]:  # predicted feasible, but none of the top truly is
-            if any(c.meets_budget for c in again):
-                break
-            remeasure(t)
+        reach = ranked[len(top):HYBRID_REACH * top_k]  # predicted feasible, but none of the top truly is
+        while reach and not any(c.meets_budget for c in again):  # one at a time: stop at the first that meets
+            check(reach[:1])
+            reach = reach[1:]
     best = next((c for c in sorted(again, key=lambda c: c.score, reverse=True) if c.meets_budget), None)
-    try:
-        base_c: Candidate | None = check_candidate(space, space.uniform_params(1.0), trial=None, kind="base",
-                                                   budget=budget, measure=measure, cache=cache, scoring=scoring,
-                                                   factor=factor)
-    except CandidateError as e:
-        base_c = None
-        unchecked.append(f"the base could not be re-measured: {e}")
     files = []
     if best is not None:
         study.set_user_attr("zoo:best_trial", best.trial)

@@ -292,6 +292,7 @@ def run_search(config: Any, options: SearchOptions, *, on_trial: Callable[[Trial
     with storage_errors(str(out), what="the output folder"):
         return export_best(info.study, space=info.space, budget=options.budget, measure=info.handle.options.measure,
                            scoring=info.scoring, out=out, top_k=top_k, factor=options.remeasure_factor,
+                           rounds=1 if info.interrupted else options.remeasure_rounds,
                            storage=info.handle.storage, interrupted=info.interrupted,
                            load=run_load(load_start, loadavg()))
 

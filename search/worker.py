@@ -61,6 +61,7 @@ class SearchOptions:
     out: str | None = None  # export folder; None: the study folder
     top_k: int = 5  # candidates re-measured at the end (latency budgets)
     remeasure_factor: int = 3  # runs (and warm-up) multiplier of the re-measurement
+    remeasure_rounds: int = 3  # interleaved timings of each re-measured candidate (its figure: their median)
     plugins: tuple[str, ...] = ()
     max_uniform: int | None = None  # uniform scalings enqueued (None: up to trials // 4)
 

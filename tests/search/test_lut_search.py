@@ -154,13 +154,16 @@ def test_hybrid_search_remeasures_the_top_candidates_on_the_device(tmp_path, tab
 def test_hybrid_goes_down_the_ranking_until_one_truly_meets_the_budget(tmp_path, table, tiny_yaml,
                                                                       monkeypatch) -> None:
     """Predicted under the budget, measured over it: the export re-measures further candidates."""
-    calls = []
+    timed: list[int] = []  # the plans timed at the final check, in order of their first timing
+    order: list[int] = []  # every timing, in order
     real = MeasuredLatency.price
 
     def slow_top(self, plan, budget_ms, *, full=False, runs_factor=1):
         stats, screened = real(self, plan, budget_ms, full=full, runs_factor=runs_factor)
-        calls.append(stats.median_ms)
-        if len(calls) <= 2:  # the two top candidates turn out over the budget on the device
+        if id(plan) not in timed:
+            timed.append(id(plan))
+        order.append(id(plan))
+        if id(plan) in timed[:2]:  # the two top candidates turn out over the budget on the device, every round
             from dataclasses import replace
             return replace(stats, median_ms=10_000.0), screened
         return stats, screened
@@ -174,6 +177,9 @@ def test_hybrid_goes_down_the_ranking_until_one_truly_meets_the_budget(tmp_path,
     meets = [c["meets_budget"] for c in report["remeasured"]]
     assert meets[:2] == [False, False] and meets[2] is True and len(meets) == 3
     assert report["best"]["trial"] == report["remeasured"][2]["trial"]
+    assert all(len(c["latency_ms"]["rounds"]) == 3 for c in report["remeasured"])  # each timed in 3 rounds
+    assert order[:9] == timed[:3] * 3  # the top 2 and the base in turn, round after round; then the third alone
+    assert order[9:] == [timed[3]] * 3
 
 
 def test_measure_options_are_checked() -> None:

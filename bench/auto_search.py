@@ -1,6 +1,6 @@
 """The headline search: `zoo search yolov5s --imgsz 320 --threads 1 --budget-ms B --trials 2000` in the
 default latency mode (`auto`: a table built as the search goes, rows timed in context), B = 80% of
-yolov5s's own measured median.
+yolov5s's own measured median (the median of `--rounds` fresh processes).
 
 Reports: the search's wall time (target <= 10 min on a quiet 2-core machine), then best.yaml, the config
 itself and every uniform depth/width scaling of it measured whole as `zoo profile` measures, in `--rounds`
@@ -30,14 +30,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _search_common import RESULTS, machine, md_table  # noqa: E402
-
-
-def profiled_ms(source: str, imgsz: int, runs: int) -> float:
-    """`zoo profile SOURCE --imgsz N --threads 1` in a fresh process: the whole model's median."""
-    cmd = [sys.executable, str(ROOT / "cli.py"), "profile", source, "--imgsz", str(imgsz), "--threads", "1",
-           "--runs", str(runs), "--format", "json"]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=True)
-    return json.loads(done.stdout)[0]["latency_ms"]["median"]
 
 
 def profiled_rounds(sources: list[str], imgsz: int, runs: int, rounds: int) -> list[list[float]]:
@@ -93,7 +85,10 @@ def main() -> None:
     results = Path(tempfile.mkdtemp(prefix="zoo-bench-")) if a.quick else RESULTS
     work = Path(tempfile.mkdtemp(prefix="zoo-auto-"))
     load_before = machine()["loadavg"]
-    base_ms = profiled_ms(a.config, a.imgsz, a.runs)
+    import statistics
+
+    base_rounds = profiled_rounds([a.config], a.imgsz, a.runs, a.rounds)[0]  # B from one timing is a coin toss
+    base_ms = statistics.median(base_rounds)
     budget = round(a.share * base_ms, 2)
     cmd = [sys.executable, str(ROOT / "cli.py"), "search", a.config, "--imgsz", str(a.imgsz), "--threads", "1",
            "--budget-ms", str(budget), "--trials", str(a.trials), "-o", str(work / "run"), "--no-progress"]
@@ -102,8 +97,6 @@ def main() -> None:
     wall = time.perf_counter() - t0
     report = json.loads((work / "run" / "report.json").read_text())
     best = report.get("best")
-    import statistics
-
     import yaml
     scalings = uniform_scalings(a.config, a.imgsz)
     sources = [a.config] + ([str(work / "run" / "best.yaml")] if best else [])
@@ -152,11 +145,12 @@ def main() -> None:
             f"{', '.join(f'{x:.2f}' for x in machine()['loadavg'])} after\n\n"
             + md_table(head, rows) + "\n\nThe first row judges against B as given to the search (the config "
             "measured before it); the second against B now, 80% of the config measured in the same rounds "
-            f"as best.yaml and the scalings ({', '.join(f'{x:.2f}' for x in timed[0])} ms).")
+            f"as best.yaml and the scalings ({', '.join(f'{x:.2f}' for x in timed[0])} ms). "
+            "A model's figure is the median of its rounds.")
     results.mkdir(parents=True, exist_ok=True)
     (results / "auto_search.json").write_text(json.dumps(
         {"quick": a.quick, "machine": machine(), "command": cmd, "wall_s": wall, "config_ms": base_ms,
-         "budget_ms": budget, "config_now_rounds_ms": timed[0], "budget_now_ms": budget_now, "best": best,
+         "budget_ms": budget, "config_rounds_ms": base_rounds, "config_now_rounds_ms": timed[0], "budget_now_ms": budget_now, "best": best,
          "best_remeasured_ms": best_ms, "best_rounds_ms": best_rounds, "uniform": scalings,
          "beats": beats(top_uniform), "beats_now": beats(top_now),
          "stderr_tail": done.stderr[-2000:], "report": report}, indent=2, default=str) + "\n")

@@ -144,7 +144,8 @@ def main() -> None:
             f"load average {', '.join(f'{x:.2f}' for x in load_before)} before, "
             f"{', '.join(f'{x:.2f}' for x in machine()['loadavg'])} after\n\n"
             + md_table(head, rows) + "\n\nThe first row judges against B as given to the search (the config "
-            "measured before it); the second against B now, 80% of the config measured in the same rounds "
+            f"measured before it, the median of {a.rounds} fresh processes: "
+            f"{', '.join(f'{x:.2f}' for x in base_rounds)} ms); the second against B now, 80% of the config measured in the same rounds "
             f"as best.yaml and the scalings ({', '.join(f'{x:.2f}' for x in timed[0])} ms). "
             "A model's figure is the median of its rounds.")
     results.mkdir(parents=True, exist_ok=True)

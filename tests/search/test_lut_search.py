@@ -154,16 +154,18 @@ def test_hybrid_search_remeasures_the_top_candidates_on_the_device(tmp_path, tab
 def test_hybrid_goes_down_the_ranking_until_one_truly_meets_the_budget(tmp_path, table, tiny_yaml,
                                                                       monkeypatch) -> None:
     """Predicted under the budget, measured over it: the export re-measures further candidates."""
-    timed: list[int] = []  # the plans timed at the final check, in order of their first timing
-    order: list[int] = []  # every timing, in order
+    timed: list = []  # the plans timed at the final check, in order of their first timing (kept alive: ids not reused)
+    order: list[int] = []  # every timing, as the index into timed
     real = MeasuredLatency.price
 
     def slow_top(self, plan, budget_ms, *, full=False, runs_factor=1):
         stats, screened = real(self, plan, budget_ms, full=full, runs_factor=runs_factor)
-        if id(plan) not in timed:
-            timed.append(id(plan))
-        order.append(id(plan))
-        if id(plan) in timed[:2]:  # the two top candidates turn out over the budget on the device, every round
+        index = next((i for i, seen in enumerate(timed) if seen is plan), None)
+        if index is None:
+            index = len(timed)
+            timed.append(plan)
+        order.append(index)
+        if index < 2:  # the two top candidates turn out over the budget on the device, every round
             from dataclasses import replace
             return replace(stats, median_ms=10_000.0), screened
         return stats, screened
@@ -178,8 +180,8 @@ def test_hybrid_goes_down_the_ranking_until_one_truly_meets_the_budget(tmp_path,
     assert meets[:2] == [False, False] and meets[2] is True and len(meets) == 3
     assert report["best"]["trial"] == report["remeasured"][2]["trial"]
     assert all(len(c["latency_ms"]["rounds"]) == 3 for c in report["remeasured"])  # each timed in 3 rounds
-    assert order[:9] == timed[:3] * 3  # the top 2 and the base in turn, round after round; then the third alone
-    assert order[9:] == [timed[3]] * 3
+    assert order[:9] == [0, 1, 2] * 3  # the top 2 and the base in turn, round after round; then the third alone
+    assert order[9:] == [3] * 3
 
 
 def test_measure_options_are_checked() -> None:

@@ -116,7 +116,8 @@ class ModelRecord:
 class Calibration:
     """total = a * row_sum + b; residuals are measured - predicted, one per calibration model."""
 
-    method: str  # "least squares" (two or more distinct sums), "ratio" (b = 0), "none" (a = 1, b = 0)
+    method: str  # "least squares" (two or more distinct sums), "ratio" (b = 0), "identity" (a = 1, b = 0, models
+    #              a check: in-context rows), "none" (a = 1, b = 0, no model)
     a: float
     b: float
     models: tuple[str, ...]
@@ -144,7 +145,7 @@ class Prediction:
 
 
 def fit_calibration(row_sums_ms: Sequence[float], measured_ms: Sequence[float],
-                    models: Sequence[str] = (), *, line: bool = True) -> Calibration:
+                    models: Sequence[str] = (), *, mode: str = "line") -> Calibration:
     """Least squares of measured = a * row_sum + b over the calibration models, in relative terms
     (each residual divided by its measurement: a budget is a share of milliseconds, and a big model
     must not outweigh a small one).
@@ -153,9 +154,14 @@ def fit_calibration(row_sums_ms: Sequence[float], measured_ms: Sequence[float],
     ratio, b = 0) for models it was not fitted on (leave-one-out, three or more models) and its slope
     is positive: a few models whose row sums barely differ fix a slope poorly, and a noisy one can tip
     it. One distinct row sum cannot fix a slope at all: the ratio. No model: the identity, "none".
-    `line=False` fits the ratio only (in-context rows already add up to a model's total: nothing is
-    left for an intercept but the noise of a few models, which extrapolates badly to small ones).
+    `mode="ratio"` fits the ratio only. `mode="identity"` applies none (a = 1, b = 0) and keeps the
+    models' residuals as a check: in-context rows add up to a model's total by construction, so a fit
+    on whole models measured at other moments learns only how fast the machine ran then (a 2-core VM
+    drifts by 15% over minutes: one yolov5s in-context table fitted 0.849 and missed every candidate
+    measured later, which its plain row sums met 99/100; bench/results/lut_accuracy_torch320_yolov5s_rerun).
     """
+    if mode not in ("line", "ratio", "identity"):
+        raise ValueError(f"mode={mode!r}: must be line, ratio or identity")
     x = np.asarray(row_sums_ms, dtype=float)
     y = np.asarray(measured_ms, dtype=float)
     if x.shape != y.shape or x.ndim != 1:
@@ -165,9 +171,9 @@ def fit_calibration(row_sums_ms: Sequence[float], measured_ms: Sequence[float],
     names = tuple(models) or tuple(f"model {i}" for i in range(len(x)))
     if len(x) == 0:
         return UNCALIBRATED
-    a, b = _ratio(x, y), 0.0
-    method = "ratio"
-    if line and len(np.unique(x)) >= 2:
+    a, b = (1.0, 0.0) if mode == "identity" else (_ratio(x, y), 0.0)
+    method = "identity" if mode == "identity" else "ratio"
+    if mode == "line" and len(np.unique(x)) >= 2:
         la, lb = _line(x, y)
         if la > 0 and (len(x) < 3 or _loo_error(x, y, _line) < _loo_error(x, y, lambda xs, ys: (_ratio(xs, ys), 0.0))):
             a, b, method = la, lb, "least squares"
@@ -513,11 +519,13 @@ class LatencyTable:
 
     def fit(self) -> Calibration:
         """The calibration the table's model records give now (not stored; see save_fit). An in-context
-        table's entries move as models are added, so its models' row sums are taken from the entries now."""
+        table's entries move as models are added, so its models' row sums are taken from the entries now;
+        its rows already add up to a model's total, so its models are a check, not a fit (see
+        fit_calibration's identity)."""
         ms = list(self.models.values())
         sums = [self.row_sum(m.keys) if self.timing == "in_context" else m.row_sum_ms for m in ms]
         return fit_calibration(sums, [m.median_ms for m in ms], [m.name for m in ms],
-                               line=self.timing != "in_context")
+                               mode="identity" if self.timing == "in_context" else "line")
 
     def save_fit(self) -> Calibration:
         """Fit on every model record and append the fit (with its residuals); predictions use it."""

@@ -282,6 +282,9 @@ def test_in_context_table_records_its_timing_and_its_rows_add_up_per_model(tmp_p
     again = build_table(path, TorchBackend(), sources, protocol=QUICK, model_protocol=QUICK)
     assert again.rows_measured == 0 and again.models_measured == 0
     assert len(table.models) == 2 and table.calibration is not None  # the config and one candidate, whole
+    cal = table.calibration  # rows add up by construction: the whole models are a check, not a fit
+    assert (cal.method, cal.a, cal.b, len(cal.models)) == ("identity", 1.0, 0.0, 2)
+    assert cal.residuals_ms == pytest.approx([m - s for m, s in zip(cal.measured_ms, cal.row_sums_ms)])
     rows = [json.loads(line) for line in path.read_text().splitlines()[1:]]
     by_model: dict = {}
     for r in rows:

@@ -32,8 +32,8 @@ def build_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--space", metavar="FILE", help="search space YAML (keys of the search: block)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampled candidates (default 0)")
     p.add_argument("--calibrate", type=int, default=None, metavar="K",
-                   help=f"sampled candidates per config measured whole for the fit, spread through the build "
-                        f"(default {DEFAULT_CALIBRATE}; each config is)")
+                   help=f"sampled candidates per config measured whole for the fit (an in-context table only checks "
+                        f"against them), spread through the build (default {DEFAULT_CALIBRATE}; each config is)")
     p.add_argument("--backend", choices=BACKENDS, default="torch", help="runtime timed (default torch, eager)")
     p.add_argument("--exporter", choices=("dynamo", "torchscript"), default=None,
                    help="onnxruntime only: how rows and models reach ONNX (default dynamo; torchscript exports "

@@ -75,6 +75,8 @@ def calibration_table(s: TableSummary) -> Table:
 
 
 def _fit_text(cal: Calibration) -> str:
+    if cal.method == "identity":
+        return f"total = row sum (rows timed in context add up; {len(cal.models)} models a check, no fit)"
     return f"total = {cal.a:.4f} x row sum {cal.b:+.3f} ms ({cal.method}, {len(cal.models)} models)"
 
 

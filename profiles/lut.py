@@ -47,7 +47,7 @@ import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Literal, Mapping, Sequence, get_args
 
 import numpy as np
 from torch import nn
@@ -144,8 +144,11 @@ class Prediction:
     calibration: Calibration
 
 
+FitMode = Literal["line", "identity"]
+
+
 def fit_calibration(row_sums_ms: Sequence[float], measured_ms: Sequence[float],
-                    models: Sequence[str] = (), *, mode: str = "line") -> Calibration:
+                    models: Sequence[str] = (), *, mode: FitMode = "line") -> Calibration:
     """Least squares of measured = a * row_sum + b over the calibration models, in relative terms
     (each residual divided by its measurement: a budget is a share of milliseconds, and a big model
     must not outweigh a small one).
@@ -154,14 +157,14 @@ def fit_calibration(row_sums_ms: Sequence[float], measured_ms: Sequence[float],
     ratio, b = 0) for models it was not fitted on (leave-one-out, three or more models) and its slope
     is positive: a few models whose row sums barely differ fix a slope poorly, and a noisy one can tip
     it. One distinct row sum cannot fix a slope at all: the ratio. No model: the identity, "none".
-    `mode="ratio"` fits the ratio only. `mode="identity"` applies none (a = 1, b = 0) and keeps the
-    models' residuals as a check: in-context rows add up to a model's total by construction, so a fit
-    on whole models measured at other moments learns only how fast the machine ran then (a 2-core VM
-    drifts by 15% over minutes: one yolov5s in-context table fitted 0.849 and missed every candidate
-    measured later, which its plain row sums met 99/100; bench/results/lut_accuracy_torch320_yolov5s_rerun).
+    `mode="identity"` applies none (a = 1, b = 0) and keeps the models' residuals as a check: in-context
+    rows add up to a model's total by construction, so a fit on whole models measured at other moments
+    learns only how fast the machine ran then (a 2-core VM drifts by 15% over minutes: one yolov5s
+    in-context table fitted 0.849 and missed every candidate measured later, which its plain row sums met
+    99/100; bench/results/lut_accuracy_torch320_yolov5s_rerun).
     """
-    if mode not in ("line", "ratio", "identity"):
-        raise ValueError(f"mode={mode!r}: must be line, ratio or identity")
+    if mode not in get_args(FitMode):
+        raise ValueError(f"mode={mode!r}: must be line or identity")
     x = np.asarray(row_sums_ms, dtype=float)
     y = np.asarray(measured_ms, dtype=float)
     if x.shape != y.shape or x.ndim != 1:
@@ -171,8 +174,10 @@ def fit_calibration(row_sums_ms: Sequence[float], measured_ms: Sequence[float],
     names = tuple(models) or tuple(f"model {i}" for i in range(len(x)))
     if len(x) == 0:
         return UNCALIBRATED
-    a, b = (1.0, 0.0) if mode == "identity" else (_ratio(x, y), 0.0)
-    method = "identity" if mode == "identity" else "ratio"
+    if mode == "identity":
+        a, b, method = 1.0, 0.0, "identity"
+    else:
+        a, b, method = _ratio(x, y), 0.0, "ratio"
     if mode == "line" and len(np.unique(x)) >= 2:
         la, lb = _line(x, y)
         if la > 0 and (len(x) < 3 or _loo_error(x, y, _line) < _loo_error(x, y, lambda xs, ys: (_ratio(xs, ys), 0.0))):

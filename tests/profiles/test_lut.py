@@ -287,14 +287,12 @@ def test_table_calibration_predicts_the_known_totals(tmp_path) -> None:
         LatencyTable.open(path, Known(version="2"))
 
 
-def test_fit_modes_ratio_only_and_identity_checked() -> None:
-    """`ratio` never takes the line; `identity` applies nothing and keeps the models' residuals as a check."""
+def test_fit_mode_identity_applies_nothing_and_keeps_the_check() -> None:
+    """`identity` applies nothing and keeps the models' residuals as a check."""
     sums, measured = [10.0, 20.0, 40.0], [19.0, 30.0, 52.0]  # exactly 1.1 x + 8: the line mode takes it
     assert fit_calibration(sums, measured).method == "least squares"
-    ratio = fit_calibration(sums, measured, mode="ratio")
-    assert (ratio.method, ratio.b) == ("ratio", 0.0) and ratio.a == pytest.approx(relative_ratio(sums, measured))
     ident = fit_calibration(sums, measured, ["a", "b", "c"], mode="identity")
     assert (ident.method, ident.a, ident.b, ident.models) == ("identity", 1.0, 0.0, ("a", "b", "c"))
     assert ident.residuals_ms == pytest.approx((9.0, 10.0, 12.0)) and ident.predict(25.0) == 25.0
-    with pytest.raises(ValueError, match="mode='guess': must be line, ratio or identity"):
+    with pytest.raises(ValueError, match="mode='guess': must be line or identity"):
         fit_calibration(sums, measured, mode="guess")

@@ -246,10 +246,11 @@ def test_end2end_inference_picks_top_detections() -> None:
                 p.copy_(torch.randn(p.shape, generator=g) * (2 / p[0].numel()) ** 0.5)
             else:
                 p.add_(torch.randn(p.shape, generator=g) * 0.1)
-        feats = [torch.randn(1, c, s, s, generator=g) for c, s in zip((b[0].conv.in_channels for b in head.cv2), (8, 4, 2))]
-        _, raw = head(list(feats))
+        widths = [branch[0].conv.in_channels for branch in head.cv2]
+        feats = [torch.randn(1, c, s, s, generator=g) for c, s in zip(widths, (8, 4, 2))]
+        _, raw = head(feats)
         head.end2end = True
-        y, _ = head(list(feats))
+        y, _ = head(feats)
     anchors = 8 * 8 + 4 * 4 + 2 * 2
     assert y.shape == (1, anchors, 6)  # fewer anchors than max_det: all of them
     scores = raw["one2one"]["scores"].sigmoid()[0].T  # (anchors, nc)

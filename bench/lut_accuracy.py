@@ -6,8 +6,13 @@ For each config (yolov5s, yolov8s), size (320, 640) and backend (torch eager, on
   2. draw `--candidates` other candidates of the space (seed 1); price each from the table
      (profiles.lut.predict_plan; the rows the table lacks are measured and appended first, and counted),
      through the search's own pricer (search.latency.TableLatency);
-  3. measure each whole on the backend as `zoo profile` does (30 runs after a warm-up of 5 calls and
-     1 s, the median), from a fresh build;
+  3. measure each whole on the backend, built afresh: by default in `--rounds` interleaved rounds (every
+     candidate built once and kept; each round times all of them in turn, in a shuffled order, 10 runs
+     after a warm-up of 2 calls and 0.1 s; a candidate's figure is the median of its rounds' medians), so
+     a slow stretch of the machine falls on many candidates a little rather than on one wholly; the even
+     rounds give the measurement judged, the odd rounds the second measurement (the floor).
+     `--reference sequential` measures as `zoo profile` does instead (30 runs after a warm-up of 5 calls
+     and 1 s, the median), one candidate after another, and again after the whole first pass;
   4. report the share of candidates predicted within +-5% and +-10% of the measured median, Kendall tau
      of predicted vs measured (scipy.stats), the mean and worst error, the time to predict one candidate
      from its plan (a table that holds its rows: the dict lookups and the sum; planning is the search's
@@ -32,7 +37,8 @@ space) on other configs too: the rows the table lacks are listed per config, the
 appended (the flow a search on the device follows), and each config is measured whole, twice.
 Usage: python bench/lut_accuracy.py [--quick] [--configs yolov5s,yolov8s] [--sizes 320,640]
        [--backends torch,onnxruntime] [--candidates 200] [--samples 2000] [--tables DIR] [--device cpu]
-       [--exporter dynamo|torchscript] [--remeasure] [--imported FILE]
+       [--exporter dynamo|torchscript] [--remeasure] [--imported FILE] [--rounds 10]
+       [--reference interleaved|sequential]
 """
 from __future__ import annotations
 
@@ -40,6 +46,7 @@ import argparse
 import json
 import math
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -67,7 +74,7 @@ from search.space import build_space  # noqa: E402
 from zoo.builder import build_from_plan  # noqa: E402
 from zoo.config import load_config  # noqa: E402
 
-QUICK = {"configs": "yolov5s", "sizes": "320", "candidates": 6, "samples": 6, "calibrate": 3, "runs": 10,
+QUICK = {"configs": "yolov5s", "sizes": "320", "candidates": 6, "samples": 6, "calibrate": 3, "runs": 10, "rounds": 4,
          "backends": "torch", "foreign": "yolo11n"}
 
 
@@ -108,8 +115,9 @@ def run_case(config: str, imgsz: int, backend_name: str, a: argparse.Namespace, 
     t0 = time.perf_counter()
     predicted = [pricer.price(plan)[0].median_ms for plan in plans]
     predict_s = (time.perf_counter() - t0) / len(plans)
-    memo = (config, imgsz, backend_name, a.device, a.exporter if own else None, a.candidates, model_p, a.remeasure)
-    measured, again, measure_s = measured_twice(memo, plans, backend, cfg.ch, imgsz, model_p, a.remeasure)
+    memo = (config, imgsz, backend_name, a.device, a.exporter if own else None, a.candidates, model_p, a.remeasure,
+            a.rounds)
+    measured, again, measure_s = measured_twice(memo, plans, backend, cfg.ch, imgsz, model_p, a.remeasure, a.rounds)
     errors = [(p - m) / m for p, m in zip(predicted, measured)]
     cal = table.calibration
     # one measurement against another: what any prediction is judged by
@@ -128,7 +136,9 @@ def run_case(config: str, imgsz: int, backend_name: str, a: argparse.Namespace, 
         "speedup": statistics.fmean(measure_s) / predict_s if predict_s > 0 else math.inf,
         "points": [{"predicted_ms": p, "measured_ms": m} for p, m in zip(predicted, measured)],
         "remeasure": floor,
-        "protocols": {"rows": row_p.as_dict(), "models": model_p.as_dict()},
+        "protocols": {"rows": row_p.as_dict(), "models": model_p.as_dict(),
+                      "reference": {"rounds": a.rounds, "round": ROUND_PROTOCOL.as_dict()} if a.rounds > 1 else
+                      "sequential"},
         "fingerprint": device_fingerprint(backend).as_dict(),
     }
 
@@ -160,8 +170,8 @@ def run_imported_case(config: str, imgsz: int, a: argparse.Namespace) -> dict[st
     for plan in plans:
         pricer.price(plan)
     predict_s = (time.perf_counter() - t0) / len(plans)
-    memo = (config, imgsz, backend_name, a.device, a.exporter if own else None, a.candidates, model_p, a.remeasure)
-    measured, again, measure_s = measured_twice(memo, plans, backend, cfg.ch, imgsz, model_p, a.remeasure)
+    memo = (config, imgsz, fp.backend, fp.device, None, a.candidates, model_p, a.remeasure, a.rounds)
+    measured, again, measure_s = measured_twice(memo, plans, backend, cfg.ch, imgsz, model_p, a.remeasure, a.rounds)
     errors = [(p - m) / m for p, m in zip(predicted, measured)]
     cal = table.calibration
     return {
@@ -208,15 +218,51 @@ def judge_foreign(name: str, table: LatencyTable, backend: Any, imgsz: int, prot
 
 
 def measured_twice(memo: tuple[Any, ...], plans: list, backend: Any, ch: int, imgsz: int, protocol: TimingProtocol,
-                   remeasure: bool) -> tuple[list[float], list[float] | None, list[float]]:
-    """The candidates measured (and, with `remeasure`, measured again after the whole first pass), once per
-    memo: every way of timing rows is judged on the same measurements."""
+                   remeasure: bool, rounds: int = 0) -> tuple[list[float], list[float] | None, list[float]]:
+    """The candidates measured and, with `remeasure`, measured again, once per memo: every way of timing rows
+    is judged on the same measurements. `rounds` > 1: interleaved (measure_rounds; the even rounds, and the
+    odd ones as the second measurement); else one after another, the second pass after the whole first."""
     if memo not in MEASURED:
         seconds: list[float] = []
-        measured = measure_all(plans, backend, ch, imgsz, protocol, seconds)
-        again = measure_all(plans, backend, ch, imgsz, protocol, []) if remeasure else None
+        if rounds > 1:
+            measured, odd = measure_rounds(plans, backend, ch, imgsz, rounds, seconds)
+            again = odd if remeasure else None
+        else:
+            measured = measure_all(plans, backend, ch, imgsz, protocol, seconds)
+            again = measure_all(plans, backend, ch, imgsz, protocol, []) if remeasure else None
         MEASURED[memo] = (measured, again, seconds)
     return MEASURED[memo]
+
+
+ROUND_PROTOCOL = TimingProtocol(runs=10, warmup_runs=2, warmup_s=0.1)  # one candidate's turn in a round
+
+
+def measure_rounds(plans: list, backend: Any, ch: int, imgsz: int, rounds: int,
+                   seconds: list[float]) -> tuple[list[float], list[float]]:
+    """Every plan built once and kept; `rounds` rounds, each timing all of them in turn (ROUND_PROTOCOL) in an
+    order shuffled per round (seeded): the medians of each candidate's even rounds' medians and of its odd
+    rounds'. Two measurements of equal weight, each spread over the whole run, so the machine's slow and
+    fast stretches (bench/results/machine_drift.md) fall on every candidate alike instead of on whichever
+    was timed then. `seconds` gets each candidate's build plus its turns."""
+    spent = [0.0] * len(plans)
+    timers = []
+    for i, plan in enumerate(plans):
+        t0 = time.perf_counter()
+        timers.append(model_timer(backend, build_from_plan(plan), (1, ch, imgsz, imgsz)))
+        spent[i] += time.perf_counter() - t0
+    got: list[list[float]] = [[] for _ in plans]
+    order = list(range(len(plans)))
+    rng = random.Random(0)
+    for r in range(rounds):
+        rng.shuffle(order)
+        for k, i in enumerate(order):
+            t0 = time.perf_counter()
+            got[i].append(timers[i](ROUND_PROTOCOL).median_ms)
+            spent[i] += time.perf_counter() - t0
+            print(f"\r  round {r + 1}/{rounds}: {k + 1}/{len(plans)}", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    seconds.extend(spent)
+    return [statistics.median(g[0::2]) for g in got], [statistics.median(g[1::2]) for g in got]
 
 
 def floor_of(predicted: list[float], measured: list[float], again: list[float] | None) -> dict[str, Any] | None:
@@ -235,6 +281,10 @@ def agreement(values: list[float], measured: list[float]) -> dict[str, float]:
     return {"within_5": sum(abs(e) <= 0.05 for e in errors) / len(errors),
             "within_10": sum(abs(e) <= 0.10 for e in errors) / len(errors),
             "kendall_tau": stats.kendalltau(values, measured).statistic if len(values) > 1 else math.nan}
+
+
+def tau_text(values: list[float], measured: list[float]) -> str:
+    return f"{stats.kendalltau(values, measured).statistic:.3f}" if len(values) > 1 else "-"
 
 
 def twice(case: dict[str, Any]) -> str:
@@ -274,6 +324,12 @@ def main() -> None:
     ap.add_argument("--calibrate", type=int, default=DEFAULT_CALIBRATE,
                     help="sampled candidates measured whole for the fit (`zoo lut build`'s default)")
     ap.add_argument("--runs", type=int, default=30, help="timed runs of each measured candidate")
+    ap.add_argument("--rounds", type=int, default=10,
+                    help="interleaved rounds the candidates are measured in (even rounds: the measurement; odd: "
+                         "the second one, the floor); at least 2")
+    ap.add_argument("--reference", choices=("interleaved", "sequential"), default="interleaved",
+                    help="how candidates are measured: interleaved rounds (default), or one after another as "
+                         "`zoo profile` does (`--runs` runs each), then all again")
     ap.add_argument("--timings", default="in_context,isolated",
                     help="how torch tables time rows (ORT: isolated only); each builds its own table")
     ap.add_argument("--foreign", default="yolov5s-gfpn,yolov5s-effnetv2,yolo11n,rtdetr-l",
@@ -297,6 +353,10 @@ def main() -> None:
         for k, v in QUICK.items():
             if getattr(a, k) == ap.get_default(k):
                 setattr(a, k, v)
+    if a.reference == "sequential":
+        a.rounds = 0
+    elif a.rounds < 2:
+        raise SystemExit("--rounds: interleaved measurement needs at least 2 rounds (even and odd)")
     warnings.simplefilter("ignore")
     tables = Path(a.tables) if a.tables else Path(tempfile.mkdtemp(prefix="zoo-lut-"))
     tables.mkdir(parents=True, exist_ok=True)
@@ -333,6 +393,11 @@ def main() -> None:
     title = ("LUT accuracy" + (" (QUICK SMOKE RUN: not the record)" if a.quick else "")
              + f": predicted vs measured median, 1 thread, {a.device}; tables built for {a.samples} candidates "
                f"(seed 0), judged on others (seed 1); load average {load0[0]:.2f} before, {load1[0]:.2f} after")
+    title += ("\n\nMeasured: " + (f"{a.rounds} interleaved rounds of {ROUND_PROTOCOL.runs} runs per candidate, the "
+                                   f"median of the even rounds' medians (measured twice: the even rounds against "
+                                   f"the odd ones)" if a.rounds > 1 else
+                                   f"one candidate after another, {a.runs} runs each (measured twice: a second "
+                                   f"pass after the first)"))
     text = title + "\n\n" + md_table(head, rows)
     foreign = [[c["config"], c["imgsz"], c["backend"], c["timing"], f["config"], len(f["missing_rows"]),
                 "; ".join(f["missing_rows"][:3]) + (" ..." if len(f["missing_rows"]) > 3 else ""),
@@ -350,7 +415,9 @@ def main() -> None:
             if judged:
                 shares.append(f"{c['config']} {c['timing']}: {sum(abs(f['error_pct']) <= 0.10 for f in judged)}/"
                               f"{len(judged)} within 10% (measured again within 10%: "
-                              f"{sum(abs(f['floor_pct']) <= 0.10 for f in judged)}/{len(judged)})")
+                              f"{sum(abs(f['floor_pct']) <= 0.10 for f in judged)}/{len(judged)}), Kendall tau "
+                              f"{tau_text([f['predicted_ms'] for f in judged], [f['measured_ms'] for f in judged])} "
+                              f"(measured again: {tau_text([f['remeasured_ms'] for f in judged], [f['measured_ms'] for f in judged])})")
         text += "\n\n" + "; ".join(shares)
     results.mkdir(parents=True, exist_ok=True)
     name = "lut_accuracy" + (f"_{a.tag}" if a.tag else "")

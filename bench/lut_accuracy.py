@@ -284,7 +284,8 @@ def agreement(values: list[float], measured: list[float]) -> dict[str, float]:
 
 
 def tau_text(values: list[float], measured: list[float]) -> str:
-    return f"{stats.kendalltau(values, measured).statistic:.3f}" if len(values) > 1 else "-"
+    tau = agreement(values, measured)["kendall_tau"]
+    return "-" if math.isnan(tau) else f"{tau:.3f}"
 
 
 def twice(case: dict[str, Any]) -> str:

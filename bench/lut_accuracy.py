@@ -8,9 +8,12 @@ For each config (yolov5s, yolov8s), size (320, 640) and backend (torch eager, on
      through the search's own pricer (search.latency.TableLatency);
   3. measure each whole on the backend, built afresh: by default in `--rounds` interleaved rounds (every
      candidate built once and kept; each round times all of them in turn, in a shuffled order, 10 runs
-     after a warm-up of 2 calls and 0.1 s; a candidate's figure is the median of its rounds' medians), so
-     a slow stretch of the machine falls on many candidates a little rather than on one wholly; the even
-     rounds give the measurement judged, the odd rounds the second measurement (the floor).
+     after a warm-up of 2 calls and 0.1 s), so a slow stretch of the machine falls on many candidates a
+     little rather than on one wholly; a candidate's measured figure, the one predictions are judged
+     against, is the median of all its rounds' medians; the even rounds against the odd ones are two
+     measurements of it (the floor: each half holds half the runs, so it understates the whole's
+     steadiness), and the prediction against the even rounds alone is printed too (the reference before
+     stop 26).
      `--reference sequential` measures as `zoo profile` does instead (30 runs after a warm-up of 5 calls
      and 1 s, the median), one candidate after another, and again after the whole first pass;
   4. report the share of candidates predicted within +-5% and +-10% of the measured median, Kendall tau
@@ -78,8 +81,8 @@ QUICK = {"configs": "yolov5s", "sizes": "320", "candidates": 6, "samples": 6, "c
          "backends": "torch", "foreign": "yolo11n"}
 
 
-MEASURED: dict[tuple[Any, ...], tuple[list[float], list[float] | None, list[float]]] = {}  # one measurement
-# of the same candidates serves every way of timing rows (the tables differ, the models measured do not)
+MEASURED: dict[tuple[Any, ...], tuple[list[float], list[float], list[float] | None, list[float]]] = {}  # one
+# measurement of the same candidates serves every way of timing rows (the tables differ, the models do not)
 
 
 def run_case(config: str, imgsz: int, backend_name: str, a: argparse.Namespace, tables: Path,
@@ -117,11 +120,12 @@ def run_case(config: str, imgsz: int, backend_name: str, a: argparse.Namespace, 
     predict_s = (time.perf_counter() - t0) / len(plans)
     memo = (config, imgsz, backend_name, a.device, a.exporter if own else None, a.candidates, model_p, a.remeasure,
             a.rounds)
-    measured, again, measure_s = measured_twice(memo, plans, backend, cfg.ch, imgsz, model_p, a.remeasure, a.rounds)
+    measured, first, again, measure_s = measured_twice(memo, plans, backend, cfg.ch, imgsz, model_p, a.remeasure,
+                                                       a.rounds)
     errors = [(p - m) / m for p, m in zip(predicted, measured)]
     cal = table.calibration
     # one measurement against another: what any prediction is judged by
-    floor = floor_of(predicted, measured, again)
+    floor = floor_of(predicted, first, again)
     foreign = [judge_foreign(name, table, backend, imgsz, model_p) for name in a.foreign.split(",") if name]
     return {
         "config": config, "imgsz": imgsz, "backend": backend_name, "timing": timing, "foreign": foreign, "device": a.device, "candidates": len(plans),
@@ -171,7 +175,8 @@ def run_imported_case(config: str, imgsz: int, a: argparse.Namespace) -> dict[st
         pricer.price(plan)
     predict_s = (time.perf_counter() - t0) / len(plans)
     memo = (config, imgsz, fp.backend, fp.device, None, a.candidates, model_p, a.remeasure, a.rounds)
-    measured, again, measure_s = measured_twice(memo, plans, backend, cfg.ch, imgsz, model_p, a.remeasure, a.rounds)
+    measured, first, again, measure_s = measured_twice(memo, plans, backend, cfg.ch, imgsz, model_p, a.remeasure,
+                                                       a.rounds)
     errors = [(p - m) / m for p, m in zip(predicted, measured)]
     cal = table.calibration
     return {
@@ -187,7 +192,7 @@ def run_imported_case(config: str, imgsz: int, a: argparse.Namespace) -> dict[st
         "predict_s": predict_s, "measure_s": statistics.fmean(measure_s),
         "speedup": statistics.fmean(measure_s) / predict_s if predict_s > 0 else math.inf,
         "points": [{"predicted_ms": p, "measured_ms": m} for p, m in zip(predicted, measured)],
-        "remeasure": floor_of(predicted, measured, again),
+        "remeasure": floor_of(predicted, first, again),
         "protocols": {"rows": table.protocol.as_dict(), "models": model_p.as_dict()},
         "fingerprint": fp.as_dict(), "measured_on": device_fingerprint(backend).as_dict(),
     }
@@ -209,7 +214,7 @@ def judge_foreign(name: str, table: LatencyTable, backend: Any, imgsz: int, prot
         predicted = predict_plan(table, plan, measure=True).total_ms
         memo = ("foreign", name, imgsz, backend.name, protocol)
         if memo not in MEASURED:
-            MEASURED[memo] = (measure_all([plan, plan], backend, cfg.ch, imgsz, protocol, []), None, [])
+            MEASURED[memo] = (measure_all([plan, plan], backend, cfg.ch, imgsz, protocol, []), [], None, [])
         measured, again = MEASURED[memo][0]
     except Exception as e:  # noqa: BLE001  a config this backend cannot run is a row of the report, not a stop
         return {"config": name, "missing_rows": missing, "error": f"{type(e).__name__}: {e}"}
@@ -218,19 +223,22 @@ def judge_foreign(name: str, table: LatencyTable, backend: Any, imgsz: int, prot
 
 
 def measured_twice(memo: tuple[Any, ...], plans: list, backend: Any, ch: int, imgsz: int, protocol: TimingProtocol,
-                   remeasure: bool, rounds: int = 0) -> tuple[list[float], list[float] | None, list[float]]:
-    """The candidates measured and, with `remeasure`, measured again, once per memo: every way of timing rows
-    is judged on the same measurements. `rounds` > 1: interleaved (measure_rounds; the even rounds, and the
-    odd ones as the second measurement); else one after another, the second pass after the whole first."""
+                   remeasure: bool, rounds: int = 0
+                   ) -> tuple[list[float], list[float], list[float] | None, list[float]]:
+    """The candidates measured (the figures judged), as two measurements (the first, and with `remeasure`
+    the second), and the seconds each took; once per memo: every way of timing rows is judged on the same
+    measurements. `rounds` > 1: interleaved (measure_rounds: judged on all rounds; the even rounds and the
+    odd ones are the two); else one after another, judged on the first pass, the second after the whole
+    first."""
     if memo not in MEASURED:
         seconds: list[float] = []
         if rounds > 1:
-            measured, odd = measure_rounds(plans, backend, ch, imgsz, rounds, seconds)
-            again = odd if remeasure else None
+            judged, even, odd = measure_rounds(plans, backend, ch, imgsz, rounds, seconds)
+            MEASURED[memo] = (judged, even, odd if remeasure else None, seconds)
         else:
-            measured = measure_all(plans, backend, ch, imgsz, protocol, seconds)
+            first = measure_all(plans, backend, ch, imgsz, protocol, seconds)
             again = measure_all(plans, backend, ch, imgsz, protocol, []) if remeasure else None
-        MEASURED[memo] = (measured, again, seconds)
+            MEASURED[memo] = (first, first, again, seconds)
     return MEASURED[memo]
 
 
@@ -238,12 +246,13 @@ ROUND_PROTOCOL = TimingProtocol(runs=10, warmup_runs=2, warmup_s=0.1)  # one can
 
 
 def measure_rounds(plans: list, backend: Any, ch: int, imgsz: int, rounds: int,
-                   seconds: list[float]) -> tuple[list[float], list[float]]:
+                   seconds: list[float]) -> tuple[list[float], list[float], list[float]]:
     """Every plan built once and kept; `rounds` rounds, each timing all of them in turn (ROUND_PROTOCOL) in an
-    order shuffled per round (seeded): the medians of each candidate's even rounds' medians and of its odd
-    rounds'. Two measurements of equal weight, each spread over the whole run, so the machine's slow and
+    order shuffled per round (seeded): the medians of each candidate's rounds' medians, of all of them, of
+    the even rounds' and of the odd rounds'. Each is spread over the whole run, so the machine's slow and
     fast stretches (bench/results/machine_drift.md) fall on every candidate alike instead of on whichever
-    was timed then. `seconds` gets each candidate's build plus its turns."""
+    was timed then; the halves are two measurements of equal weight. `seconds` gets each candidate's build
+    plus its turns."""
     spent = [0.0] * len(plans)
     timers = []
     for i, plan in enumerate(plans):
@@ -262,17 +271,19 @@ def measure_rounds(plans: list, backend: Any, ch: int, imgsz: int, rounds: int,
             print(f"\r  round {r + 1}/{rounds}: {k + 1}/{len(plans)}", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     seconds.extend(spent)
-    return [statistics.median(g[0::2]) for g in got], [statistics.median(g[1::2]) for g in got]
+    return ([statistics.median(g) for g in got], [statistics.median(g[0::2]) for g in got],
+            [statistics.median(g[1::2]) for g in got])
 
 
-def floor_of(predicted: list[float], measured: list[float], again: list[float] | None) -> dict[str, Any] | None:
+def floor_of(predicted: list[float], first: list[float], again: list[float] | None) -> dict[str, Any] | None:
     """Two measurements of each candidate against each other (the floor under any prediction judged against
-    one), and the prediction against their mean (minutes apart: on a machine whose speed switches between
-    regimes, a steadier reference)."""
+    one), the prediction against the first alone, and against their mean (minutes apart: on a machine whose
+    speed switches between regimes, a steadier reference)."""
     if again is None:
         return None
-    return {**agreement(again, measured), "remeasured_ms": again,
-            "predicted_vs_mean": agreement(predicted, [(m + g) / 2 for m, g in zip(measured, again)])}
+    return {**agreement(again, first), "first_ms": first, "remeasured_ms": again,
+            "predicted_vs_first": agreement(predicted, first),
+            "predicted_vs_mean": agreement(predicted, [(m + g) / 2 for m, g in zip(first, again)])}
 
 
 def agreement(values: list[float], measured: list[float]) -> dict[str, float]:
@@ -293,8 +304,8 @@ def twice(case: dict[str, Any]) -> str:
     return "-" if r is None else f"{r['within_5']:.1%} / {r['within_10']:.1%} / {r['kendall_tau']:.3f}"
 
 
-def against_mean(case: dict[str, Any]) -> str:
-    r = (case.get("remeasure") or {}).get("predicted_vs_mean")
+def against(case: dict[str, Any], key: str) -> str:
+    r = (case.get("remeasure") or {}).get(key)
     return "-" if r is None else f"{r['within_5']:.1%} / {r['within_10']:.1%} / {r['kendall_tau']:.3f}"
 
 
@@ -326,8 +337,8 @@ def main() -> None:
                     help="sampled candidates measured whole for the fit (`zoo lut build`'s default)")
     ap.add_argument("--runs", type=int, default=30, help="timed runs of each measured candidate")
     ap.add_argument("--rounds", type=int, default=10,
-                    help="interleaved rounds the candidates are measured in (even rounds: the measurement; odd: "
-                         "the second one, the floor); at least 2")
+                    help="interleaved rounds the candidates are measured in (judged against all of them; the even "
+                         "rounds against the odd ones: the floor); at least 2")
     ap.add_argument("--reference", choices=("interleaved", "sequential"), default="interleaved",
                     help="how candidates are measured: interleaved rounds (default), or one after another as "
                          "`zoo profile` does (`--runs` runs each), then all again")
@@ -383,20 +394,22 @@ def main() -> None:
                           f"{c['table']['build_s']:.0f} s", file=sys.stderr)
     head = ["config", "px", "backend", "rows timed", "candidates", "within 5%", "within 10%", "Kendall tau", "mean |err|",
             "worst err", "fit", "table rows", "build min", "table KB", "predict ms", "measure s", "speedup",
-            "measured twice: within 5% / 10% / tau", "predicted vs the mean of both: within 5% / 10% / tau"]
+            "measured twice: within 5% / 10% / tau", "predicted vs the first measurement alone: within 5% / 10% / tau",
+            "predicted vs the mean of both: within 5% / 10% / tau"]
     rows = [[c["config"], c["imgsz"], c["backend"], c["timing"], c["candidates"], f"{c['within_5']:.1%}", f"{c['within_10']:.1%}",
              f"{c['kendall_tau']:.3f}", f"{c['mean_abs_error']:.1%}", f"{c['worst_error']:+.1%}",
              "-" if c["fit"] is None else f"{c['fit']['a']:.3f} x {c['fit']['b']:+.2f} ({c['fit']['method']})",
              c["table"]["rows"], f"{c['table']['build_s'] / 60:.1f}", f"{c['table']['bytes'] / 1024:.0f}",
-             f"{c['predict_s'] * 1e3:.3f}", f"{c['measure_s']:.2f}", f"{c['speedup']:,.0f}x", twice(c), against_mean(c)]
+             f"{c['predict_s'] * 1e3:.3f}", f"{c['measure_s']:.2f}", f"{c['speedup']:,.0f}x", twice(c), against(c, "predicted_vs_first"),
+             against(c, "predicted_vs_mean")]
             for c in cases]
     load1 = os.getloadavg()
     title = ("LUT accuracy" + (" (QUICK SMOKE RUN: not the record)" if a.quick else "")
              + f": predicted vs measured median, 1 thread, {a.device}; tables built for {a.samples} candidates "
                f"(seed 0), judged on others (seed 1); load average {load0[0]:.2f} before, {load1[0]:.2f} after")
     title += ("\n\nMeasured: " + (f"{a.rounds} interleaved rounds of {ROUND_PROTOCOL.runs} runs per candidate, the "
-                                   f"median of the even rounds' medians (measured twice: the even rounds against "
-                                   f"the odd ones)" if a.rounds > 1 else
+                                   f"median of all its rounds' medians (measured twice: the even rounds against "
+                                   f"the odd ones; the first measurement: the even rounds)" if a.rounds > 1 else
                                    f"one candidate after another, {a.runs} runs each (measured twice: a second "
                                    f"pass after the first)"))
     text = title + "\n\n" + md_table(head, rows)

@@ -1,12 +1,23 @@
 """Shared test fixtures: where the reference configs live (../shared beside the checkout)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Each pytest-xdist worker computes on one torch thread: workers that each spread over every core fight
+    for them. On the 2-core VM: one process 482 s; two workers of one thread 260 s; two of two threads
+    had saved only 10-13% (536 s against 598-616 s, 17 CPU-minutes)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
 
 
 def load_test_module(relpath: str):

@@ -8,7 +8,7 @@ from typing import Any
 from rich import box
 from rich.table import Table
 
-from profiles.lut import Calibration, TableSummary, summarize_table
+from profiles.lut import CHECK_WARN, Calibration, TableSummary, summarize_table
 from profiles.lutbuild import BuildReport
 from profiles.lutimport import ImportReport
 
@@ -25,6 +25,17 @@ def print_build(r: BuildReport) -> None:
     con.print(calibration_table(s))
     if r.calibration is None:
         console.warning(f"{r.path}: no calibration model: predictions are plain row sums")
+    warn_check(s)
+
+
+def warn_check(s: TableSummary) -> None:
+    """A table that mispredicts its own calibration models says so (TableSummary.check_error)."""
+    err = s.check_error
+    if err is not None and err > CHECK_WARN:
+        console.warning(f"{s.path}: the table predicts its own calibration models {err:.1%} off (median, more "
+                        f"than {CHECK_WARN:.0%}): the device ran at another speed while parts of it were timed "
+                        "(a busy, throttling or shared machine); its predictions carry that error, so rebuild "
+                        "it on a quiet device")
 
 
 def print_summary(s: TableSummary, fmt: str = "table") -> None:
@@ -54,6 +65,7 @@ def print_summary(s: TableSummary, fmt: str = "table") -> None:
     t.add_row("file", f"{s.bytes:,} bytes")
     con.print(t)
     con.print(calibration_table(s))
+    warn_check(s)
 
 
 def calibration_table(s: TableSummary) -> Table:

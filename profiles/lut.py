@@ -528,9 +528,15 @@ class LatencyTable:
         its rows already add up to a model's total, so its models are a check, not a fit (see
         fit_calibration's identity)."""
         ms = list(self.models.values())
-        sums = [self.row_sum(m.keys) if self.timing == "in_context" else m.row_sum_ms for m in ms]
+        sums = [self.model_row_sum(m) for m in ms]
         return fit_calibration(sums, [m.median_ms for m in ms], [m.name for m in ms],
                                mode="identity" if self.timing == "in_context" else "line")
+
+    def model_row_sum(self, m: ModelRecord) -> float:
+        """A calibration model's row sum as a prediction takes it now: an in-context table's entries move as
+        models are added (the sum the record kept is of its moment, before the rows timed after it), an
+        isolated table's do not (the sum recorded beside the measurement)."""
+        return self.row_sum(m.keys) if self.timing == "in_context" else m.row_sum_ms
 
     def save_fit(self) -> Calibration:
         """Fit on every model record and append the fit (with its residuals); predictions use it."""
@@ -826,6 +832,11 @@ class ModelCheck:
         return (self.predicted_ms - self.measured_ms) / self.measured_ms
 
 
+CHECK_WARN = 0.05  # a table that predicts its own calibration models worse than this (median) is flagged:
+# the device ran at another speed while parts of it were timed (a 2-core VM's regimes differ by ~10%:
+# bench/results/lut_accuracy_torch320_allrounds, where such a table predicted every candidate ~11% high)
+
+
 @dataclass(frozen=True)
 class TableSummary:
     path: str
@@ -848,6 +859,14 @@ class TableSummary:
     def build_seconds(self) -> float:
         return math.fsum(b.seconds for b in self.builds)
 
+    @property
+    def check_error(self) -> float | None:
+        """The median |error| of the table's predictions of its own calibration models (None without any):
+        above CHECK_WARN, the table disagrees with whole models timed on its device."""
+        if not self.models:
+            return None
+        return float(np.median([abs(m.error) for m in self.models]))
+
     def as_dict(self) -> dict[str, Any]:
         cal = self.calibration
         return {
@@ -863,7 +882,7 @@ class TableSummary:
                        for m in self.models],
             "builds": [{"finished": b.finished, "seconds": b.seconds, "rows": b.rows, "models": b.models,
                         "sources": len(b.sources)} for b in self.builds],
-            "build_seconds": self.build_seconds,
+            "build_seconds": self.build_seconds, "check_error": self.check_error,
         }
 
 
@@ -875,8 +894,11 @@ def summarize_table(table: LatencyTable) -> TableSummary:
     ms = sorted(e.median_ms for e in table.entries.values())
     cal = table.calibration or UNCALIBRATED
     fitted = set(table.calibration.models) if table.calibration is not None else set()
-    models = tuple(ModelCheck(m.name, len(m.keys), m.row_sum_ms, m.median_ms, cal.predict(m.row_sum_ms), m.cv,
-                              m.name in fitted) for m in table.models.values())
+    checks = []
+    for m in table.models.values():
+        row_sum = table.model_row_sum(m)
+        checks.append(ModelCheck(m.name, len(m.keys), row_sum, m.median_ms, cal.predict(row_sum), m.cv, m.name in fitted))
+    models = tuple(checks)
     try:
         size = table.path.stat().st_size
     except OSError:

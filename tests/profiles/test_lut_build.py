@@ -311,6 +311,35 @@ def test_a_key_seen_in_several_models_gets_the_estimate_over_them(tmp_path) -> N
         LatencyTable.open(path, TorchBackend(), timing="isolated")
 
 
+def test_show_checks_an_in_context_table_against_its_rows_now_and_warns_when_they_disagree(tmp_path, capsys) -> None:
+    """An in-context table's entries move as models are timed after a calibration model: its check (and
+    `zoo lut show`) takes the row sums a prediction takes now, not the ones kept at the model's moment, and a
+    table off its own models by more than CHECK_WARN says so."""
+    from profiles.lut import CHECK_WARN, RowRef, summarize_table
+
+    path = tmp_path / "t.lut"
+    table = LatencyTable.open(path, TorchBackend(), form="train", timing="in_context")
+    refs = [RowRef("a", label="row a"), RowRef("b", label="row b")]
+    table.add_in_context("m", refs, [4.0, 6.0])
+    rec = table.add_model("m", ["a", "b"], _stats(10.0))  # timed whole at the rows' moment: they add up
+    assert rec.row_sum_ms == 10.0 and summarize_table(table).check_error == 0.0
+    for name in ("later 1", "later 2"):  # the machine then ran 20% slower for the rest of the build
+        table.add_in_context(name, refs, [4.8, 7.2])
+    table.save_fit()
+    s = summarize_table(LatencyTable.load(path))
+    [m] = s.models
+    assert (m.row_sum_ms, m.measured_ms, m.predicted_ms) == (pytest.approx(12.0), 10.0, pytest.approx(12.0))
+    assert s.check_error == pytest.approx(0.2) and s.check_error > CHECK_WARN
+    assert s.as_dict()["check_error"] == pytest.approx(0.2)
+    assert LatencyTable.load(path).predict(["a", "b"]).total_ms == pytest.approx(12.0)  # what the check shows
+    assert cli.main(["lut", "show", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert "+20.0%" in captured.out
+    warning = " ".join(captured.err.split())
+    assert f"{path}: the table predicts its own calibration models 20.0% off (median, more than 5%)" in warning
+    assert "rebuild it on a quiet device" in warning
+
+
 def test_an_old_table_without_timing_reads_as_isolated(tmp_path, quick) -> None:
     path = tmp_path / "old.lut"
     build_table(path, Params(), lut_sources([TINY], imgsz=64, samples=1, calibrate=0))

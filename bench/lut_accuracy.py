@@ -12,8 +12,8 @@ For each config (yolov5s, yolov8s), size (320, 640) and backend (torch eager, on
      little rather than on one wholly; a candidate's measured figure, the one predictions are judged
      against, is the median of all its rounds' medians; the even rounds against the odd ones are two
      measurements of it (the floor: each half holds half the runs, so it understates the whole's
-     steadiness), and the prediction against the even rounds alone is printed too (the reference before
-     stop 26).
+     steadiness), and the prediction against the even rounds alone is printed too (the reference of the
+     records before lut_accuracy_torch320_allrounds).
      `--reference sequential` measures as `zoo profile` does instead (30 runs after a warm-up of 5 calls
      and 1 s, the median), one candidate after another, and again after the whole first pass;
   4. report the share of candidates predicted within +-5% and +-10% of the measured median, Kendall tau
@@ -26,9 +26,10 @@ measuring, the yolov5s table at 320 px built in <= 15 min on the 2-core machine.
 Writes bench/results/lut_accuracy.{json,md} (run it alone on a quiet machine: it takes hours).
 `--quick` is a smoke run (yolov5s at 320 px, a handful of candidates, short protocols) that writes to
 `--results` (default: a temporary folder), never the record.
-`--remeasure` measures every candidate a second time after the first pass and reports how often two
-measurements of one model agree within 5% and 10%, and their Kendall tau: the floor this machine puts
-under any prediction judged against one measurement.
+`--remeasure` (on by default) reports how often two measurements of one model agree within 5% and 10%,
+and their Kendall tau: the floor this machine puts under any prediction judged against one measurement
+(interleaved: the even rounds against the odd ones; sequential: a second pass after the first).
+Each table's median |error| on its own calibration models (`zoo lut show`'s check) is recorded beside it.
 `--imported FILE` judges a table made by `zoo lut export` -> the runner -> `zoo lut import` in place of a
 build (one config and size: `--configs`, `--sizes`): the candidates are measured here on onnxruntime with
 the table's own settings (threads, provider, exporter), so run it on the machine the runner ran on;
@@ -68,7 +69,7 @@ from profiles.backends import get_backend  # noqa: E402
 from profiles.backends.base import model_timer  # noqa: E402
 from profiles.fingerprint import device_fingerprint  # noqa: E402
 from profiles.latency import TimingProtocol  # noqa: E402
-from profiles.lut import LatencyTable, predict_plan  # noqa: E402
+from profiles.lut import LatencyTable, predict_plan, summarize_table  # noqa: E402
 from profiles.lutbuild import IN_CONTEXT_PROTOCOL, MODEL_PROTOCOL, ROW_PROTOCOL, build_table  # noqa: E402
 from search.latency import TableLatency  # noqa: E402
 from search.lutplans import DEFAULT_CALIBRATE, lut_sources  # noqa: E402
@@ -135,6 +136,7 @@ def run_case(config: str, imgsz: int, backend_name: str, a: argparse.Namespace, 
                                          "residuals": list(cal.relative_residuals)},
         "table": {"path": str(path), "rows": len(built.entries), "bytes": path.stat().st_size,
                   "build_s": report.seconds, "planning_s": plan_s, "rows_measured_now": report.rows_measured,
+                  "check_error": summarize_table(built).check_error,  # off its own models, as `zoo lut show` says
                   "rows_added_for_candidates": added, "extend_s": extend_s},
         "predict_s": predict_s, "measure_s": statistics.fmean(measure_s),
         "speedup": statistics.fmean(measure_s) / predict_s if predict_s > 0 else math.inf,
@@ -188,7 +190,8 @@ def run_imported_case(config: str, imgsz: int, a: argparse.Namespace) -> dict[st
         "fit": None if cal is None else {"method": cal.method, "a": cal.a, "b": cal.b, "models": len(cal.models),
                                          "residuals": list(cal.relative_residuals)},
         "table": {"path": str(path), "rows": len(table.entries), "bytes": path.stat().st_size,
-                  "build_s": sum(b.seconds for b in table.builds), "imported": True},
+                  "build_s": sum(b.seconds for b in table.builds), "imported": True,
+                  "check_error": summarize_table(table).check_error},
         "predict_s": predict_s, "measure_s": statistics.fmean(measure_s),
         "speedup": statistics.fmean(measure_s) / predict_s if predict_s > 0 else math.inf,
         "points": [{"predicted_ms": p, "measured_ms": m} for p, m in zip(predicted, measured)],
@@ -393,12 +396,13 @@ def main() -> None:
                           f"{c['within_10']:.0%}, tau {c['kendall_tau']:.3f}, table {c['table']['rows']} rows in "
                           f"{c['table']['build_s']:.0f} s", file=sys.stderr)
     head = ["config", "px", "backend", "rows timed", "candidates", "within 5%", "within 10%", "Kendall tau", "mean |err|",
-            "worst err", "fit", "table rows", "build min", "table KB", "predict ms", "measure s", "speedup",
+            "worst err", "fit", "table off its models (median)", "table rows", "build min", "table KB", "predict ms", "measure s", "speedup",
             "measured twice: within 5% / 10% / tau", "predicted vs the first measurement alone: within 5% / 10% / tau",
             "predicted vs the mean of both: within 5% / 10% / tau"]
     rows = [[c["config"], c["imgsz"], c["backend"], c["timing"], c["candidates"], f"{c['within_5']:.1%}", f"{c['within_10']:.1%}",
              f"{c['kendall_tau']:.3f}", f"{c['mean_abs_error']:.1%}", f"{c['worst_error']:+.1%}",
              "-" if c["fit"] is None else f"{c['fit']['a']:.3f} x {c['fit']['b']:+.2f} ({c['fit']['method']})",
+             "-" if c["table"].get("check_error") is None else f"{c['table']['check_error']:.1%}",
              c["table"]["rows"], f"{c['table']['build_s'] / 60:.1f}", f"{c['table']['bytes'] / 1024:.0f}",
              f"{c['predict_s'] * 1e3:.3f}", f"{c['measure_s']:.2f}", f"{c['speedup']:,.0f}x", twice(c), against(c, "predicted_vs_first"),
              against(c, "predicted_vs_mean")]

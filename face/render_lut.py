@@ -8,7 +8,7 @@ from typing import Any
 from rich import box
 from rich.table import Table
 
-from profiles.lut import CHECK_WARN, Calibration, TableSummary, summarize_table
+from profiles.lut import Calibration, TableSummary, summarize_table
 from profiles.lutbuild import BuildReport
 from profiles.lutimport import ImportReport
 
@@ -25,22 +25,19 @@ def print_build(r: BuildReport) -> None:
     con.print(calibration_table(s))
     if r.calibration is None:
         console.warning(f"{r.path}: no calibration model: predictions are plain row sums")
-    warn_check(s)
+    warn(s)
 
 
-def warn_check(s: TableSummary) -> None:
-    """A table that mispredicts its own calibration models says so (TableSummary.check_error)."""
-    err = s.check_error
-    if err is not None and err > CHECK_WARN:
-        console.warning(f"{s.path}: the table predicts its own calibration models {err:.1%} off (median, more "
-                        f"than {CHECK_WARN:.0%}): the device ran at another speed while parts of it were timed "
-                        "(a busy, throttling or shared machine); its predictions carry that error, so rebuild "
-                        "it on a quiet device")
+def warn(s: TableSummary) -> None:
+    """The table's warnings (TableSummary.warnings) on stderr, whatever the output format."""
+    for w in s.warnings:
+        console.warning(w)
 
 
 def print_summary(s: TableSummary, fmt: str = "table") -> None:
     if fmt == "json":
         console.write(json.dumps(s.as_dict(), indent=2) + "\n")
+        warn(s)
         return
     con = console.out_console()
     fp = s.fingerprint.as_dict()
@@ -65,7 +62,7 @@ def print_summary(s: TableSummary, fmt: str = "table") -> None:
     t.add_row("file", f"{s.bytes:,} bytes")
     con.print(t)
     con.print(calibration_table(s))
-    warn_check(s)
+    warn(s)
 
 
 def calibration_table(s: TableSummary) -> Table:
@@ -80,8 +77,7 @@ def calibration_table(s: TableSummary) -> Table:
         t.add_row(m.name + ("" if m.in_fit else " *"), str(m.rows), f"{m.row_sum_ms:.2f}", f"{m.measured_ms:.2f}",
                   f"{m.predicted_ms:.2f}", f"{m.error:+.1%}", f"{m.cv:.3f}")
     if s.models:
-        errs = sorted(abs(m.error) for m in s.models)
-        t.caption = (f"|error| median {errs[len(errs) // 2]:.1%}, max {errs[-1]:.1%}"
+        t.caption = (f"|error| median {s.check_error:.1%}, max {max(abs(m.error) for m in s.models):.1%}"
                      + ("; * not in the fit" if any(not m.in_fit for m in s.models) else ""))
     return t
 
@@ -112,6 +108,8 @@ def print_import(r: ImportReport) -> None:
         console.warning(f"the runner could not time {what}: {why}")
     if len(r.failed) > 5:
         console.warning(f"... and {len(r.failed) - 5} more item(s) the runner could not time")
-    console.out_console().print(calibration_table(summarize_table(r.table)))
+    s = summarize_table(r.table)
+    console.out_console().print(calibration_table(s))
     if r.calibration is None:
         console.warning(f"{r.path}: no calibration model: predictions are plain row sums")
+    warn(s)

@@ -246,6 +246,7 @@ class LatencyTable:
         self.form = form
         self.created = created
         self.entries: dict[str, LutEntry] = {}
+        self.revision = 0  # counts re-estimated entries (in-context samples): a cache of entries is stale after
         self.models: dict[str, ModelRecord] = {}
         self.builds: list[BuildRecord] = []
         self.calibration: Calibration | None = None  # the latest stored fit
@@ -481,6 +482,7 @@ class LatencyTable:
         """An in-context record: kept among its key's, the entry re-estimated over them."""
         same = self.samples.setdefault(e.key, [])
         same.append(e)
+        self.revision += 1
         ms = estimate([x.median_ms for x in same], self.estimator) if len(same) > 1 else e.median_ms
         self.entries[e.key] = LutEntry(e.key, ms, ms, ms, 0.0, e.runs, e.warmup_runs, same[0].label)
 
@@ -832,9 +834,10 @@ class ModelCheck:
         return (self.predicted_ms - self.measured_ms) / self.measured_ms
 
 
-CHECK_WARN = 0.05  # a table that predicts its own calibration models worse than this (median) is flagged:
-# the device ran at another speed while parts of it were timed (a 2-core VM's regimes differ by ~10%:
-# bench/results/lut_accuracy_torch320_allrounds, where such a table predicted every candidate ~11% high)
+CHECK_WARN = 0.05  # an in-context table that predicts its own calibration models worse than this (median)
+# is flagged: the device ran at another speed while parts of it were timed (a 2-core VM's regimes differ by
+# ~10%: bench/results/lut_accuracy_torch320_allrounds, where a table 9.6% off its models predicted every
+# candidate 6-18% high)
 
 
 @dataclass(frozen=True)
@@ -862,10 +865,23 @@ class TableSummary:
     @property
     def check_error(self) -> float | None:
         """The median |error| of the table's predictions of its own calibration models (None without any):
-        above CHECK_WARN, the table disagrees with whole models timed on its device."""
+        an isolated table's fit residuals; an in-context table's check (no fit: rows add up)."""
         if not self.models:
             return None
         return float(np.median([abs(m.error) for m in self.models]))
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What to know before trusting the predictions: an in-context table more than CHECK_WARN off its
+        own calibration models (timed whole beside their rows, so they agree unless the device's speed
+        moved between them and the rows timed later)."""
+        err = self.check_error
+        if self.timing != "in_context" or err is None or err <= CHECK_WARN:
+            return ()
+        return (f"{self.path}: the table predicts its own calibration models {err:.1%} off (median, more than "
+                f"{CHECK_WARN:.0%}): most likely the device ran at another speed while parts of it were timed "
+                "(a busy, throttling or shared machine); its predictions carry that error, so rebuild it on a "
+                "quiet device",)
 
     def as_dict(self) -> dict[str, Any]:
         cal = self.calibration
@@ -882,7 +898,7 @@ class TableSummary:
                        for m in self.models],
             "builds": [{"finished": b.finished, "seconds": b.seconds, "rows": b.rows, "models": b.models,
                         "sources": len(b.sources)} for b in self.builds],
-            "build_seconds": self.build_seconds, "check_error": self.check_error,
+            "build_seconds": self.build_seconds, "check_error": self.check_error, "warnings": list(self.warnings),
         }
 
 

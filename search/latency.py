@@ -110,9 +110,13 @@ class TableLatency:
     def __init__(self, table: LatencyTable) -> None:
         self.table = table
         self._ms: dict[RowSignature, float] = {}  # the entries by signature: one dict lookup per row
+        self._revision = table.revision
 
     def price(self, plan: ModelPlan, budget_ms: float | None = None, *, full: bool = False,
               runs_factor: int = 1) -> tuple[PredictedLatency, bool]:
+        if self._revision != self.table.revision:  # in-context rows timed since moved shared entries
+            self._ms.clear()
+            self._revision = self.table.revision
         ms = self._ms
         total = 0.0
         for rp in plan.rows:

@@ -325,19 +325,45 @@ def test_show_checks_an_in_context_table_against_its_rows_now_and_warns_when_the
     assert rec.row_sum_ms == 10.0 and summarize_table(table).check_error == 0.0
     for name in ("later 1", "later 2"):  # the machine then ran 20% slower for the rest of the build
         table.add_in_context(name, refs, [4.8, 7.2])
-    table.save_fit()
+    cal = table.save_fit()
+    assert cal.row_sums_ms == pytest.approx((12.0,)) and cal.residuals_ms == pytest.approx((-2.0,))  # the same sums
     s = summarize_table(LatencyTable.load(path))
     [m] = s.models
     assert (m.row_sum_ms, m.measured_ms, m.predicted_ms) == (pytest.approx(12.0), 10.0, pytest.approx(12.0))
     assert s.check_error == pytest.approx(0.2) and s.check_error > CHECK_WARN
-    assert s.as_dict()["check_error"] == pytest.approx(0.2)
     assert LatencyTable.load(path).predict(["a", "b"]).total_ms == pytest.approx(12.0)  # what the check shows
+    said = f"{path}: the table predicts its own calibration models 20.0% off (median, more than {CHECK_WARN:.0%})"
+    assert s.warnings[0].startswith(said) and "rebuild it on a quiet device" in s.warnings[0]
     assert cli.main(["lut", "show", str(path)]) == 0
     captured = capsys.readouterr()
-    assert "+20.0%" in captured.out
-    warning = " ".join(captured.err.split())
-    assert f"{path}: the table predicts its own calibration models 20.0% off (median, more than 5%)" in warning
-    assert "rebuild it on a quiet device" in warning
+    assert "+20.0%" in captured.out and said in " ".join(captured.err.split())
+    assert cli.main(["lut", "show", str(path), "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    assert data["check_error"] == pytest.approx(0.2) and data["warnings"] == list(s.warnings)
+    assert said in " ".join(captured.err.split())
+
+
+def test_a_table_that_agrees_with_its_models_warns_nothing(tmp_path, tiny_yaml, quick, capsys) -> None:
+    """`zoo lut build` prints the check; within CHECK_WARN (or on an isolated table, whose models are a
+    fit's, not a check of rows that add up) there is nothing to warn of."""
+    from profiles.lut import CHECK_WARN, summarize_table
+
+    out = tmp_path / "t.lut"
+    assert cli.main(["lut", "build", str(tiny_yaml), "--imgsz", "64", "--samples", "2", "--calibrate", "1",
+                     "-o", str(out), "--no-progress"]) == 0
+    s = summarize_table(LatencyTable.load(out))
+    assert s.timing == "in_context" and s.check_error is not None
+    assert ("the table predicts its own calibration models" in capsys.readouterr().err) == (s.check_error > CHECK_WARN)
+    iso = tmp_path / "iso.lut"
+    table = LatencyTable.open(iso, TorchBackend(), form="train", timing="isolated")
+    table.measure_missing(["k"], lambda key: (nn.Identity(), torch.zeros(1)))
+    row = table.entries["k"].median_ms
+    for name, times in (("m1", 1.0), ("m2", 2.0), ("m3", 1.5)):  # one row sum, three totals: no fit meets all
+        table.add_model(name, ["k"], _stats(row * times))
+    table.save_fit()
+    s = summarize_table(LatencyTable.load(iso))
+    assert s.check_error > CHECK_WARN and s.warnings == ()
 
 
 def test_an_old_table_without_timing_reads_as_isolated(tmp_path, quick) -> None:

@@ -207,6 +207,25 @@ def test_table_pricer_is_a_lookup_per_row_after_the_first_sight(table) -> None:
                                "source": "lut"}
 
 
+def test_table_pricer_follows_entries_that_in_context_rows_move(tmp_path) -> None:
+    """An in-context table re-estimates an entry each time a model with that row is timed (a search appends
+    the rows a candidate lacks): the pricer's lookups then answer what the table predicts now."""
+    from profiles.lut import RowRef, plan_refs
+
+    path = tmp_path / "ic.lut"
+    lut = LatencyTable.open(path, get_backend("torch"), form="train", timing="in_context")
+    plan = build_space(load_config(TINY)).plan({}, imgsz=64)
+    refs = plan_refs(plan)
+    lut.add_in_context("first", refs, [1.0] * len(refs))
+    pricer = TableLatency(lut)
+    assert pricer.price(plan)[0].median_ms == pytest.approx(len(refs))
+    for name in ("second", "third"):  # the median of each row's three samples becomes 3.0
+        lut.add_in_context(name, refs, [3.0] * len(refs))
+    assert pricer.price(plan)[0].median_ms == pytest.approx(predict_plan(lut, plan).total_ms) == 3.0 * len(refs)
+    lut.add_in_context("other", [RowRef("unrelated", label="x")], [9.0])
+    assert pricer.price(plan)[0].median_ms == pytest.approx(3.0 * len(refs))
+
+
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
 def test_measured_search_times_on_the_chosen_backend(tmp_path, tiny_yaml, backend) -> None:
     if backend == "onnxruntime":

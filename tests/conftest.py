@@ -1,4 +1,5 @@
-"""Shared test fixtures: where the reference configs live (../shared beside the checkout)."""
+"""Shared test fixtures (where the reference configs live: ../shared beside the checkout) and the
+pytest-xdist workers' thread setting."""
 from __future__ import annotations
 
 import os
@@ -18,6 +19,7 @@ def pytest_configure(config: pytest.Config) -> None:
         import torch
 
         torch.set_num_threads(1)
+        os.environ.setdefault("OMP_NUM_THREADS", "1")  # and the `zoo` processes a test starts
 
 
 def load_test_module(relpath: str):

@@ -77,7 +77,8 @@ def check_against_study(storage: str, name: str) -> None:
             assert float(attrs["score"]) == t.user_attrs["score"] and int(attrs["params"]) == t.user_attrs["params"]
 
 
-def _search(tmp_path: Path, storage: str, name: str, test_module) -> None:
+def _search(tmp_path: Path, storage: str, name: str, test_module, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # a study on a URL storage keeps its folder under runs/search of the cwd
     tiny = test_module("search/test_study.py").TINY
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(yaml.safe_dump(tiny))
@@ -85,12 +86,12 @@ def _search(tmp_path: Path, storage: str, name: str, test_module) -> None:
                      "--study-name", name, "-o", str(tmp_path / "o"), "--no-progress"]) == 0
 
 
-def test_dashboard_reads_a_journal_study(tmp_path: Path, test_module) -> None:
+def test_dashboard_reads_a_journal_study(tmp_path: Path, test_module, monkeypatch) -> None:
     journal = str(tmp_path / "journal.log")
-    _search(tmp_path, journal, "dash", test_module)
+    _search(tmp_path, journal, "dash", test_module, monkeypatch)
     check_against_study(journal, "dash")
 
 
-def test_dashboard_reads_a_postgres_study(tmp_path: Path, postgres_url: str, test_module) -> None:
-    _search(tmp_path, postgres_url, "dashpg", test_module)
+def test_dashboard_reads_a_postgres_study(tmp_path: Path, postgres_url: str, test_module, monkeypatch) -> None:
+    _search(tmp_path, postgres_url, "dashpg", test_module, monkeypatch)
     check_against_study(postgres_url, "dashpg")

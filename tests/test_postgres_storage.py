@@ -37,7 +37,7 @@ def test_zoo_search_two_workers_on_postgres(postgres_url, tmp_path, test_module)
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(yaml.safe_dump(TINY))
     p = _zoo("search", str(cfg), "--budget-ms", "1000", "--trials", "6", "--workers", "2", "--storage",
-             postgres_url, "--study-name", "pg2", "-o", str(tmp_path / "o"), *CLI_FAST)
+             postgres_url, "--study-name", "pg2", "-o", str(tmp_path / "o"), *CLI_FAST, cwd=tmp_path)
     _, err = p.communicate(timeout=300)
     assert p.returncode == 0, err
     study = optuna.load_study(study_name="pg2", storage=postgres_url)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import signal
 import subprocess
@@ -47,10 +48,13 @@ def _trials(tmp: Path, name: str = "t", storage: str | None = None) -> list[optu
     return optuna.load_study(study_name=name, storage=st).get_trials()
 
 
-def _zoo(*args: str, **kw) -> subprocess.Popen:
+def _zoo(*args: str, cwd: Path = ROOT) -> subprocess.Popen:
+    """`zoo ARGS` in a process of its own, in `cwd` (a study on a URL storage keeps its folder under
+    runs/search of the working directory: a test gives its tmp_path, not the checkout)."""
     code = "import sys, cli; sys.exit(cli.main(sys.argv[1:]))"
-    return subprocess.Popen([sys.executable, "-c", code, *args], cwd=kw.pop("cwd", ROOT),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    return subprocess.Popen([sys.executable, "-c", code, *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def test_resume_adds_only_missing_and_exports(tmp_path: Path) -> None:
@@ -155,7 +159,7 @@ def test_two_workers_share_one_study(tmp_path: Path) -> None:
     cfg.write_text(yaml.safe_dump(TINY))
     url = f"sqlite:///{tmp_path / 's.db'}"
     p = _zoo("search", str(cfg), "--budget-ms", "1000", "--trials", "6", "--workers", "2", "--storage", url,
-             "--study-name", "w2", "-o", str(tmp_path / "o"), *CLI_FAST)
+             "--study-name", "w2", "-o", str(tmp_path / "o"), *CLI_FAST, cwd=tmp_path)
     out, err = p.communicate(timeout=240)
     assert p.returncode == 0, err
     trials = _trials(tmp_path, "w2", url)

@@ -53,6 +53,9 @@ COMMANDS: tuple[Command, ...] = (
             lut.build_args, lut.build_run, lut.BUILD_EXAMPLES),
     Command("lut show", "A latency table's fingerprint, coverage, calibration and residuals.",
             lut.show_args, lut.show_run, lut.SHOW_EXAMPLES),
+    Command("lut anchor", "Time a few whole models on a table's device now and scale its predictions to the "
+            "device's speed of this moment.",
+            lut.anchor_args, lut.anchor_run, lut.ANCHOR_EXAMPLES),
     Command("lut export", "Export every distinct row (and whole models) of configs as ONNX files with a runner, "
                           "to build a latency table on a device without torch or zoo.",
             lut.export_args, lut.export_run, lut.EXPORT_EXAMPLES),

@@ -30,6 +30,12 @@ Writes bench/results/lut_accuracy.{json,md} (run it alone on a quiet machine: it
 and their Kendall tau: the floor this machine puts under any prediction judged against one measurement
 (interleaved: the even rounds against the odd ones; sequential: a second pass after the first).
 Each table's median |error| on its own calibration models (`zoo lut show`'s check) is recorded beside it.
+`--anchor K` (default 5; 0: none): after the table's own figures, the table is anchored as `zoo lut anchor
+CONFIG --samples K-1` does (the config and its first K-1 candidates of seed 0, the table's first calibration
+models, timed whole now, before the candidates) and its anchored predictions are judged on the same
+measurements, beside the unanchored ones (the anchor record is appended to the table; a rerun judges the
+table without it first); the same anchor is measured again after the candidates (recorded, not applied): how
+far the device's speed moved while they were measured.
 `--imported FILE` judges a table made by `zoo lut export` -> the runner -> `zoo lut import` in place of a
 build (one config and size: `--configs`, `--sizes`): the candidates are measured here on onnxruntime with
 the table's own settings (threads, provider, exporter), so run it on the machine the runner ran on;
@@ -70,6 +76,7 @@ from profiles.backends.base import model_timer  # noqa: E402
 from profiles.fingerprint import device_fingerprint  # noqa: E402
 from profiles.latency import TimingProtocol  # noqa: E402
 from profiles.lut import LatencyTable, predict_plan, summarize_table  # noqa: E402
+from profiles.lutanchor import ANCHOR_ROUNDS, measure_anchor  # noqa: E402
 from profiles.lutbuild import IN_CONTEXT_PROTOCOL, MODEL_PROTOCOL, ROW_PROTOCOL, build_table  # noqa: E402
 from search.latency import TableLatency  # noqa: E402
 from search.lutplans import DEFAULT_CALIBRATE, lut_sources  # noqa: E402
@@ -79,11 +86,12 @@ from zoo.builder import build_from_plan  # noqa: E402
 from zoo.config import load_config  # noqa: E402
 
 QUICK = {"configs": "yolov5s", "sizes": "320", "candidates": 6, "samples": 6, "calibrate": 3, "runs": 10, "rounds": 4,
-         "backends": "torch", "foreign": "yolo11n"}
+         "backends": "torch", "foreign": "yolo11n", "anchor": 2, "anchor_rounds": 1}
 
 
 MEASURED: dict[tuple[Any, ...], tuple[list[float], list[float], list[float] | None, list[float]]] = {}  # one
 # measurement of the same candidates serves every way of timing rows (the tables differ, the models do not)
+FOREIGN: dict[tuple[Any, ...], tuple[float, ...]] = {}  # another family's config measured twice, once per run
 
 
 def run_case(config: str, imgsz: int, backend_name: str, a: argparse.Namespace, tables: Path,
@@ -113,16 +121,28 @@ def run_case(config: str, imgsz: int, backend_name: str, a: argparse.Namespace, 
     extend_s = time.perf_counter() - t0
     added = len(table.entries) - before
 
+    table.anchor = None  # judged first at its build's speed (a kept table holds the last run's anchor)
     pricer = TableLatency(table)  # the search's path: one dict lookup per row, then the calibrated sum
     for plan in plans:
         pricer.price(plan)
     t0 = time.perf_counter()
     predicted = [pricer.price(plan)[0].median_ms for plan in plans]
     predict_s = (time.perf_counter() - t0) / len(plans)
+    anchor, anchored = None, None
+    if a.anchor > 0:  # `zoo lut anchor CONFIG --samples K-1`: the table's first calibration models, timed now
+        t0 = time.perf_counter()
+        anchor = measure_anchor(table, lut_sources([config], imgsz=imgsz, samples=a.anchor - 1, seed=0),
+                                rounds=a.anchor_rounds)
+        anchor_s = time.perf_counter() - t0
+        anchored = [pricer.price(plan)[0].median_ms for plan in plans]
     memo = (config, imgsz, backend_name, a.device, a.exporter if own else None, a.candidates, model_p, a.remeasure,
             a.rounds)
     measured, first, again, measure_s = measured_twice(memo, plans, backend, cfg.ch, imgsz, model_p, a.remeasure,
                                                        a.rounds)
+    after = None
+    if anchor is not None:  # the same models again once the candidates are measured: how far the device moved
+        after = measure_anchor(table, lut_sources([config], imgsz=imgsz, samples=a.anchor - 1, seed=0),
+                               rounds=a.anchor_rounds)
     errors = [(p - m) / m for p, m in zip(predicted, measured)]
     cal = table.calibration
     # one measurement against another: what any prediction is judged by
@@ -142,6 +162,13 @@ def run_case(config: str, imgsz: int, backend_name: str, a: argparse.Namespace, 
         "speedup": statistics.fmean(measure_s) / predict_s if predict_s > 0 else math.inf,
         "points": [{"predicted_ms": p, "measured_ms": m} for p, m in zip(predicted, measured)],
         "remeasure": floor,
+        "anchor": None if anchor is None else {
+            "factor": anchor.factor, "rounds": anchor.rounds, "seconds": anchor_s, "at": anchor.at,
+            "factor_after": after.factor if after is not None else None,
+            "models": [{"name": m.name, "predicted_ms": m.predicted_ms, "measured_ms": m.measured_ms}
+                       for m in anchor.models],
+            **judged(anchored, measured), "predicted_vs_first": agreement(anchored, first),
+            "points": [{"predicted_ms": p, "measured_ms": m} for p, m in zip(anchored, measured)]},
         "protocols": {"rows": row_p.as_dict(), "models": model_p.as_dict(),
                       "reference": {"rounds": a.rounds, "round": ROUND_PROTOCOL.as_dict()} if a.rounds > 1 else
                       "sequential"},
@@ -215,10 +242,10 @@ def judge_foreign(name: str, table: LatencyTable, backend: Any, imgsz: int, prot
     missing = sorted({r.label or r.key for r in plan_refs(plan) if r.key not in table.entries})
     try:
         predicted = predict_plan(table, plan, measure=True).total_ms
-        memo = ("foreign", name, imgsz, backend.name, protocol)
-        if memo not in MEASURED:
-            MEASURED[memo] = (measure_all([plan, plan], backend, cfg.ch, imgsz, protocol, []), [], None, [])
-        measured, again = MEASURED[memo][0]
+        memo = (name, imgsz, backend.name, protocol)
+        if memo not in FOREIGN:
+            FOREIGN[memo] = tuple(measure_all([plan, plan], backend, cfg.ch, imgsz, protocol, []))
+        measured, again = FOREIGN[memo]
     except Exception as e:  # noqa: BLE001  a config this backend cannot run is a row of the report, not a stop
         return {"config": name, "missing_rows": missing, "error": f"{type(e).__name__}: {e}"}
     return {"config": name, "missing_rows": missing, "predicted_ms": predicted, "measured_ms": measured,
@@ -289,6 +316,13 @@ def floor_of(predicted: list[float], first: list[float], again: list[float] | No
             "predicted_vs_mean": agreement(predicted, [(m + g) / 2 for m, g in zip(first, again)])}
 
 
+def judged(predicted: list[float], measured: list[float]) -> dict[str, float]:
+    """agreement() and the errors' mean, mean magnitude and worst."""
+    errors = [(p - m) / m for p, m in zip(predicted, measured)]
+    return {**agreement(predicted, measured), "mean_error": statistics.fmean(errors),
+            "mean_abs_error": statistics.fmean(map(abs, errors)), "worst_error": max(errors, key=abs)}
+
+
 def agreement(values: list[float], measured: list[float]) -> dict[str, float]:
     """Shares of `values` within 5% and 10% of `measured`, and the Kendall tau of the two."""
     errors = [v / m - 1 for v, m in zip(values, measured)]
@@ -302,14 +336,16 @@ def tau_text(values: list[float], measured: list[float]) -> str:
     return "-" if math.isnan(tau) else f"{tau:.3f}"
 
 
-def twice(case: dict[str, Any]) -> str:
-    r = case.get("remeasure")
+def three(r: dict[str, Any] | None) -> str:
     return "-" if r is None else f"{r['within_5']:.1%} / {r['within_10']:.1%} / {r['kendall_tau']:.3f}"
+
+
+def twice(case: dict[str, Any]) -> str:
+    return three(case.get("remeasure"))
 
 
 def against(case: dict[str, Any], key: str) -> str:
-    r = (case.get("remeasure") or {}).get(key)
-    return "-" if r is None else f"{r['within_5']:.1%} / {r['within_10']:.1%} / {r['kendall_tau']:.3f}"
+    return three((case.get("remeasure") or {}).get(key))
 
 
 def measure_all(plans: list, backend: Any, ch: int, imgsz: int, protocol: TimingProtocol,
@@ -342,6 +378,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=10,
                     help="interleaved rounds the candidates are measured in (judged against all of them; the even "
                          "rounds against the odd ones: the floor); at least 2")
+    ap.add_argument("--anchor", type=int, default=5, metavar="K",
+                    help="after the table's own figures, anchor it (`zoo lut anchor`: the config and its first K-1 "
+                         "candidates of seed 0, the table's first calibration models, timed whole now) and judge "
+                         "the anchored predictions on the same measurements; 0: no anchor")
+    ap.add_argument("--anchor-rounds", type=int, default=ANCHOR_ROUNDS, help="the anchor's interleaved rounds")
     ap.add_argument("--reference", choices=("interleaved", "sequential"), default="interleaved",
                     help="how candidates are measured: interleaved rounds (default), or one after another as "
                          "`zoo profile` does (`--runs` runs each), then all again")
@@ -394,7 +435,9 @@ def main() -> None:
                     c = cases[-1]
                     print(f"{config} {imgsz} {backend_name} {timing}: within 5% {c['within_5']:.0%}, 10% "
                           f"{c['within_10']:.0%}, tau {c['kendall_tau']:.3f}, table {c['table']['rows']} rows in "
-                          f"{c['table']['build_s']:.0f} s", file=sys.stderr)
+                          f"{c['table']['build_s']:.0f} s"
+                          + (f"; anchored x{c['anchor']['factor']:.3f}: within 10% {c['anchor']['within_10']:.0%}, tau "
+                             f"{c['anchor']['kendall_tau']:.3f}" if c.get("anchor") else ""), file=sys.stderr)
     head = ["config", "px", "backend", "rows timed", "candidates", "within 5%", "within 10%", "Kendall tau", "mean |err|",
             "worst err", "fit", "table off its models (median)", "table rows", "build min", "table KB", "predict ms", "measure s", "speedup",
             "measured twice: within 5% / 10% / tau", "predicted vs the first measurement alone: within 5% / 10% / tau",
@@ -417,6 +460,24 @@ def main() -> None:
                                    f"one candidate after another, {a.runs} runs each (measured twice: a second "
                                    f"pass after the first)"))
     text = title + "\n\n" + md_table(head, rows)
+    anchored = [[c["config"], c["imgsz"], c["backend"], c["timing"], len(c["anchor"]["models"]), c["anchor"]["rounds"],
+                 f"{c['anchor']['seconds']:.0f}", f"x{c['anchor']['factor']:.3f}",
+                 f"x{c['anchor']['factor_after']:.3f}" if c["anchor"].get("factor_after") else "-",
+                 " / ".join(f"{m['measured_ms'] / m['predicted_ms']:.3f}" for m in c["anchor"]["models"]),
+                 f"{c['anchor']['within_5']:.1%}", f"{c['anchor']['within_10']:.1%}", f"{c['anchor']['kendall_tau']:.3f}",
+                 f"{c['anchor']['mean_error']:+.1%}", f"{c['anchor']['mean_abs_error']:.1%}",
+                 f"{c['anchor']['worst_error']:+.1%}", three(c["anchor"]["predicted_vs_first"]), twice(c)]
+                for c in cases if c.get("anchor")]
+    if anchored:
+        text += ("\n\nThe same tables anchored before the candidates were measured (`zoo lut anchor`: whole models, "
+                 "the table's first calibration models, timed now; every prediction scaled by their median "
+                 "measured / predicted), judged on the same measurements:\n\n"
+                 + md_table(["config", "px", "backend", "rows timed", "anchor models", "rounds", "anchor s", "factor",
+                             "the same anchor after the candidates (not applied)",
+                             "each model's measured / predicted", "within 5%", "within 10%", "Kendall tau",
+                             "mean err", "mean |err|", "worst err",
+                             "vs the first measurement alone: within 5% / 10% / tau",
+                             "measured twice: within 5% / 10% / tau"], anchored))
     foreign = [[c["config"], c["imgsz"], c["backend"], c["timing"], f["config"], len(f["missing_rows"]),
                 "; ".join(f["missing_rows"][:3]) + (" ..." if len(f["missing_rows"]) > 3 else ""),
                 f"{f['predicted_ms']:.2f}" if "predicted_ms" in f else "-",

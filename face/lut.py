@@ -19,6 +19,18 @@ Use the table with `zoo profile CFG --latency lut --lut FILE` and `zoo search ..
 For a device that cannot run zoo (a Jetson, a phone, TensorRT): `zoo lut export`, then `zoo lut import`.
 """
 SHOW_EXAMPLES = "examples:\n  zoo lut show cpu.lut\n  zoo lut show cpu.lut --format json"
+ANCHOR_EXAMPLES = """\
+examples:
+  zoo lut anchor yolov5s --imgsz 320 --lut cpu.lut          the config and the first 4 candidates of its space
+  zoo lut anchor yolov5s yolov8s --samples 0 --lut cpu.lut  the configs alone
+  zoo lut anchor my.yaml --space space.yaml --samples 8 --rounds 5 --lut cpu.lut
+
+A table holds the device's speed of the minutes it was built in; a busy, throttling or shared machine runs
+at another later (a 2-core VM's regimes differ by ~10%), and every prediction carries the gap. An anchor
+times a few whole models now and scales every later prediction by measured / predicted (the median);
+the latest anchor stands. It measures, so it runs on the table's own device (the backend, threads and
+settings its fingerprint records); `zoo lut show` prints it.
+"""
 
 
 def build_args(p: argparse.ArgumentParser) -> None:
@@ -92,6 +104,49 @@ def build_run(args: argparse.Namespace) -> int:
                              timing=args.timing,
                              on_progress=lambda done, total, text: bar.count(done, text, total=max(total, 1)))
     print_build(report)
+    return 0
+
+
+def anchor_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("configs", nargs="+", metavar="CFG", help="YAML file or built-in name (`zoo configs`)")
+    p.add_argument("--lut", required=True, metavar="FILE", help="the table, built on this device")
+    add_imgsz(p)
+    p.add_argument("--samples", type=int, default=4, metavar="N",
+                   help="also the first N candidates of each config's search space (default 4; with the seed of "
+                        "the build, its first calibration models)")
+    p.add_argument("--space", metavar="FILE", help="search space YAML (keys of the search: block)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampled candidates (default 0)")
+    p.add_argument("--rounds", type=int, default=None, metavar="R",
+                   help="interleaved rounds over the models (default 3; each round times every model with the "
+                        "table's model protocol)")
+    p.add_argument("--scale", help="scale of a `scales` config")
+    p.add_argument("--nc", type=positive_int, help="override the number of classes")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs, CI)")
+
+
+def anchor_run(args: argparse.Namespace) -> int:
+    from profiles.lutanchor import ANCHOR_ROUNDS, measure_anchor, open_to_anchor
+    from search.lutplans import lut_sources
+    from zoo.errors import ConfigError
+    from zoo.limits import MAX_ANCHOR_MODELS
+
+    from .console import Progress
+    from .render_lut import print_anchor
+
+    rounds = ANCHOR_ROUNDS if args.rounds is None else args.rounds
+    if not 1 <= rounds <= 100:
+        raise ConfigError(args.lut, f"--rounds must be 1 to 100, got {rounds}")
+    if not 0 <= args.samples <= MAX_ANCHOR_MODELS:
+        raise ConfigError(args.lut, f"--samples must be 0 to {MAX_ANCHOR_MODELS}, got {args.samples}")
+    table = open_to_anchor(args.lut)
+    with Progress("planning", enabled=not args.no_progress) as progress:
+        progress.stage(f"{len(args.configs)} config(s) and {args.samples} candidate(s) each at {args.imgsz} px")
+        sources = lut_sources(args.configs, imgsz=args.imgsz, samples=args.samples, space_file=args.space,
+                              seed=args.seed, scale=args.scale, nc=args.nc)
+    with Progress("lut anchor", total=1, enabled=not args.no_progress, eta=True) as bar:
+        anchor = measure_anchor(table, sources, rounds=rounds,
+                                on_progress=lambda done, total, text: bar.count(done, text, total=max(total, 1)))
+    print_anchor(str(table.path), anchor)
     return 0
 
 

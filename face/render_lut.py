@@ -8,7 +8,7 @@ from typing import Any
 from rich import box
 from rich.table import Table
 
-from profiles.lut import Calibration, TableSummary, summarize_table
+from profiles.lut import CHECK_WARN, Anchor, Calibration, TableSummary, summarize_table
 from profiles.lutbuild import BuildReport
 from profiles.lutimport import ImportReport
 
@@ -59,10 +59,31 @@ def print_summary(s: TableSummary, fmt: str = "table") -> None:
     t.add_row("  by module", ", ".join(f"{m} {n}" for m, n in s.rows_by_module) or "-")
     t.add_row("calibration models", str(len(s.models)))
     t.add_row("builds", f"{len(s.builds)}, {_duration(s.build_seconds)} in all" if s.builds else "none recorded")
+    t.add_row("anchor", anchor_text(s.anchor) if s.anchor is not None else "none (predictions at the build's speed)")
     t.add_row("file", f"{s.bytes:,} bytes")
     con.print(t)
     con.print(calibration_table(s))
     warn(s)
+
+
+def anchor_text(a: Anchor) -> str:
+    ratios = sorted(m.ratio for m in a.models)
+    return (f"x{a.factor:.3f} since {a.at}: {len(a.models)} model(s) measured / predicted "
+            f"{ratios[0]:.3f} to {ratios[-1]:.3f}, {a.rounds} round(s)")
+
+
+def print_anchor(path: str, a: Anchor) -> None:
+    """Each anchor model's prediction before the anchor and its time now, then the factor applied."""
+    t = Table(title=f"anchor of {path}", box=box.SIMPLE_HEAD, title_justify="left")
+    for col in ("model", "predicted ms", "measured ms", "measured / predicted"):
+        t.add_column(col, justify="left" if col == "model" else "right")
+    for m in a.models:
+        t.add_row(m.name, f"{m.predicted_ms:.2f}", f"{m.measured_ms:.2f}", f"{m.ratio:.3f}")
+    t.caption = f"median x{a.factor:.3f}: predictions from {path} are scaled by it from now"
+    console.out_console().print(t)
+    if abs(a.factor - 1) > CHECK_WARN:
+        console.note(f"{path}: the device runs {abs(a.factor - 1):.1%} {'slower' if a.factor > 1 else 'faster'} than "
+                     "when the table was built")
 
 
 def calibration_table(s: TableSummary) -> Table:

@@ -13,12 +13,16 @@ what it measured and a rerun skips the keys already there:
     {"kind": "fit", "method": "least squares", "a": ..., "b": ..., "models": [...], "row_sums_ms": [...],
      "measured_ms": [...], "residuals_ms": [...]}
     {"kind": "build", "finished": "...", "seconds": ..., "rows": ..., "models": ..., "sources": [...]}
+    {"kind": "anchor", "at": "...", "factor": ..., "rounds": ..., "models": [...], "predicted_ms": [...],
+     "measured_ms": [...]}
 
 `protocol` times rows, `model_protocol` the calibration models (a whole model wants a longer warm-up
 than a row timed in a process that is already warm); `form` says whether rows were timed as built
 ("train", BatchNorm separate) or folded for inference ("deploy", `zoo.deploy`): the keys are the same,
 the milliseconds are not, so a table answers only for its form. A `build` record notes each build
-session (its time and what it added), for `zoo lut show`.
+session (its time and what it added), for `zoo lut show`. An `anchor` record (profiles.lutanchor, `zoo lut
+anchor`) scales every prediction after it by how fast the device ran whole models then against the
+table's predictions of them: the latest one stands.
 
 `timing` says how rows were timed (a header written before it existed reads as "isolated"):
 - "isolated": each row alone at its real inputs (profiles.rowtiming); a key's first entry stands.
@@ -137,11 +141,41 @@ UNCALIBRATED = Calibration("none", 1.0, 0.0, (), (), (), ())
 
 
 @dataclass(frozen=True)
+class AnchorModel:
+    """A whole model timed for an anchor: the table's prediction of it (before any anchor) and its time now."""
+
+    name: str
+    predicted_ms: float
+    measured_ms: float
+
+    @property
+    def ratio(self) -> float:
+        return self.measured_ms / self.predicted_ms
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """The device's speed now against the table's: predictions are scaled by `factor`, the median of the
+    models' measured / predicted (profiles.lutanchor)."""
+
+    at: str
+    factor: float
+    rounds: int
+    models: tuple[AnchorModel, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"at": self.at, "factor": self.factor, "rounds": self.rounds, "models": [m.name for m in self.models],
+                "predicted_ms": [m.predicted_ms for m in self.models],
+                "measured_ms": [m.measured_ms for m in self.models]}
+
+
+@dataclass(frozen=True)
 class Prediction:
-    total_ms: float  # calibration.predict(row_sum_ms)
+    total_ms: float  # LatencyTable.total_ms(row_sum_ms): calibrated, then anchored
     row_sum_ms: float
     rows: tuple[tuple[RowRef, float], ...]  # each row's entry (median ms), in the order asked
     calibration: Calibration
+    anchor: float = 1.0  # the anchor's factor in total_ms (1: none)
 
 
 FitMode = Literal["line", "identity"]
@@ -250,6 +284,7 @@ class LatencyTable:
         self.models: dict[str, ModelRecord] = {}
         self.builds: list[BuildRecord] = []
         self.calibration: Calibration | None = None  # the latest stored fit
+        self.anchor: Anchor | None = None  # the latest stored anchor (scales every prediction)
         self.backend: Backend | None = None  # set by `open`: the device this table can be measured on
         self.set_aside: Path | None = None  # where a torn last line was copied to, if one was
         self.importing = False  # set by `open_import`: records come from a device's measurements file
@@ -387,8 +422,16 @@ class LatencyTable:
             self.measure_missing(rows, measure)
         priced = tuple((r, self.entry(r).median_ms) for r in rows)
         row_sum = math.fsum(ms for _, ms in priced)
-        cal = self.calibration or UNCALIBRATED
-        return Prediction(total_ms=cal.predict(row_sum), row_sum_ms=row_sum, rows=priced, calibration=cal)
+        return Prediction(total_ms=self.total_ms(row_sum), row_sum_ms=row_sum, rows=priced,
+                          calibration=self.calibration or UNCALIBRATED, anchor=self.anchor_factor)
+
+    def total_ms(self, row_sum_ms: float) -> float:
+        """A model's predicted total from its row sum: the stored fit, then the anchor (the one place both apply)."""
+        return (self.calibration or UNCALIBRATED).predict(row_sum_ms) * self.anchor_factor
+
+    @property
+    def anchor_factor(self) -> float:
+        return self.anchor.factor if self.anchor is not None else 1.0
 
     def row_sum(self, keys: Iterable[str]) -> float:
         return math.fsum(self.entry(k).median_ms for k in keys)
@@ -550,6 +593,13 @@ class LatencyTable:
         self.calibration = cal
         return cal
 
+    def add_anchor(self, anchor: Anchor) -> Anchor:
+        """Append an anchor measured on this table's device (profiles.lutanchor); predictions use it from now."""
+        self._measuring_backend()
+        self._append({"kind": "anchor", **anchor.as_dict()})
+        self.anchor = anchor
+        return anchor
+
     def add_build(self, seconds: float, rows: int, models: int, sources: Sequence[str]) -> BuildRecord:
         """Note one build session (what `zoo lut show` reports of how the table was made)."""
         self._check_writable()
@@ -701,8 +751,19 @@ class LatencyTable:
                     raise ValueError("sources must be a list of strings")
                 self.builds.append(BuildRecord(fields.text(record, "finished"), fields.number(record, "seconds", at_least=0),
                                                fields.count(record, "rows"), fields.count(record, "models"), tuple(sources)))
+            elif kind == "anchor":
+                lists = {k: record.get(k) for k in ("models", "predicted_ms", "measured_ms")}
+                if not all(isinstance(v, list) for v in lists.values()) or len({len(v) for v in lists.values()}) != 1 \
+                        or not lists["models"]:
+                    raise ValueError("models, predicted_ms and measured_ms must be non-empty lists of one length")
+                models = tuple(AnchorModel(str(n), float(p), float(m))
+                               for n, p, m in zip(lists["models"], lists["predicted_ms"], lists["measured_ms"]))
+                if not all(m.predicted_ms > 0 and m.measured_ms > 0 for m in models):
+                    raise ValueError("an anchor's predicted_ms and measured_ms must be > 0")
+                self.anchor = Anchor(fields.text(record, "at"), fields.number(record, "factor", positive=True),
+                                     fields.count(record, "rounds"), models)
             else:
-                raise ValueError(f"unknown kind {kind!r} (row, model, fit or build)")
+                raise ValueError(f"unknown kind {kind!r} (row, model, fit, build or anchor)")
         except (ValueError, TypeError) as e:
             raise LutError(str(self.path), f"line {n}: {e}; the file was left as it is") from None
 
@@ -857,18 +918,13 @@ class TableSummary:
     fit_is_current: bool
     builds: tuple[BuildRecord, ...]
     timing: str = "isolated"
+    anchor: Anchor | None = None  # the latest; the models' check above is before it (their build-time speed)
+    check_error: float | None = None  # the median |error| of `models` (None without any): an isolated table's
+    # fit residuals; an in-context table's check (no fit: rows add up)
 
     @property
     def build_seconds(self) -> float:
         return math.fsum(b.seconds for b in self.builds)
-
-    @property
-    def check_error(self) -> float | None:
-        """The median |error| of the table's predictions of its own calibration models (None without any):
-        an isolated table's fit residuals; an in-context table's check (no fit: rows add up)."""
-        if not self.models:
-            return None
-        return float(np.median([abs(m.error) for m in self.models]))
 
     @property
     def warnings(self) -> tuple[str, ...]:
@@ -899,6 +955,7 @@ class TableSummary:
             "builds": [{"finished": b.finished, "seconds": b.seconds, "rows": b.rows, "models": b.models,
                         "sources": len(b.sources)} for b in self.builds],
             "build_seconds": self.build_seconds, "check_error": self.check_error, "warnings": list(self.warnings),
+            "anchor": None if self.anchor is None else self.anchor.as_dict(),
         }
 
 
@@ -923,7 +980,8 @@ def summarize_table(table: LatencyTable) -> TableSummary:
                         table.created, len(table.entries),
                         tuple(sorted(by_module.items(), key=lambda kv: (-kv[1], kv[0]))),
                         (ms[0], ms[len(ms) // 2], ms[-1]) if ms else None, models, table.calibration,
-                        table.fit_is_current, tuple(table.builds), table.timing)
+                        table.fit_is_current, tuple(table.builds), table.timing, table.anchor,
+                        float(np.median([abs(m.error) for m in models])) if models else None)
 
 
 def _key_module(key: str) -> str:

@@ -96,11 +96,12 @@ class RowLatency:
     b: float
     fit: str  # "ratio" (a = total / row sum, stated) or the table's fit method
     table: str | None = None  # the latency table's path
+    anchored: str | None = None  # when the table's anchor was measured (a and b include its factor)
 
     def as_dict(self) -> dict[str, Any]:
         return {"backend": self.backend, "method": self.method, "rows": self.rows,
                 "row_sum_ms": round(self.row_sum_ms, 4), "calibration": {"fit": self.fit, "a": self.a, "b": self.b},
-                "table": self.table}
+                "table": self.table, "anchored": self.anchored}
 
 
 @dataclass(frozen=True)
@@ -445,12 +446,12 @@ def _lut_latency(table: Any, plan: ModelPlan, *, deploy: bool, threads: int,
         e = table.entries[ref.key]
         rows[ref.row] = LatencyStats(median_ms=e.median_ms, p90_ms=e.p90_ms, mean_ms=e.mean_ms, cv=e.cv, runs=e.runs,
                                      warmup_runs=e.warmup_runs, threads=threads, device=device, loadavg=None)
-    cal = pred.calibration
-    p90 = cal.predict(math.fsum(table.entries[ref.key].p90_ms for ref, _ in pred.rows))
+    cal, k = pred.calibration, pred.anchor
+    p90 = table.total_ms(math.fsum(table.entries[ref.key].p90_ms for ref, _ in pred.rows))
     total = LatencyStats(median_ms=pred.total_ms, p90_ms=max(p90, pred.total_ms), mean_ms=pred.total_ms, cv=0.0,
                          runs=0, warmup_runs=0, threads=threads, device=device, loadavg=None)
-    how = RowLatency(table.fingerprint.backend, "predicted", "latency table", pred.row_sum_ms, cal.a, cal.b,
-                     cal.method, str(table.path))
+    how = RowLatency(table.fingerprint.backend, "predicted", "latency table", pred.row_sum_ms, cal.a * k, cal.b * k,
+                     cal.method, str(table.path), None if table.anchor is None else table.anchor.at)
     return total, rows, how
 
 

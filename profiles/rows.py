@@ -103,7 +103,8 @@ def row_latency_text(how: Any, total_ms: float) -> str:
     """How the rows' milliseconds relate to the total (profiles.profile.RowLatency)."""
     if how.method == "predicted":
         return (f"rows: the table's entries, {how.row_sum_ms:.2f} ms in all; total = {how.a:.4f} x row sum "
-                f"{how.b:+.3f} ms ({how.fit} fit of the table)")
+                f"{how.b:+.3f} ms ({how.fit} fit of the table"
+                + (f", anchored to the device's speed at {how.anchored})" if how.anchored else ")"))
     ratio = how.row_sum_ms / total_ms if total_ms > 0 else float("nan")
     return (f"rows: timed {how.rows}, {how.row_sum_ms:.2f} ms in all = {ratio:.3f} x the total "
             f"(total = {how.a:.4f} x row sum)")

@@ -124,8 +124,7 @@ class TableLatency:
             if hit is None:
                 return self._slow(plan), False
             total += hit
-        cal = self.table.calibration
-        return PredictedLatency(cal.predict(total) if cal is not None else total, total, str(self.table.path)), False
+        return PredictedLatency(self.table.total_ms(total), total, str(self.table.path)), False
 
     def _slow(self, plan: ModelPlan) -> PredictedLatency:
         """Rows not yet looked up: through the table (measuring what it lacks when it is this device's)."""

@@ -28,23 +28,6 @@ _spec.loader.exec_module(tiny)
 TINY = tiny.LUT
 
 
-@pytest.fixture
-def quick(monkeypatch):
-    """The build's protocols cut to 1-2 runs and no process warm-up (what a test can afford)."""
-    monkeypatch.setattr(lutbuild, "ROW_PROTOCOL", QUICK)
-    monkeypatch.setattr(lutbuild, "MODEL_PROTOCOL", QUICK)
-    monkeypatch.setattr(lutbuild, "BUILD_WARMUP_S", 0.0)
-
-
-@pytest.fixture
-def tiny_yaml(tmp_path):
-    import yaml
-
-    path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(TINY))
-    return path
-
-
 class Params:
     """A backend whose timings are known: a row takes (its parameter count) / 1000 ms; a whole ZooModel
     A * (the sum over its rows) + B."""

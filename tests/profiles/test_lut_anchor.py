@@ -1,0 +1,186 @@
+"""Anchoring a latency table to its device's speed now (profiles.lutanchor, `zoo lut anchor`): the factor is
+the median of the models' measured / predicted, every later prediction (the table's, the search's pricer,
+`zoo profile --latency lut`) carries it, it survives a reload, and what cannot anchor says so in one line."""
+from __future__ import annotations
+
+import json
+import statistics
+
+import pytest
+
+import cli
+from profiles import lutbuild
+from profiles.backends import BackendInfo, TorchBackend
+from profiles.backends.base import settings_tuple
+from profiles.latency import LatencyStats, TimingProtocol
+from profiles.lut import LatencyTable, LutError, predict_plan, summarize_table
+from profiles.lutanchor import measure_anchor
+from profiles.lutbuild import build_table
+from search.latency import TableLatency
+from search.lutplans import lut_sources
+
+
+@pytest.fixture
+def tiny(test_module) -> dict:
+    """tests/tiny.py's LUT config: five rows, what a test can afford to time."""
+    return test_module("tiny.py").LUT
+
+
+FAST = TimingProtocol(runs=2, warmup_runs=1, warmup_s=0.0)
+
+
+def _stats(ms: float) -> LatencyStats:
+    return LatencyStats(ms, ms, ms, 0.0, 1, 0, 1, "cpu", None)
+
+
+def _params(module) -> float:
+    return sum(p.numel() for p in module.parameters()) / 1000
+
+
+class Slowing:
+    """A device whose whole models take A * (their rows' parameters / 1000) + B ms, times `speed`; the
+    speed moves the way a VM's regimes do, and per model when `by_model` says so (the anchor takes the median)."""
+
+    name, threads, A, B = "params", 1, 1.3, 2.0
+
+    def __init__(self) -> None:
+        self.speed = 1.0
+        self.by_model: dict[float, float] = {}  # a model's row sum -> its own extra factor
+        self.timed = 0
+
+    def fingerprint(self) -> BackendInfo:
+        return BackendInfo("params", "1", "cpu", "float32", 1, settings_tuple({}))
+
+    def time_row(self, module, inputs, protocol=TimingProtocol()) -> LatencyStats:
+        return _stats(_params(module))
+
+    def time_model(self, model, shape, protocol=TimingProtocol()) -> LatencyStats:
+        self.timed += 1
+        rows = sum(_params(m) for m in model.model)
+        return _stats((self.A * rows + self.B) * self.speed * self.by_model.get(round(rows, 6), 1.0))
+
+
+def test_an_anchor_scales_every_prediction_by_the_median_of_its_models(tmp_path, quick, tiny) -> None:
+    device = Slowing()
+    path = tmp_path / "t.lut"
+    build_table(path, device, lut_sources([tiny], imgsz=64, samples=6, calibrate=3))
+    table = LatencyTable.open(path, device)
+    other = lut_sources([tiny], imgsz=64, samples=8, seed=7)[-1].plan
+    before = predict_plan(table, other, measure=True).total_ms
+    whole = device.time_model(lutbuild._whole(lut_sources([tiny], imgsz=64, samples=8, seed=7)[-1], "train"), None)
+    assert before == pytest.approx(whole.median_ms)  # the line fits this device exactly, at the build's speed
+    pricer = TableLatency(table)
+    assert pricer.price(other)[0].median_ms == pytest.approx(before)
+
+    device.speed = 1.25  # the device runs 25% slower now; one anchor model slower still (a noisy one)
+    anchors = lut_sources([tiny], imgsz=64, samples=2)
+    first_sum = sum(_params(m) for m in lutbuild._whole(anchors[0], "train").model)
+    device.by_model[round(first_sum, 6)] = 1.5
+    device.timed = 0
+    anchor = measure_anchor(table, anchors, rounds=2)
+    assert device.timed == 2 * len(anchors)  # every model in every round
+    ratios = [m.ratio for m in anchor.models]
+    assert sorted(ratios) == pytest.approx([1.25, 1.25, 1.25 * 1.5])
+    assert anchor.factor == pytest.approx(statistics.median(ratios)) == pytest.approx(1.25)
+    assert predict_plan(table, other).total_ms == pytest.approx(1.25 * before)
+    assert pricer.price(other)[0].median_ms == pytest.approx(1.25 * before)  # the search's pricer too
+
+    again = LatencyTable.load(path)  # the anchor is in the file; the latest one stands
+    assert again.anchor == anchor and again.predict([r.key for r in lutbuild.plan_refs(other)]).total_ms == \
+        pytest.approx(1.25 * before)
+    device.speed, device.by_model = 0.9, {}
+    later = measure_anchor(LatencyTable.open(path, device), anchors, rounds=1)
+    assert later.factor == pytest.approx(0.9)
+    # each model's prediction is the table's before any anchor: a second anchor does not compound the first
+    assert [m.predicted_ms for m in later.models] == pytest.approx([m.predicted_ms for m in anchor.models])
+    assert LatencyTable.load(path).anchor == later
+    s = summarize_table(LatencyTable.load(path))
+    assert s.anchor == later and s.as_dict()["anchor"]["factor"] == pytest.approx(0.9)
+    assert all(m.error == pytest.approx(0.0) for m in s.models)  # the build's check stays the build's
+
+
+def test_an_anchor_needs_the_tables_device_models_and_rounds(tmp_path, quick, tiny) -> None:
+    device = Slowing()
+    path = tmp_path / "t.lut"
+    build_table(path, device, lut_sources([tiny], imgsz=64, samples=1, calibrate=1))
+    before = path.read_bytes()
+    with pytest.raises(LutError, match="open for reading only"):
+        measure_anchor(LatencyTable.load(path), lut_sources([tiny], imgsz=64))
+    with pytest.raises(LutError, match="at least one model"):
+        measure_anchor(LatencyTable.open(path, device), [])
+    with pytest.raises(LutError, match="at least one round"):
+        measure_anchor(LatencyTable.open(path, device), lut_sources([tiny], imgsz=64), rounds=0)
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("record, why", [
+    ({"factor": 0.0}, "factor must be > 0"),
+    ({"factor": "fast"}, "factor must be a finite number"),
+    ({"measured_ms": [1.0, 2.0]}, "lists of one length"),
+    ({"predicted_ms": [0.0]}, "must be > 0"),
+    ({"models": []}, "non-empty"),
+])
+def test_a_bad_anchor_record_is_one_line_naming_the_line(tmp_path, quick, record, why, tiny) -> None:
+    path = tmp_path / "t.lut"
+    build_table(path, Slowing(), lut_sources([tiny], imgsz=64))
+    good = {"kind": "anchor", "at": "2026-12-07T00:00:00+00:00", "factor": 1.1, "rounds": 1, "models": ["m"],
+            "predicted_ms": [2.0], "measured_ms": [2.2]}
+    n = len(path.read_text().splitlines()) + 1
+    path.write_text(path.read_text() + json.dumps({**good, **record}) + "\n")
+    with pytest.raises(LutError, match=f"line {n}: .*{why}"):
+        LatencyTable.load(path)
+
+
+def test_cli_anchor_then_show_and_profile_carry_it(tmp_path, tiny_yaml, quick, capsys) -> None:
+    """`zoo lut anchor` on an in-context torch table (the default build): the factor printed, `lut show` and
+    `profile --latency lut` report it, and the profile's total is the table's sum times the factor."""
+    out = tmp_path / "t.lut"
+    assert cli.main(["lut", "build", str(tiny_yaml), "--imgsz", "64", "--samples", "2", "--calibrate", "1",
+                     "-o", str(out), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert cli.main(["lut", "anchor", str(tiny_yaml), "--imgsz", "64", "--samples", "1", "--rounds", "1",
+                     "--lut", str(out), "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    anchor = LatencyTable.load(out).anchor
+    assert anchor is not None and len(anchor.models) == 2 and f"median x{anchor.factor:.3f}" in text
+    assert cli.main(["lut", "show", str(out), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["anchor"]["factor"] == pytest.approx(anchor.factor)
+    assert cli.main(["lut", "show", str(out)]) == 0
+    assert f"x{anchor.factor:.3f} since {anchor.at}" in capsys.readouterr().out
+    assert cli.main(["profile", str(tiny_yaml), "--imgsz", "64", "--latency", "lut", "--lut", str(out),
+                     "--format", "json"]) == 0
+    profile = json.loads(capsys.readouterr().out)[0]
+    latency = profile["latency"]
+    table = LatencyTable.load(out)
+    row_sum = table.predict([r.key for r in lutbuild.plan_refs(lut_sources([str(tiny_yaml)], imgsz=64)[0].plan)]).row_sum_ms
+    assert latency["anchored"] == anchor.at and latency["calibration"]["a"] == pytest.approx(anchor.factor)
+    assert latency["row_sum_ms"] == pytest.approx(row_sum, rel=1e-3)
+    assert profile["latency_ms"]["median"] == pytest.approx(row_sum * anchor.factor, rel=1e-3)
+
+
+def test_cli_anchor_refuses_another_device_and_bad_counts_in_one_line(tmp_path, tiny_yaml, quick, capsys) -> None:
+    out = tmp_path / "t.lut"
+    assert cli.main(["lut", "build", str(tiny_yaml), "--imgsz", "64", "-o", str(out), "--no-progress"]) == 0
+    lines = out.read_text().splitlines()
+    head = json.loads(lines[0])
+    head["fingerprint"]["cpu_model"] = "Cortex-A76"  # a Raspberry Pi 5's table: priced here, never measured into
+    out.write_text("\n".join([json.dumps(head), *lines[1:]]) + "\n")
+    before = out.read_bytes()
+    capsys.readouterr()
+    for extra, said in ((["--rounds", "0"], "--rounds must be 1 to 100, got 0"),
+                        (["--samples", "101"], "--samples must be 0 to 100, got 101"),
+                        ([], "measuring here needs the table's own device")):
+        assert cli.main(["lut", "anchor", str(tiny_yaml), "--imgsz", "64", "--lut", str(out), "--no-progress",
+                         *extra]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and err.startswith(f"error: {out}: ") and said in err
+    assert "cpu_model" in err and out.read_bytes() == before
+
+
+def test_torch_backend_anchor_on_a_real_in_context_table(tmp_path, quick, tiny) -> None:
+    """The real path end to end on eager torch: the factor is a measured ratio near 1 on a quiet process."""
+    path = tmp_path / "ic.lut"
+    build_table(path, TorchBackend(), lut_sources([tiny], imgsz=64, samples=1), protocol=FAST, model_protocol=FAST)
+    anchor = measure_anchor(LatencyTable.open(path, TorchBackend()), lut_sources([tiny], imgsz=64, samples=1), rounds=1)
+    assert len(anchor.models) == 2 and all(m.measured_ms > 0 and m.predicted_ms > 0 for m in anchor.models)
+    assert anchor.factor == pytest.approx(statistics.median(m.ratio for m in anchor.models))

@@ -178,13 +178,13 @@ def run_case(config: str, imgsz: int, backend_name: str, a: argparse.Namespace, 
 
 def run_imported_case(config: str, imgsz: int, a: argparse.Namespace) -> dict[str, Any]:
     """run_case for an imported table: no build; the table's settings for the measurements here."""
-    from profiles.backends import recorded_settings
+    from profiles.backends import backend_of
     from profiles.lut import LutError
 
     path = Path(a.imported)
     table = LatencyTable.load(path)
     fp = table.fingerprint
-    backend = get_backend(fp.backend, threads=fp.threads, **recorded_settings(fp.backend, dict(fp.settings)))
+    backend = backend_of(fp)
     model_p = TimingProtocol(runs=a.runs, warmup_runs=3, warmup_s=0.3) if a.quick else MODEL_PROTOCOL
     cfg = load_config(config)
     space = build_space(cfg, load_settings(cfg))

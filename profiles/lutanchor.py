@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 
 from zoo.errors import ConfigError
 
-from .backends import get_backend, recorded_settings
+from .backends import backend_of
 from .backends.base import model_timer, random_inputs
 from .lut import Anchor, AnchorModel, LatencyTable, LutError, _now, predict_plan
 from .lutbuild import BuildSource, _whole, warm_up
@@ -35,8 +35,7 @@ def open_to_anchor(path: str | Path) -> LatencyTable:
     backend's recorded settings); another device's table is refused, naming the fields that differ."""
     fp = LatencyTable.load(path).fingerprint
     try:
-        backend = get_backend(fp.backend, threads=fp.threads, device=fp.device,
-                              **recorded_settings(fp.backend, dict(fp.settings)))
+        backend = backend_of(fp)
     except (ValueError, ConfigError) as e:
         text = e.text if isinstance(e, ConfigError) else str(e)
         raise LutError(str(path), f"an anchor measures on the table's device, and this machine cannot run its "

@@ -34,5 +34,12 @@ def recorded_settings(name: str, settings: Mapping[str, Any]) -> dict[str, Any]:
     return settings_kwargs(settings)
 
 
-__all__ = ["BACKENDS", "Backend", "BackendError", "BackendInfo", "Inputs", "TorchBackend", "get_backend",
+def backend_of(fingerprint: Any) -> Backend:
+    """The backend a table's fingerprint (profiles.fingerprint.DeviceFingerprint) names, with the threads,
+    device and backend settings it recorded: where that table's numbers are measured again."""
+    return get_backend(fingerprint.backend, threads=fingerprint.threads, device=fingerprint.device,
+                       **recorded_settings(fingerprint.backend, dict(fingerprint.settings)))
+
+
+__all__ = ["BACKENDS", "backend_of", "Backend", "BackendError", "BackendInfo", "Inputs", "TorchBackend", "get_backend",
            "input_shapes", "random_inputs", "recorded_settings"]

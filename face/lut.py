@@ -1,7 +1,8 @@
-"""`zoo lut build`, `zoo lut show`: parse, call profiles.lutbuild / profiles.lut, render."""
+"""`zoo lut build`, `zoo lut anchor`, `zoo lut show` ...: parse, call profiles.lutbuild / lutanchor / lut, render."""
 from __future__ import annotations
 
 import argparse
+from typing import Any, Sequence
 
 from .options import (BACKENDS, add_device, add_imgsz, add_provider, add_threads, make_backend, positive_int,
                       provider_settings)
@@ -125,29 +126,40 @@ def anchor_args(p: argparse.ArgumentParser) -> None:
 
 
 def anchor_run(args: argparse.Namespace) -> int:
-    from profiles.lutanchor import ANCHOR_ROUNDS, measure_anchor, open_to_anchor
-    from search.lutplans import lut_sources
+    from profiles.lutanchor import ANCHOR_ROUNDS, open_to_anchor
     from zoo.errors import ConfigError
     from zoo.limits import MAX_ANCHOR_MODELS
 
-    from .console import Progress
     from .render_lut import print_anchor
 
-    rounds = ANCHOR_ROUNDS if args.rounds is None else args.rounds
-    if not 1 <= rounds <= 100:
-        raise ConfigError(args.lut, f"--rounds must be 1 to 100, got {rounds}")
+    rounds = ANCHOR_ROUNDS if args.rounds is None else args.rounds  # bounded by measure_anchor
     if not 0 <= args.samples <= MAX_ANCHOR_MODELS:
         raise ConfigError(args.lut, f"--samples must be 0 to {MAX_ANCHOR_MODELS}, got {args.samples}")
     table = open_to_anchor(args.lut)
-    with Progress("planning", enabled=not args.no_progress) as progress:
-        progress.stage(f"{len(args.configs)} config(s) and {args.samples} candidate(s) each at {args.imgsz} px")
-        sources = lut_sources(args.configs, imgsz=args.imgsz, samples=args.samples, space_file=args.space,
-                              seed=args.seed, scale=args.scale, nc=args.nc)
-    with Progress("lut anchor", total=1, enabled=not args.no_progress, eta=True) as bar:
-        anchor = measure_anchor(table, sources, rounds=rounds,
-                                on_progress=lambda done, total, text: bar.count(done, text, total=max(total, 1)))
+    anchor = anchor_with_bar(table, args.configs, imgsz=args.imgsz, samples=args.samples, space_file=args.space,
+                             seed=args.seed, scale=args.scale, nc=args.nc, rounds=rounds, bar=not args.no_progress)
     print_anchor(str(table.path), anchor)
     return 0
+
+
+def anchor_with_bar(table: Any, configs: Sequence[str], *, imgsz: int, samples: int, rounds: int, bar: bool,
+                    space_file: str | None = None, seed: int = 0, scale: str | None = None,
+                    nc: int | None = None) -> Any:
+    """Plan the configs and their first `samples` candidates, then time them for the table's anchor
+    (profiles.lutanchor.measure_anchor) under a progress bar: `zoo lut anchor`'s work, and a search's
+    before it prices from its own device's table."""
+    from profiles.lutanchor import measure_anchor
+    from search.lutplans import lut_sources
+
+    from .console import Progress
+
+    with Progress("planning", enabled=bar) as progress:
+        progress.stage(f"{len(configs)} config(s) and {samples} candidate(s) each at {imgsz} px")
+        sources = lut_sources(configs, imgsz=imgsz, samples=samples, space_file=space_file, seed=seed, scale=scale,
+                              nc=nc)
+    with Progress("lut anchor", total=1, enabled=bar, eta=True) as progress:
+        return measure_anchor(table, sources, rounds=rounds,
+                              on_progress=lambda done, total, text: progress.count(done, text, total=max(total, 1)))
 
 
 def show_args(p: argparse.ArgumentParser) -> None:

@@ -145,13 +145,16 @@ def weights(text: str) -> list[float]:
     return ws
 
 
-def make_backend(name: str, *, source: str, **settings: Any) -> Any:
+def make_backend(name: str, *, source: str, fingerprint: Any = None, **settings: Any) -> Any:
     """profiles.backends.get_backend with the CLI's flags: a bad setting is a ConfigError naming its flag
-    (`--threads`, `--device`, `--backend`), a missing extra the one-line hint."""
-    from profiles.backends import get_backend
+    (`--threads`, `--device`, `--backend`), a missing extra the one-line hint. With a table's `fingerprint`,
+    profiles.backends.backend_of: its recorded settings, the flags (threads, device) over them."""
+    from profiles.backends import backend_of, get_backend
     from zoo.errors import ConfigError
 
     try:
+        if fingerprint is not None:
+            return backend_of(fingerprint, backend=name, **settings)
         return get_backend(name, **settings)
     except ValueError as e:
         text = re.sub(r"^(\w+)=", lambda m: f"--{m.group(1)} ", str(e)).replace("--providers ", "--provider ", 1)

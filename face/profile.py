@@ -97,7 +97,7 @@ def open_table(args: argparse.Namespace, source: str) -> object:
     """The latency table of `--latency lut --lut FILE`: any device's table prices here (read only); on its
     own device (the table's backend, or --backend, with --threads and --device) missing rows are measured
     and appended. None for --latency measure."""
-    from profiles.backends import get_backend, recorded_settings
+    from profiles.backends import backend_of
     from profiles.lut import LatencyTable
     from zoo.errors import ConfigError
 
@@ -108,11 +108,9 @@ def open_table(args: argparse.Namespace, source: str) -> object:
         return None
     if not args.lut:
         raise ConfigError(source, "--latency lut needs --lut FILE (a table from `zoo lut build` or `zoo lut import`)")
-    fp = LatencyTable.load(args.lut).fingerprint
-    name = args.backend or fp.backend
-    own = recorded_settings(name, dict(fp.settings)) if fp.backend == name else {}
     try:
-        here = get_backend(name, threads=args.threads, device=args.device, **own)
+        here = backend_of(LatencyTable.load(args.lut).fingerprint, backend=args.backend, threads=args.threads,
+                          device=args.device)
     except (ValueError, ConfigError):
         here = None  # this machine cannot run the table's backend: it still prices from it
     return LatencyTable.open_to_price(args.lut, here)

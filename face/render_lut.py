@@ -8,7 +8,7 @@ from typing import Any
 from rich import box
 from rich.table import Table
 
-from profiles.lut import CHECK_WARN, Anchor, Calibration, TableSummary, summarize_table
+from profiles.lut import Anchor, Calibration, TableSummary, summarize_table
 from profiles.lutbuild import BuildReport
 from profiles.lutimport import ImportReport
 
@@ -81,9 +81,8 @@ def print_anchor(path: str, a: Anchor) -> None:
         t.add_row(m.name, f"{m.predicted_ms:.2f}", f"{m.measured_ms:.2f}", f"{m.ratio:.3f}")
     t.caption = f"median x{a.factor:.3f}: predictions from {path} are scaled by it from now"
     console.out_console().print(t)
-    if abs(a.factor - 1) > CHECK_WARN:
-        console.note(f"{path}: the device runs {abs(a.factor - 1):.1%} {'slower' if a.factor > 1 else 'faster'} than "
-                     "when the table was built")
+    if a.note is not None:
+        console.note(f"{path}: {a.note}")
 
 
 def calibration_table(s: TableSummary) -> Table:

@@ -14,7 +14,8 @@ SEARCH_EXAMPLES = ("examples:\n  zoo search yolov5s --imgsz 320 --budget-gflops 
                    "  zoo search yolov5s --budget-ms 40 --imgsz 320 --trials 60\n"
                    "  zoo search my.yaml --budget-gflops 5 --sampler nsga2 --objectives score,latency --budget-ms 30\n"
                    "  zoo search yolov5s --budget-ms 40 --storage sqlite:///s.db --study-name s40 --workers 2\n"
-                   "  zoo search yolov5s --imgsz 320 --budget-ms 40 --latency lut --lut cpu.lut    (table-priced)\n"
+                   "  zoo search yolov5s --imgsz 320 --budget-ms 40 --latency lut --lut cpu.lut    (table-priced; "
+                   "this device's table is anchored first: --no-anchor)\n"
                    "  zoo search yolov5s --imgsz 320 --budget-ms 25 --latency lut --lut jetson.lut (another device's "
                    "table, from `zoo lut import`)\n"
                    "  zoo search yolov5s --imgsz 320 --budget-ms 30 --latency hybrid --lut ort.lut --backend onnxruntime")
@@ -81,6 +82,12 @@ def search_args(p: argparse.ArgumentParser) -> None:
     m.add_argument("--lut", metavar="FILE", help="latency table of `zoo lut build` (--latency lut, hybrid)")
     m.add_argument("--backend", choices=BACKENDS, default=None,
                    help="runtime timed: torch (eager) or onnxruntime; with a table, the table's backend unless given")
+    m.add_argument("--anchor", type=int, default=4, metavar="N",
+                   help="--latency lut or hybrid on this device's table: first time the config and the first N "
+                        "candidates of its space whole (as `zoo lut anchor --samples N`; default 4, about 45 s for "
+                        "yolov5s at 320 px) and price at the device's speed now, not the build's")
+    m.add_argument("--no-anchor", dest="anchor", action="store_const", const=None,
+                   help="price at the table's speed as it stands (its build's, or its latest anchor's)")
     m.add_argument("--force", action="store_true",
                    help="--latency hybrid with a table of another device: re-measure the top candidates here anyway "
                         "(--latency lut needs no --force: it prices any device's table)")
@@ -125,6 +132,7 @@ def search_run(args: argparse.Namespace) -> int:
                              objective=args.objective, imgsz=searched)
     size = args.imgsz if searched is None else smallest_size(searched)
     backend = latency_backend(args)
+    anchor_first(args, size)
     objectives = tuple(args.objectives.split(","))
     opts = SearchOptions(
         budget=budget, measure=Measure(imgsz=size, threads=args.threads, device=args.device, runs=args.runs,
@@ -163,35 +171,56 @@ def latency_backend(args: argparse.Namespace) -> str:
     """The backend of the search's latency: --backend, else the table's (lut, hybrid), else torch; checked
     here so a bad --threads or --device, a missing extra or a table that does not fit is one error line
     before the study starts."""
+    from profiles.backends import backend_of
     from profiles.lut import LatencyTable
     from zoo.errors import ConfigError
 
-    from profiles.backends import recorded_settings
-
-    own: dict = {}
     if args.latency in ("measure", "auto"):
         if args.lut:
             raise ConfigError(args.lut, "--lut is for --latency lut or hybrid")
         name = args.backend or "torch"
-    else:
-        if not args.lut:
-            raise ConfigError(args.config, f"--latency {args.latency} needs --lut FILE (a table from `zoo lut build`)")
-        fp = LatencyTable.load(args.lut).fingerprint
-        name = args.backend or fp.backend
-        own = recorded_settings(name, dict(fp.settings)) if fp.backend == name else {}
+        make_backend(name, source=args.config, threads=args.threads, device=args.device)
+        return name
+    if not args.lut:
+        raise ConfigError(args.config, f"--latency {args.latency} needs --lut FILE (a table from `zoo lut build`)")
+    fp = LatencyTable.load(args.lut).fingerprint
+    name = args.backend or fp.backend
     if args.latency == "lut":  # priced from the table on any machine: no local backend needed
-        from profiles.backends import get_backend
-
         try:
-            here = get_backend(name, threads=args.threads, device=args.device, **own)
+            here = backend_of(fp, backend=name, threads=args.threads, device=args.device)
         except (ValueError, ConfigError):
             here = None
         LatencyTable.open_to_price(args.lut, here).check_form("deploy" if args.deploy else "train")
         return name
-    here = make_backend(name, source=args.lut or args.config, threads=args.threads, device=args.device, **own)
-    if args.latency == "hybrid":
-        LatencyTable.open(args.lut, here, force=args.force).check_form("deploy" if args.deploy else "train")
+    here = make_backend(name, source=args.lut, fingerprint=fp, threads=args.threads, device=args.device)
+    LatencyTable.open(args.lut, here, force=args.force).check_form("deploy" if args.deploy else "train")
     return name
+
+
+def anchor_first(args: argparse.Namespace, size: int) -> None:
+    """--latency lut or hybrid on this device's table: anchor it to the device's speed now (`zoo lut anchor`,
+    the record appended to the table) so that the budget is met at today's level; another device's table
+    prices at its own device's speed, with nothing to time here."""
+    from profiles.lutanchor import ANCHOR_ROUNDS, open_if_here
+    from zoo.errors import ConfigError
+    from zoo.limits import MAX_ANCHOR_MODELS
+
+    from .console import note
+    from .lut import anchor_with_bar
+    from .render_lut import anchor_text
+
+    if args.latency not in ("lut", "hybrid") or args.anchor is None or args.budget_ms is None:
+        return
+    if not 0 <= args.anchor <= MAX_ANCHOR_MODELS:
+        raise ConfigError(args.lut, f"--anchor must be 0 to {MAX_ANCHOR_MODELS}, got {args.anchor}")
+    table = open_if_here(args.lut, backend=args.backend, threads=args.threads, device=args.device)
+    if table is None:
+        note(f"{args.lut}: the table of another device or settings: priced at the speed it was measured at "
+             "(not anchored here)")
+        return
+    anchor = anchor_with_bar(table, [args.config], imgsz=size, samples=args.anchor, rounds=ANCHOR_ROUNDS,
+                             bar=not args.no_progress, space_file=args.space, scale=args.scale, nc=args.nc)
+    note(f"{args.lut}: anchored {anchor_text(anchor)}" + (f"; {anchor.note}" if anchor.note else ""))
 
 
 def print_event(event: Any) -> None:

@@ -61,7 +61,7 @@ from zoo.plan import ModelPlan, RowProbeError, RowSignature, instantiate_row, sh
 
 from .backends.base import Backend, BackendError, Inputs, Shape, model_timer, random_inputs, time_each
 from . import fields
-from .incontext import ESTIMATORS, estimate
+from .incontext import DEFAULT_ESTIMATOR, ESTIMATORS, estimate
 from .fingerprint import DeviceFingerprint, describe_diff, device_fingerprint, fingerprint_diff
 from .latency import LatencyStats, TimingProtocol
 
@@ -69,6 +69,7 @@ FORMAT = "zoo-lut"
 VERSION = 2
 FORMS = ("train", "deploy")
 TIMINGS = ("in_context", "isolated")
+OLD_TABLES_ESTIMATOR = "median"  # a header without "estimator" predates the setting: its entries were medians
 MakeRow = Callable[[str], "tuple[nn.Module, Inputs]"]  # key -> the row's module and its example inputs
 
 
@@ -153,6 +154,9 @@ class AnchorModel:
         return self.measured_ms / self.predicted_ms
 
 
+ANCHOR_NOTE = 0.05  # an anchor this far from 1 is worth a note: the device runs off the build's speed
+
+
 @dataclass(frozen=True)
 class Anchor:
     """The device's speed now against the table's: predictions are scaled by `factor`, the median of the
@@ -162,6 +166,14 @@ class Anchor:
     factor: float
     rounds: int
     models: tuple[AnchorModel, ...]
+
+    @property
+    def note(self) -> str | None:
+        """How far the device runs off the build's speed, when more than ANCHOR_NOTE; else None."""
+        off = self.factor - 1
+        if abs(off) <= ANCHOR_NOTE:
+            return None
+        return f"the device runs {abs(off):.1%} {'slower' if off > 0 else 'faster'} than when the table was built"
 
     def as_dict(self) -> dict[str, Any]:
         return {"at": self.at, "factor": self.factor, "rounds": self.rounds, "models": [m.name for m in self.models],
@@ -262,7 +274,7 @@ class LatencyTable:
 
     def __init__(self, path: Path, fingerprint: DeviceFingerprint, protocol: TimingProtocol,
                  created: str | None, *, model_protocol: TimingProtocol | None = None, form: str = "train",
-                 timing: str = "isolated", estimator: str = "median") -> None:
+                 timing: str = "isolated", estimator: str = DEFAULT_ESTIMATOR) -> None:
         if form not in FORMS:
             raise ValueError(f"form= must be one of {', '.join(FORMS)}, got {form!r}")
         if timing not in TIMINGS:
@@ -708,7 +720,7 @@ class LatencyTable:
             model_protocol = TimingProtocol(**header["model_protocol"])
             return cls(path, fp, protocol, header.get("created"), model_protocol=model_protocol,
                        form=header["form"], timing=header.get("timing", "isolated"),
-                       estimator=header.get("estimator", "median"))
+                       estimator=header.get("estimator", OLD_TABLES_ESTIMATOR))
         except KeyError as e:
             raise bad(f"the header lacks {e}") from None
         except (TypeError, ValueError) as e:

@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from zoo.errors import ConfigError
+from zoo.limits import MAX_ANCHOR_ROUNDS
 
 from .backends import backend_of
 from .backends.base import model_timer, random_inputs
+from .fingerprint import device_fingerprint, fingerprint_diff
 from .lut import Anchor, AnchorModel, LatencyTable, LutError, _now, predict_plan
 from .lutbuild import BuildSource, _whole, warm_up
 
@@ -43,6 +45,21 @@ def open_to_anchor(path: str | Path) -> LatencyTable:
     return LatencyTable.open(path, backend)
 
 
+def open_if_here(path: str | Path, *, backend: str | None = None, threads: int | None = None,
+                 device: str | None = None) -> LatencyTable | None:
+    """The table opened to anchor when this machine, with the settings given (a search's flags, over the
+    table's recorded ones), is its device; None when it is another device's: a search prices from such a
+    table read only, at the speed it was measured at, with nothing to time here."""
+    fp = LatencyTable.load(path).fingerprint
+    try:
+        here = backend_of(fp, backend=backend, threads=threads, device=device)
+    except (ValueError, ConfigError):
+        return None
+    if fingerprint_diff(fp, device_fingerprint(here)):
+        return None
+    return LatencyTable.open(path, here)
+
+
 def measure_anchor(table: LatencyTable, sources: Sequence[BuildSource], *, rounds: int = ANCHOR_ROUNDS,
                    on_progress: Progress | None = None) -> Anchor:
     """Time each source's whole model on the table's device (the table's model protocol, `rounds`
@@ -51,8 +68,8 @@ def measure_anchor(table: LatencyTable, sources: Sequence[BuildSource], *, round
     backend = table._measuring_backend()
     if not sources:
         raise LutError(str(table.path), "an anchor needs at least one model to time")
-    if rounds < 1:
-        raise LutError(str(table.path), f"an anchor needs at least one round, got {rounds}")
+    if not 1 <= rounds <= MAX_ANCHOR_ROUNDS:
+        raise LutError(str(table.path), f"an anchor's rounds must be 1 to {MAX_ANCHOR_ROUNDS}, got {rounds}")
     names, predicted, timers = [], [], []
     for s in sources:
         pred = predict_plan(table, s.plan, measure=True)
@@ -77,4 +94,4 @@ def measure_anchor(table: LatencyTable, sources: Sequence[BuildSource], *, round
     return table.add_anchor(Anchor(_now(), factor, rounds, models))
 
 
-__all__ = ["ANCHOR_ROUNDS", "measure_anchor", "open_to_anchor"]
+__all__ = ["ANCHOR_ROUNDS", "measure_anchor", "open_if_here", "open_to_anchor"]

@@ -3,7 +3,8 @@
   measure  build the candidate and time it on the device with the search's backend (torch eager or
            onnxruntime): a 3-run screen first, the full measurement only for one within reach;
   lut      predict it from a latency table: the calibrated sum of its rows' entries, one dict lookup
-           per row (by RowSignature); any machine prices from any device's table (`zoo lut import`);
+           per row (by RowSignature), times the table's anchor (`zoo search` anchors this device's table
+           before it starts, `--no-anchor` not); any machine prices from any device's table (`zoo lut import`);
            a row the table lacks is measured and appended when the table is this device's, otherwise
            the LutError names the row and how to export it, and the search stops;
   hybrid   the table while searching, the device for the final check (search.export re-measures the
@@ -23,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from profiles.backends import get_backend, recorded_settings
+from profiles.backends import backend_of, get_backend
 from profiles.backends.base import model_timer
 from profiles.latency import LatencyStats, TimingProtocol
 from profiles.lut import LatencyTable, predict_plan
@@ -157,41 +158,49 @@ def pricers(measure: Any) -> tuple[LatencyPricer, LatencyPricer]:
     return hit
 
 
+def reset_pricers() -> None:
+    """Forget the pricers made so far: a new search run opens its table afresh (another run in this process
+    may have appended rows, or `zoo lut anchor` a new anchor, since the last one)."""
+    _PRICERS.clear()
+
+
 def _make(m: Any) -> tuple[LatencyPricer, LatencyPricer]:
     source = m.lut or "<search>"
     if m.latency == "measure":
-        measured = MeasuredLatency(_backend(m, source, {}), runs=m.runs, warmup_runs=m.warmup_runs,
+        measured = MeasuredLatency(_backend(m, source), runs=m.runs, warmup_runs=m.warmup_runs,
                                    warmup_s=m.warmup_s, deploy=m.deploy)
         return measured, measured
     if m.latency == "auto":
-        backend = _backend(m, source, {})
+        backend = _backend(m, source)
         measured = MeasuredLatency(backend, runs=m.runs, warmup_runs=m.warmup_runs, warmup_s=m.warmup_s,
                                    deploy=m.deploy)
         return TableLatency(open_auto_table(m.lut, backend, m.form)), measured
     fp = LatencyTable.load(m.lut).fingerprint
-    own = recorded_settings(m.backend, dict(fp.settings)) if fp.backend == m.backend else {}
     if m.latency == "lut":  # pricing needs no local device; on the table's own one, missing rows are measured
         try:
-            backend = get_backend(m.backend, threads=m.threads, device=m.device, **own)
+            backend = backend_of(fp, backend=m.backend, threads=m.threads, device=m.device)
         except (ValueError, ConfigError):
             backend = None  # this machine cannot run the table's backend: price read only
         table = LatencyTable.open_to_price(m.lut, backend)
         table.check_form(m.form)
         predicted = TableLatency(table)
         return predicted, predicted
-    backend = _backend(m, source, own)  # hybrid re-measures here: the table must be this device's (or forced)
+    try:  # hybrid re-measures here: the table must be this device's (or forced)
+        backend = backend_of(fp, backend=m.backend, threads=m.threads, device=m.device)
+    except ValueError as e:
+        raise ConfigError(source, str(e)) from None
     table = LatencyTable.open(m.lut, backend, force=m.force)
     table.check_form(m.form)
     measured = MeasuredLatency(backend, runs=m.runs, warmup_runs=m.warmup_runs, warmup_s=m.warmup_s, deploy=m.deploy)
     return TableLatency(table), measured
 
 
-def _backend(m: Any, source: str, own: dict[str, Any]) -> Any:
+def _backend(m: Any, source: str) -> Any:
     try:
-        return get_backend(m.backend, threads=m.threads, device=m.device, **own)
+        return get_backend(m.backend, threads=m.threads, device=m.device)
     except ValueError as e:
         raise ConfigError(source, str(e)) from None
 
 
 __all__ = ["LatencyPricer", "MODES", "MeasuredLatency", "PredictedLatency", "PricingError", "SCREEN_FACTOR",
-           "TableLatency", "pricers"]
+           "TableLatency", "pricers", "reset_pricers"]

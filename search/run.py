@@ -24,6 +24,7 @@ from zoo.errors import ConfigError
 
 from .evaluate import CandidateError, Measure, Scoring, evaluate, make_scoring
 from .events import Finishing, ScoringChosen, StudyOpened, WorkerLost
+from .latency import pricers, reset_pricers
 from .export import SearchResult, export_best
 from .objectives import get_objective
 from .record import check_record, default_study_name, study_record
@@ -125,6 +126,7 @@ def run_study(cfg: Config, options: SearchOptions, *, on_trial: Callable[[TrialE
         cfg, options.settings.value("imgsz") or options.measure.imgsz, options.budget, objective=options.settings.objective, sampler=options.sampler,
         objectives=tuple(options.objectives), deploy=options.measure.deploy)
     emit = on_event or (lambda _e: None)
+    reset_pricers()
     check_measure(cfg, options.measure)
     storage_path = resolve_storage(options.storage, name, folder=options.out)
     if options.measure.latency == "auto" and not options.measure.lut:  # the study's own table, resumed with it
@@ -132,7 +134,6 @@ def run_study(cfg: Config, options: SearchOptions, *, on_trial: Callable[[TrialE
     check_writable(output_folder(options, storage_path, name), param="out", folder=True)
     check_storage(storage_path)
     if options.measure.latency == "auto" and options.budget.latency_ms is not None:
-        from .latency import pricers
         Path(options.measure.lut).parent.mkdir(parents=True, exist_ok=True)
         pricers(options.measure)  # created here, once, before any worker process opens it
     with storage_errors(storage_path):

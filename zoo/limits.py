@@ -55,6 +55,7 @@ MAX_LUT_MANIFEST_BYTES = 64 << 20  # an export's manifest: 2,000 candidates of y
 MAX_LUT_MEASUREMENTS_BYTES = 512 << 20  # the runner's JSONL: raw samples too, ~1 KB an item
 MAX_ANCHOR_MODELS = 100  # sampled candidates an anchor times whole per config (`zoo lut anchor --samples`): each
 # is built and kept for the rounds, so a large count holds as many models in memory; a handful measures the level
+MAX_ANCHOR_ROUNDS = 100  # an anchor's interleaved rounds (`zoo lut anchor --rounds`): each times every model once
 MAX_LUT_ITEMS = 1_000_000  # rows and models of one export: a 2,000-candidate space has ~5,000
 MAX_INPUT_ELEMENTS = 1 << 28  # elements of one exported input tensor (1 GiB of float32): the runner allocates it
 

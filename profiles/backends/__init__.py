@@ -34,11 +34,16 @@ def recorded_settings(name: str, settings: Mapping[str, Any]) -> dict[str, Any]:
     return settings_kwargs(settings)
 
 
-def backend_of(fingerprint: Any) -> Backend:
+def backend_of(fingerprint: Any, *, backend: str | None = None, threads: int | None = None,
+               device: str | None = None) -> Backend:
     """The backend a table's fingerprint (profiles.fingerprint.DeviceFingerprint) names, with the threads,
-    device and backend settings it recorded: where that table's numbers are measured again."""
-    return get_backend(fingerprint.backend, threads=fingerprint.threads, device=fingerprint.device,
-                       **recorded_settings(fingerprint.backend, dict(fingerprint.settings)))
+    device and backend settings it recorded: where that table's numbers are measured again. `backend`,
+    `threads` and `device` (a command's flags) override the recorded ones; the recorded backend settings
+    (ORT's optimisation level, exporter, opset) go only with the recorded backend."""
+    name = backend or fingerprint.backend
+    own = recorded_settings(name, dict(fingerprint.settings)) if name == fingerprint.backend else {}
+    return get_backend(name, threads=fingerprint.threads if threads is None else threads,
+                       device=fingerprint.device if device is None else device, **own)
 
 
 __all__ = ["BACKENDS", "backend_of", "Backend", "BackendError", "BackendInfo", "Inputs", "TorchBackend", "get_backend",

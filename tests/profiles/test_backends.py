@@ -314,3 +314,23 @@ def test_missing_onnx_extra_is_a_one_line_hint(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime now raises ImportError
     with pytest.raises(BackendError, match=r"needs onnxruntime; install the onnx extra: pip install 'zoo-nas\[onnx\]'"):
         get_backend("onnxruntime")
+
+
+def test_backend_of_a_fingerprint_keeps_its_settings_under_the_flags(ort_backend) -> None:
+    """A table's backend, again: its recorded ORT settings stay when the flags change threads; another
+    backend named by a flag takes none of them (they are ORT's)."""
+    from profiles.backends import backend_of
+    from profiles.fingerprint import device_fingerprint
+
+    fp = device_fingerprint(get_backend("onnxruntime", threads=2, optimization="ORT_ENABLE_BASIC",
+                                        exporter="torchscript"))
+    again = backend_of(fp)
+    assert device_fingerprint(again) == fp
+    flagged = backend_of(fp, threads=1)
+    s = flagged.fingerprint().settings_dict()
+    assert flagged.threads == 1 and s["graph_optimization_level"] == "ORT_ENABLE_BASIC"
+    assert flagged.exporter == "torchscript"
+    torch_here = backend_of(fp, backend="torch", device="cpu")
+    assert isinstance(torch_here, TorchBackend) and torch_here.threads == 2
+    with pytest.raises(ValueError, match="threads"):
+        backend_of(fp, threads=0)

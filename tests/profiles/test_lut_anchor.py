@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import statistics
+from dataclasses import replace
 
 import pytest
 
@@ -15,6 +16,7 @@ from profiles.backends.base import settings_tuple
 from profiles.latency import LatencyStats, TimingProtocol
 from profiles.lut import LatencyTable, LutError, predict_plan, summarize_table
 from profiles.lutanchor import measure_anchor
+from zoo.limits import MAX_ANCHOR_ROUNDS
 from profiles.lutbuild import build_table
 from search.latency import TableLatency
 from search.lutplans import lut_sources
@@ -82,6 +84,7 @@ def test_an_anchor_scales_every_prediction_by_the_median_of_its_models(tmp_path,
     ratios = [m.ratio for m in anchor.models]
     assert sorted(ratios) == pytest.approx([1.25, 1.25, 1.25 * 1.5])
     assert anchor.factor == pytest.approx(statistics.median(ratios)) == pytest.approx(1.25)
+    assert anchor.note == "the device runs 25.0% slower than when the table was built"
     assert predict_plan(table, other).total_ms == pytest.approx(1.25 * before)
     assert pricer.price(other)[0].median_ms == pytest.approx(1.25 * before)  # the search's pricer too
 
@@ -90,7 +93,8 @@ def test_an_anchor_scales_every_prediction_by_the_median_of_its_models(tmp_path,
         pytest.approx(1.25 * before)
     device.speed, device.by_model = 0.9, {}
     later = measure_anchor(LatencyTable.open(path, device), anchors, rounds=1)
-    assert later.factor == pytest.approx(0.9)
+    assert later.factor == pytest.approx(0.9) and later.note is not None and "10.0% faster" in later.note
+    assert replace(later, factor=1.04).note is None  # within ANCHOR_NOTE: nothing to say
     # each model's prediction is the table's before any anchor: a second anchor does not compound the first
     assert [m.predicted_ms for m in later.models] == pytest.approx([m.predicted_ms for m in anchor.models])
     assert LatencyTable.load(path).anchor == later
@@ -108,8 +112,9 @@ def test_an_anchor_needs_the_tables_device_models_and_rounds(tmp_path, quick, ti
         measure_anchor(LatencyTable.load(path), lut_sources([tiny], imgsz=64))
     with pytest.raises(LutError, match="at least one model"):
         measure_anchor(LatencyTable.open(path, device), [])
-    with pytest.raises(LutError, match="at least one round"):
-        measure_anchor(LatencyTable.open(path, device), lut_sources([tiny], imgsz=64), rounds=0)
+    for rounds in (0, MAX_ANCHOR_ROUNDS + 1):  # bounded before any model is built
+        with pytest.raises(LutError, match=f"rounds must be 1 to {MAX_ANCHOR_ROUNDS}, got {rounds}"):
+            measure_anchor(LatencyTable.open(path, device), lut_sources([tiny], imgsz=64), rounds=rounds)
     assert path.read_bytes() == before
 
 
@@ -167,8 +172,7 @@ def test_cli_anchor_refuses_another_device_and_bad_counts_in_one_line(tmp_path, 
     out.write_text("\n".join([json.dumps(head), *lines[1:]]) + "\n")
     before = out.read_bytes()
     capsys.readouterr()
-    for extra, said in ((["--rounds", "0"], "--rounds must be 1 to 100, got 0"),
-                        (["--samples", "101"], "--samples must be 0 to 100, got 101"),
+    for extra, said in ((["--samples", "101"], "--samples must be 0 to 100, got 101"),
                         ([], "measuring here needs the table's own device")):
         assert cli.main(["lut", "anchor", str(tiny_yaml), "--imgsz", "64", "--lut", str(out), "--no-progress",
                          *extra]) == 1

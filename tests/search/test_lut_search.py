@@ -14,6 +14,7 @@ from profiles import lutbuild
 from profiles.backends import get_backend
 from profiles.latency import TimingProtocol
 from profiles.lut import LatencyTable, predict_plan
+from profiles.lutanchor import ANCHOR_ROUNDS
 from profiles.lutbuild import build_table
 from search import Measure
 from search.latency import MeasuredLatency, TableLatency, pricers
@@ -71,7 +72,7 @@ def test_lut_search_prices_every_candidate_from_the_table_without_a_build(tmp_pa
     out = tmp_path / "out"
     assert cli.main(["search", str(tiny_yaml), "--budget-ms", "1000", "--latency", "lut", "--lut", str(table),
                      "--trials", "8", "-o", str(out), "--storage", str(tmp_path / "j.log"), "--study-name", "s",
-                     *CLI_FAST]) == 0
+                     "--no-anchor", *CLI_FAST]) == 0  # an anchor times whole models: not this test's point
     done = [t for t in trials(tmp_path) if t.state.name == "COMPLETE"]
     assert len(done) == 8
     done = [t for t in done if t.user_attrs["latency_ms"] is not None]  # the rest failed a cheap budget first
@@ -85,6 +86,38 @@ def test_lut_search_prices_every_candidate_from_the_table_without_a_build(tmp_pa
     report = json.loads((out / "report.json").read_text())
     assert report["latency"] == {"pricing": "lut", "backend": "torch", "lut": str(table), "final_check": "table"}
     assert report["best"]["latency_ms"]["source"] == "lut" and report["best"]["meets_budget"]
+
+
+def test_lut_search_on_this_devices_table_anchors_it_first(tmp_path, table, tiny_yaml, capsys) -> None:
+    """On the table's own device the search first times the config and its first candidates whole, appends
+    the anchor and prices every candidate at that level; --no-anchor prices at the table's speed as it
+    stands; a bad count is one line before anything is timed."""
+    def argv(name: str, *extra: str) -> list[str]:
+        return ["search", str(tiny_yaml), "--budget-ms", "1000", "--latency", "lut", "--lut", str(table),
+                "--trials", "6", "-o", str(tmp_path / name), "--storage", str(tmp_path / f"{name}.log"),
+                "--study-name", "s", *CLI_FAST, *extra]
+
+    assert cli.main(argv("plain", "--no-anchor")) == 0
+    assert LatencyTable.load(table).anchor is None
+    capsys.readouterr()
+    assert cli.main(argv("bad", "--anchor", "101")) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {table}: --anchor must be 0 to 100, got 101" and LatencyTable.load(table).anchor is None
+    assert cli.main(argv("anchored", "--anchor", "1")) == 0
+    lut = LatencyTable.load(table)
+    assert lut.anchor is not None and len(lut.anchor.models) == 2 and lut.anchor.rounds == ANCHOR_ROUNDS
+    assert f"{table}: anchored x{lut.anchor.factor:.3f} since {lut.anchor.at}" in capsys.readouterr().err
+    space = build_space(load_config(str(tiny_yaml)))
+    study = optuna.load_study(study_name="s", storage=open_storage(str(tmp_path / "anchored.log")))
+    done = [t for t in study.get_trials() if t.state.name == "COMPLETE" and t.user_attrs.get("latency_ms")]
+    assert done
+    for t in done:  # priced at the anchor's level: the table's own prediction times the factor
+        plan = space.plan(t.params, imgsz=64)
+        assert t.user_attrs["latency_ms"]["median"] == pytest.approx(predict_plan(lut, plan).total_ms, abs=1e-4)
+        lut.anchor, anchor = None, lut.anchor
+        unanchored = predict_plan(lut, plan).total_ms
+        lut.anchor = anchor
+        assert t.user_attrs["latency_ms"]["median"] == pytest.approx(unanchored * anchor.factor, abs=1e-4)
 
 
 def test_lut_search_measures_and_appends_rows_the_table_lacks(tmp_path, table, tiny_yaml) -> None:

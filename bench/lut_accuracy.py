@@ -35,7 +35,10 @@ CONFIG --samples K-1` does (the config and its first K-1 candidates of seed 0, t
 models, timed whole now, before the candidates) and its anchored predictions are judged on the same
 measurements, beside the unanchored ones (the anchor record is appended to the table; a rerun judges the
 table without it first); the same anchor is measured again after the candidates (recorded, not applied): how
-far the device's speed moved while they were measured.
+far the device's speed moved while they were measured. With interleaved rounds the same K models are also
+timed in every round beside the candidates, and the table scaled by their measured / predicted of those
+minutes is judged too: not a prediction anyone gets before measuring, but the table's error with the
+device's level taken out (what is left when the level is right).
 `--imported FILE` judges a table made by `zoo lut export` -> the runner -> `zoo lut import` in place of a
 build (one config and size: `--configs`, `--sizes`): the candidates are measured here on onnxruntime with
 the table's own settings (threads, provider, exporter), so run it on the machine the runner ran on;
@@ -135,10 +138,24 @@ def run_case(config: str, imgsz: int, backend_name: str, a: argparse.Namespace, 
                                 rounds=a.anchor_rounds)
         anchor_s = time.perf_counter() - t0
         anchored = [pricer.price(plan)[0].median_ms for plan in plans]
+    # the anchor's models also join the candidates' rounds: their level of the same minutes (a.rounds > 1)
+    level_plans = [s.plan for s in lut_sources([config], imgsz=imgsz, samples=a.anchor - 1, seed=0)] \
+        if a.anchor > 0 and a.rounds > 1 else []
     memo = (config, imgsz, backend_name, a.device, a.exporter if own else None, a.candidates, model_p, a.remeasure,
-            a.rounds)
-    measured, first, again, measure_s = measured_twice(memo, plans, backend, cfg.ch, imgsz, model_p, a.remeasure,
-                                                       a.rounds)
+            a.rounds, len(level_plans))
+    measured, first, again, measure_s = measured_twice(memo, plans + level_plans, backend, cfg.ch, imgsz, model_p,
+                                                       a.remeasure, a.rounds)
+    n = len(plans)
+    level_ms, measured, first, measure_s = measured[n:], measured[:n], first[:n], measure_s[:n]
+    again = None if again is None else again[:n]
+    concurrent = None
+    if level_plans:
+        saved, table.anchor = table.anchor, None
+        level_pred = [predict_plan(table, p, measure=True).total_ms for p in level_plans]
+        table.anchor = saved
+        factor = statistics.median(m / p for m, p in zip(level_ms, level_pred))
+        concurrent = {"factor": factor, "ratios": [m / p for m, p in zip(level_ms, level_pred)],
+                      **judged([p * factor for p in predicted], measured)}
     after = None
     if anchor is not None:  # the same models again once the candidates are measured: how far the device moved
         after = measure_anchor(table, lut_sources([config], imgsz=imgsz, samples=a.anchor - 1, seed=0),
@@ -169,6 +186,7 @@ def run_case(config: str, imgsz: int, backend_name: str, a: argparse.Namespace, 
                        for m in anchor.models],
             **judged(anchored, measured), "predicted_vs_first": agreement(anchored, first),
             "points": [{"predicted_ms": p, "measured_ms": m} for p, m in zip(anchored, measured)]},
+        "anchor_in_rounds": concurrent,
         "protocols": {"rows": row_p.as_dict(), "models": model_p.as_dict(),
                       "reference": {"rounds": a.rounds, "round": ROUND_PROTOCOL.as_dict()} if a.rounds > 1 else
                       "sequential"},
@@ -478,6 +496,20 @@ def main() -> None:
                              "mean err", "mean |err|", "worst err",
                              "vs the first measurement alone: within 5% / 10% / tau",
                              "measured twice: within 5% / 10% / tau"], anchored))
+    level = [[c["config"], c["imgsz"], c["backend"], c["timing"], len(c["anchor_in_rounds"]["ratios"]),
+              f"x{c['anchor_in_rounds']['factor']:.3f}",
+              " / ".join(f"{r:.3f}" for r in c["anchor_in_rounds"]["ratios"]),
+              f"{c['anchor_in_rounds']['within_5']:.1%}", f"{c['anchor_in_rounds']['within_10']:.1%}",
+              f"{c['anchor_in_rounds']['kendall_tau']:.3f}", f"{c['anchor_in_rounds']['mean_error']:+.1%}",
+              f"{c['anchor_in_rounds']['mean_abs_error']:.1%}", f"{c['anchor_in_rounds']['worst_error']:+.1%}", twice(c)]
+             for c in cases if c.get("anchor_in_rounds")]
+    if level:
+        text += ("\n\nThe same tables scaled by the anchor's models timed inside the candidates' own rounds (the "
+                 "device's level of the same minutes: not a prediction a user gets, which is anchored before; what "
+                 "is left is the table's own error):\n\n"
+                 + md_table(["config", "px", "backend", "rows timed", "models", "factor",
+                             "each model's measured / predicted", "within 5%", "within 10%", "Kendall tau",
+                             "mean err", "mean |err|", "worst err", "measured twice: within 5% / 10% / tau"], level))
     foreign = [[c["config"], c["imgsz"], c["backend"], c["timing"], f["config"], len(f["missing_rows"]),
                 "; ".join(f["missing_rows"][:3]) + (" ..." if len(f["missing_rows"]) > 3 else ""),
                 f"{f['predicted_ms']:.2f}" if "predicted_ms" in f else "-",

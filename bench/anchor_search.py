@@ -51,8 +51,8 @@ def run(a: argparse.Namespace, folder: Path, anchored: bool) -> dict[str, Any]:
     rc = cli.main(argv)
     wall = time.perf_counter() - t0
     report = json.loads((folder / "out" / "report.json").read_text())
-    priced = {int(r["number"]): float(r["latency_median_ms"]) for r in csv.DictReader(open(folder / "out" / "trials.csv"))
-              if r["latency_median_ms"]}
+    trials = csv.DictReader((folder / "out" / "trials.csv").read_text().splitlines())
+    priced = {int(r["number"]): float(r["latency_median_ms"]) for r in trials if r["latency_median_ms"]}
     top = [{"trial": c["trial"], "table_ms": priced[c["trial"]], "measured_ms": c["latency_ms"]["median"],
             "meets_budget": c["meets_budget"]} for c in report["remeasured"]]
     anchor = None

@@ -132,15 +132,15 @@ def run_case(config: str, imgsz: int, backend_name: str, a: argparse.Namespace, 
     predicted = [pricer.price(plan)[0].median_ms for plan in plans]
     predict_s = (time.perf_counter() - t0) / len(plans)
     anchor, anchored = None, None
-    if a.anchor > 0:  # `zoo lut anchor CONFIG --samples K-1`: the table's first calibration models, timed now
+    # `zoo lut anchor CONFIG --samples K-1`: the config and its first K-1 candidates of seed 0
+    anchor_sources = lut_sources([config], imgsz=imgsz, samples=a.anchor - 1, seed=0) if a.anchor > 0 else []
+    if anchor_sources:  # the table's first calibration models, timed now
         t0 = time.perf_counter()
-        anchor = measure_anchor(table, lut_sources([config], imgsz=imgsz, samples=a.anchor - 1, seed=0),
-                                rounds=a.anchor_rounds)
+        anchor = measure_anchor(table, anchor_sources, rounds=a.anchor_rounds)
         anchor_s = time.perf_counter() - t0
         anchored = [pricer.price(plan)[0].median_ms for plan in plans]
     # the anchor's models also join the candidates' rounds: their level of the same minutes (a.rounds > 1)
-    level_plans = [s.plan for s in lut_sources([config], imgsz=imgsz, samples=a.anchor - 1, seed=0)] \
-        if a.anchor > 0 and a.rounds > 1 else []
+    level_plans = [s.plan for s in anchor_sources] if a.rounds > 1 else []
     memo = (config, imgsz, backend_name, a.device, a.exporter if own else None, a.candidates, model_p, a.remeasure,
             a.rounds, len(level_plans))
     measured, first, again, measure_s = measured_twice(memo, plans + level_plans, backend, cfg.ch, imgsz, model_p,
@@ -158,8 +158,7 @@ def run_case(config: str, imgsz: int, backend_name: str, a: argparse.Namespace, 
                       **judged([p * factor for p in predicted], measured)}
     after = None
     if anchor is not None:  # the same models again once the candidates are measured: how far the device moved
-        after = measure_anchor(table, lut_sources([config], imgsz=imgsz, samples=a.anchor - 1, seed=0),
-                               rounds=a.anchor_rounds)
+        after = measure_anchor(table, anchor_sources, rounds=a.anchor_rounds)
     errors = [(p - m) / m for p, m in zip(predicted, measured)]
     cal = table.calibration
     # one measurement against another: what any prediction is judged by

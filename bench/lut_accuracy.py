@@ -31,8 +31,9 @@ and their Kendall tau: the floor this machine puts under any prediction judged a
 (interleaved: the even rounds against the odd ones; sequential: a second pass after the first).
 Each table's median |error| on its own calibration models (`zoo lut show`'s check) is recorded beside it.
 `--anchor K` (default 5; 0: none): after the table's own figures, the table is anchored as `zoo lut anchor
-CONFIG --samples K-1` does (the config and its first K-1 candidates of seed 0, the table's first calibration
-models, timed whole now, before the candidates) and its anchored predictions are judged on the same
+CONFIG --samples K` does (K candidates of seed 2 that the table prices whole, timed now, before the
+candidates; records before lut_accuracy_torch320_level_20 anchored on the config and its first K-1
+candidates of seed 0, the table's own models) and its anchored predictions are judged on the same
 measurements, beside the unanchored ones (the anchor record is appended to the table; a rerun judges the
 table without it first); the same anchor is measured again after the candidates (recorded, not applied): how
 far the device's speed moved while they were measured. With interleaved rounds the same K models are also
@@ -78,11 +79,11 @@ from profiles.backends import get_backend  # noqa: E402
 from profiles.backends.base import model_timer  # noqa: E402
 from profiles.fingerprint import device_fingerprint  # noqa: E402
 from profiles.latency import TimingProtocol  # noqa: E402
-from profiles.lut import LatencyTable, predict_plan, summarize_table  # noqa: E402
+from profiles.lut import LatencyTable, LutError, predict_plan, summarize_table  # noqa: E402
 from profiles.lutanchor import ANCHOR_ROUNDS, measure_anchor  # noqa: E402
 from profiles.lutbuild import IN_CONTEXT_PROTOCOL, MODEL_PROTOCOL, ROW_PROTOCOL, build_table  # noqa: E402
 from search.latency import TableLatency  # noqa: E402
-from search.lutplans import DEFAULT_CALIBRATE, lut_sources  # noqa: E402
+from search.lutplans import DEFAULT_CALIBRATE, anchor_sources, lut_sources  # noqa: E402
 from search.settings import load_settings  # noqa: E402
 from search.space import build_space  # noqa: E402
 from zoo.builder import build_from_plan  # noqa: E402
@@ -132,15 +133,21 @@ def run_case(config: str, imgsz: int, backend_name: str, a: argparse.Namespace, 
     predicted = [pricer.price(plan)[0].median_ms for plan in plans]
     predict_s = (time.perf_counter() - t0) / len(plans)
     anchor, anchored = None, None
-    # `zoo lut anchor CONFIG --samples K-1`: the config and its first K-1 candidates of seed 0
-    anchor_sources = lut_sources([config], imgsz=imgsz, samples=a.anchor - 1, seed=0) if a.anchor > 0 else []
-    if anchor_sources:  # the table's first calibration models, timed now
+    # `zoo lut anchor CONFIG --samples K`: K candidates the table prices whole (seed 2: not the judged ones)
+    anchor_models = []
+    if a.anchor > 0:
+        try:
+            anchor_models = anchor_sources(table, [config], imgsz=imgsz, samples=a.anchor)
+        except LutError as e:  # a table of a few candidates (--quick) prices none whole: the config itself
+            print(f"  {e.text}; anchoring on the config", file=sys.stderr)
+            anchor_models = anchor_sources(table, [config], imgsz=imgsz, samples=0)
+    if anchor_models:  # timed now, before the candidates
         t0 = time.perf_counter()
-        anchor = measure_anchor(table, anchor_sources, rounds=a.anchor_rounds)
+        anchor = measure_anchor(table, anchor_models, rounds=a.anchor_rounds)
         anchor_s = time.perf_counter() - t0
         anchored = [pricer.price(plan)[0].median_ms for plan in plans]
     # the anchor's models also join the candidates' rounds: their level of the same minutes (a.rounds > 1)
-    level_plans = [s.plan for s in anchor_sources] if a.rounds > 1 else []
+    level_plans = [s.plan for s in anchor_models] if a.rounds > 1 else []
     memo = (config, imgsz, backend_name, a.device, a.exporter if own else None, a.candidates, model_p, a.remeasure,
             a.rounds, len(level_plans))
     measured, first, again, measure_s = measured_twice(memo, plans + level_plans, backend, cfg.ch, imgsz, model_p,
@@ -158,7 +165,7 @@ def run_case(config: str, imgsz: int, backend_name: str, a: argparse.Namespace, 
                       **judged([p * factor for p in predicted], measured)}
     after = None
     if anchor is not None:  # the same models again once the candidates are measured: how far the device moved
-        after = measure_anchor(table, anchor_sources, rounds=a.anchor_rounds)
+        after = measure_anchor(table, anchor_models, rounds=a.anchor_rounds)
     errors = [(p - m) / m for p, m in zip(predicted, measured)]
     cal = table.calibration
     # one measurement against another: what any prediction is judged by
@@ -196,7 +203,6 @@ def run_case(config: str, imgsz: int, backend_name: str, a: argparse.Namespace, 
 def run_imported_case(config: str, imgsz: int, a: argparse.Namespace) -> dict[str, Any]:
     """run_case for an imported table: no build; the table's settings for the measurements here."""
     from profiles.backends import backend_of
-    from profiles.lut import LutError
 
     path = Path(a.imported)
     table = LatencyTable.load(path)
@@ -396,9 +402,9 @@ def main() -> None:
                     help="interleaved rounds the candidates are measured in (judged against all of them; the even "
                          "rounds against the odd ones: the floor); at least 2")
     ap.add_argument("--anchor", type=int, default=5, metavar="K",
-                    help="after the table's own figures, anchor it (`zoo lut anchor`: the config and its first K-1 "
-                         "candidates of seed 0, the table's first calibration models, timed whole now) and judge "
-                         "the anchored predictions on the same measurements; 0: no anchor")
+                    help="after the table's own figures, anchor it (`zoo lut anchor --samples K`: K candidates "
+                         "of seed 2 that the table prices whole, timed now) and judge the anchored predictions on "
+                         "the same measurements; 0: no anchor")
     ap.add_argument("--anchor-rounds", type=int, default=ANCHOR_ROUNDS, help="the anchor's interleaved rounds")
     ap.add_argument("--reference", choices=("interleaved", "sequential"), default="interleaved",
                     help="how candidates are measured: interleaved rounds (default), or one after another as "
@@ -487,7 +493,7 @@ def main() -> None:
                 for c in cases if c.get("anchor")]
     if anchored:
         text += ("\n\nThe same tables anchored before the candidates were measured (`zoo lut anchor`: whole models, "
-                 "the table's first calibration models, timed now; every prediction scaled by their median "
+                 "candidates the table prices whole, timed now; every prediction scaled by their median "
                  "measured / predicted), judged on the same measurements:\n\n"
                  + md_table(["config", "px", "backend", "rows timed", "anchor models", "rounds", "anchor s", "factor",
                              "the same anchor after the candidates (not applied)",

@@ -22,13 +22,15 @@ For a device that cannot run zoo (a Jetson, a phone, TensorRT): `zoo lut export`
 SHOW_EXAMPLES = "examples:\n  zoo lut show cpu.lut\n  zoo lut show cpu.lut --format json"
 ANCHOR_EXAMPLES = """\
 examples:
-  zoo lut anchor yolov5s --imgsz 320 --lut cpu.lut          the config and the first 4 candidates of its space
+  zoo lut anchor yolov5s --imgsz 320 --lut cpu.lut          5 candidates of its space the table prices whole
   zoo lut anchor yolov5s yolov8s --samples 0 --lut cpu.lut  the configs alone
   zoo lut anchor my.yaml --space space.yaml --samples 8 --rounds 5 --lut cpu.lut
 
 A table holds the device's speed of the minutes it was built in; a busy, throttling or shared machine runs
 at another later (a 2-core VM's regimes differ by ~10%), and every prediction carries the gap. An anchor
-times a few whole models now and scales every later prediction by measured / predicted (the median);
+times a few whole models now and scales every later prediction by measured / predicted (the median). The
+models are candidates whose every row the table holds, drawn with a seed the build does not use by default:
+the table's own models are predicted partly from their own samples of the build's moment;
 the latest anchor stands. It measures, so it runs on the table's own device (the backend, threads and
 settings its fingerprint records); `zoo lut show` prints it.
 """
@@ -112,11 +114,13 @@ def anchor_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("configs", nargs="+", metavar="CFG", help="YAML file or built-in name (`zoo configs`)")
     p.add_argument("--lut", required=True, metavar="FILE", help="the table, built on this device")
     add_imgsz(p)
-    p.add_argument("--samples", type=int, default=4, metavar="N",
-                   help="also the first N candidates of each config's search space (default 4; with the seed of "
-                        "the build, its first calibration models)")
+    p.add_argument("--samples", type=int, default=5, metavar="N",
+                   help="time the first N candidates of each config's search space that the table prices whole, "
+                        "every row in it (default 5); 0: the configs themselves")
     p.add_argument("--space", metavar="FILE", help="search space YAML (keys of the search: block)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sampled candidates (default 0)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of the drawn candidates (default 2: not the build's default 0, whose candidates are "
+                        "the table's own)")
     p.add_argument("--rounds", type=int, default=None, metavar="R",
                    help="interleaved rounds over the models (default 3; each round times every model with the "
                         "table's model protocol)")
@@ -143,20 +147,21 @@ def anchor_run(args: argparse.Namespace) -> int:
 
 
 def anchor_with_bar(table: Any, configs: Sequence[str], *, imgsz: int, samples: int, rounds: int, bar: bool,
-                    space_file: str | None = None, seed: int = 0, scale: str | None = None,
+                    space_file: str | None = None, seed: int | None = None, scale: str | None = None,
                     nc: int | None = None) -> Any:
-    """Plan the configs and their first `samples` candidates, then time them for the table's anchor
-    (profiles.lutanchor.measure_anchor) under a progress bar: `zoo lut anchor`'s work, and a search's
-    before it prices from its own device's table."""
+    """Pick the models (search.lutplans.anchor_sources: `samples` candidates per config that the table
+    prices whole; 0: the configs), then time them for the table's anchor (profiles.lutanchor.measure_anchor)
+    under a progress bar: `zoo lut anchor`'s work, and a search's before it prices from its own table."""
     from profiles.lutanchor import measure_anchor
-    from search.lutplans import lut_sources
+    from search.lutplans import ANCHOR_SEED, anchor_sources
 
     from .console import Progress
 
     with Progress("planning", enabled=bar) as progress:
-        progress.stage(f"{len(configs)} config(s) and {samples} candidate(s) each at {imgsz} px")
-        sources = lut_sources(configs, imgsz=imgsz, samples=samples, space_file=space_file, seed=seed, scale=scale,
-                              nc=nc)
+        progress.stage(f"{samples} candidate(s) of {len(configs)} config(s) at {imgsz} px" if samples > 0
+                       else f"{len(configs)} config(s) at {imgsz} px")
+        sources = anchor_sources(table, configs, imgsz=imgsz, samples=samples,
+                                 seed=ANCHOR_SEED if seed is None else seed, space_file=space_file, scale=scale, nc=nc)
     with Progress("lut anchor", total=1, enabled=bar, eta=True) as progress:
         return measure_anchor(table, sources, rounds=rounds,
                               on_progress=lambda done, total, text: progress.count(done, text, total=max(total, 1)))

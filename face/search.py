@@ -82,10 +82,10 @@ def search_args(p: argparse.ArgumentParser) -> None:
     m.add_argument("--lut", metavar="FILE", help="latency table of `zoo lut build` (--latency lut, hybrid)")
     m.add_argument("--backend", choices=BACKENDS, default=None,
                    help="runtime timed: torch (eager) or onnxruntime; with a table, the table's backend unless given")
-    m.add_argument("--anchor", type=int, default=4, metavar="N",
-                   help="--latency lut or hybrid on this device's table: first time the config and the first N "
-                        "candidates of its space whole (as `zoo lut anchor --samples N`; default 4, about 45 s for "
-                        "yolov5s at 320 px) and price at the device's speed now, not the build's")
+    m.add_argument("--anchor", type=int, default=5, metavar="N",
+                   help="--latency lut or hybrid on this device's table: first time N candidates of the space that "
+                        "the table prices whole (as `zoo lut anchor --samples N`; default 5, about 45 s for yolov5s "
+                        "at 320 px) and price at the device's speed now, not the build's")
     m.add_argument("--no-anchor", dest="anchor", action="store_const", const=None,
                    help="price at the table's speed as it stands (its build's, or its latest anchor's)")
     m.add_argument("--force", action="store_true",

@@ -8,10 +8,10 @@ bench/results/lut_accuracy_torch320_* a yolov5s table predicted all 100 candidat
 +10%, spread 2.3%). The rows are right against each other; only the level is of its moment, and a few
 whole models timed now measure that level (as HELP adapts to a device from ten measured architectures).
 
-An anchor needs the table's own device (it measures); the models should not be the ones it is judged on
-(`zoo lut anchor` takes a config and the first candidates of its space, the table's calibration models
-when it was built from the same space and seed). The record is appended to the table; the latest one
-stands (profiles.lut.LatencyTable.anchor) until the next.
+An anchor needs the table's own device (it measures); the models should not be the ones it is judged on,
+nor the table's own (`zoo lut anchor` takes candidates of the space that the table prices whole, drawn
+with a seed the build does not use by default: search.lutplans.anchor_sources says why). The record is
+appended to the table; the latest one stands (profiles.lut.LatencyTable.anchor) until the next.
 """
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+from profiles.lut import LatencyTable, LutError, plan_refs
 from profiles.lutbuild import BuildSource
 from zoo.config import load_config
 from zoo.plan import plan_config
@@ -38,4 +39,45 @@ def lut_sources(configs: Sequence[Any], *, imgsz: int, samples: int = 0, space_f
     return out
 
 
-__all__ = ["DEFAULT_CALIBRATE", "lut_sources"]
+ANCHOR_SEED = 2  # an anchor's candidates: not the build's default seed 0 (the table's own samples) nor the
+# bench's judged seed 1
+ANCHOR_DRAWS = 50  # candidates drawn per model an anchor asks for, looking for ones the table prices whole
+
+
+def anchor_sources(table: LatencyTable, configs: Sequence[Any], *, imgsz: int, samples: int,
+                   seed: int = ANCHOR_SEED, space_file: str | None = None, scale: str | None = None,
+                   nc: int | None = None) -> list[BuildSource]:
+    """The models an anchor times (profiles.lutanchor): per config, the first `samples` candidates of its
+    space drawn with `seed` whose every row the table already holds, so each is priced from the table's
+    shared entries as a search's candidate is; `samples` 0: the configs themselves.
+
+    Why not the table's own models (the config, the build's first samples): their rarer rows' entries are
+    their own samples of the build, of that moment's speed. Timed beside 30 other candidates in one
+    interleaved set (bench/results/anchor_models.md), they ran 2.3% (yolov5s) and 2.7% (yolov8s) further
+    off their predictions than the candidates did; candidates outside the table, 1.1% and 1.4% (the other
+    way)."""
+    out: list[BuildSource] = []
+    for source in configs:
+        cfg = load_config(source, scale=scale, nc=nc)
+        name = f"{Path(cfg.name).stem}@{imgsz}"
+        if samples <= 0:
+            out.append(BuildSource(name, plan_config(cfg, imgsz=imgsz)))
+            continue
+        space = build_space(cfg, load_settings(cfg, space_file=space_file))
+        found = 0
+        for i, params in enumerate(space.sample(samples * ANCHOR_DRAWS, seed=seed)):
+            plan = space.plan(params, imgsz=imgsz)
+            if all(r.key in table.entries for r in plan_refs(plan)):
+                out.append(BuildSource(f"{name} sample {i} (seed {seed})", plan))
+                found += 1
+                if found == samples:
+                    break
+        if found == 0:
+            raise LutError(str(table.path), f"{source}: none of {samples * ANCHOR_DRAWS} candidates of its space at "
+                                            f"{imgsz} px (seed {seed}) has every row in the table: build it for this "
+                                            f"space (`zoo lut build {source} --imgsz {imgsz} --samples N`), or anchor "
+                                            "on the config itself (--samples 0)")
+    return out
+
+
+__all__ = ["ANCHOR_DRAWS", "ANCHOR_SEED", "DEFAULT_CALIBRATE", "anchor_sources", "lut_sources"]

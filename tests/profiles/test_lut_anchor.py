@@ -16,6 +16,7 @@ from profiles.backends.base import settings_tuple
 from profiles.latency import LatencyStats, TimingProtocol
 from profiles.lut import LatencyTable, LutError, predict_plan, summarize_table
 from profiles.lutanchor import measure_anchor
+from search.lutplans import ANCHOR_DRAWS, ANCHOR_SEED, anchor_sources
 from zoo.limits import MAX_ANCHOR_ROUNDS
 from profiles.lutbuild import build_table
 from search.latency import TableLatency
@@ -136,6 +137,25 @@ def test_a_bad_anchor_record_is_one_line_naming_the_line(tmp_path, quick, record
         LatencyTable.load(path)
 
 
+def test_anchor_sources_are_candidates_the_table_prices_whole(tmp_path, quick, tiny) -> None:
+    """An anchor times candidates whose every row the table holds (not its own models, not ones it would
+    have to measure into it), drawn with ANCHOR_SEED; 0 samples: the configs; none priced whole: one line."""
+    path = tmp_path / "t.lut"
+    build_table(path, Slowing(), lut_sources([tiny], imgsz=64, samples=6, calibrate=1))
+    table = LatencyTable.load(path)
+    picked = anchor_sources(table, [tiny], imgsz=64, samples=3)
+    assert len(picked) == 3 and all(f"(seed {ANCHOR_SEED})" in s.name for s in picked)
+    assert all(r.key in table.entries for s in picked for r in lutbuild.plan_refs(s.plan))
+    drawn = [s.plan for s in lut_sources([tiny], imgsz=64, samples=3 * ANCHOR_DRAWS, seed=ANCHOR_SEED)[1:]]
+    whole = [p for p in drawn if all(r.key in table.entries for r in lutbuild.plan_refs(p))]
+    assert [lutbuild.plan_refs(s.plan) for s in picked] == [lutbuild.plan_refs(p) for p in whole[:3]]  # the first
+    assert len(whole) < len(drawn)  # some drawn candidates lack a row: those are passed over
+    configs = anchor_sources(table, [tiny], imgsz=64, samples=0)
+    assert [(s.name, s.plan.rows) for s in configs] == [(c.name, c.plan.rows) for c in lut_sources([tiny], imgsz=64)]
+    with pytest.raises(LutError, match=r"none of 50 candidates of its space at 96 px \(seed 2\) has every row"):
+        anchor_sources(table, [tiny], imgsz=96, samples=1)  # the table holds no row at 96 px
+
+
 def test_cli_anchor_then_show_and_profile_carry_it(tmp_path, tiny_yaml, quick, capsys) -> None:
     """`zoo lut anchor` on an in-context torch table (the default build): the factor printed, `lut show` and
     `profile --latency lut` report it, and the profile's total is the table's sum times the factor."""
@@ -147,7 +167,8 @@ def test_cli_anchor_then_show_and_profile_carry_it(tmp_path, tiny_yaml, quick, c
                      "--lut", str(out), "--no-progress"]) == 0
     text = capsys.readouterr().out
     anchor = LatencyTable.load(out).anchor
-    assert anchor is not None and len(anchor.models) == 2 and f"median x{anchor.factor:.3f}" in text
+    assert anchor is not None and len(anchor.models) == 1 and f"median x{anchor.factor:.3f}" in text
+    assert "(seed 2)" in anchor.models[0].name  # a candidate the table prices whole, not one of its own
     assert cli.main(["lut", "show", str(out), "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["anchor"]["factor"] == pytest.approx(anchor.factor)
     assert cli.main(["lut", "show", str(out)]) == 0

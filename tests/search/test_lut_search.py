@@ -105,7 +105,7 @@ def test_lut_search_on_this_devices_table_anchors_it_first(tmp_path, table, tiny
     assert err == f"error: {table}: --anchor must be 0 to 100, got 101" and LatencyTable.load(table).anchor is None
     assert cli.main(argv("anchored", "--anchor", "1")) == 0
     lut = LatencyTable.load(table)
-    assert lut.anchor is not None and len(lut.anchor.models) == 2 and lut.anchor.rounds == ANCHOR_ROUNDS
+    assert lut.anchor is not None and len(lut.anchor.models) == 1 and lut.anchor.rounds == ANCHOR_ROUNDS
     assert f"{table}: anchored x{lut.anchor.factor:.3f} since {lut.anchor.at}" in capsys.readouterr().err
     space = build_space(load_config(str(tiny_yaml)))
     study = optuna.load_study(study_name="s", storage=open_storage(str(tmp_path / "anchored.log")))

@@ -30,8 +30,8 @@ A table holds the device's speed of the minutes it was built in; a busy, throttl
 at another later (a 2-core VM's regimes differ by ~10%), and every prediction carries the gap. An anchor
 times a few whole models now and scales every later prediction by measured / predicted (the median). The
 models are candidates whose every row the table holds, drawn with a seed the build does not use by default:
-the table's own models are predicted partly from their own samples of the build's moment;
-the latest anchor stands. It measures, so it runs on the table's own device (the backend, threads and
+the table's own models are predicted partly from their own samples of the build's moment. The latest
+anchor stands. It measures, so it runs on the table's own device (the backend, threads and
 settings its fingerprint records); `zoo lut show` prints it.
 """
 

@@ -7,8 +7,8 @@ For each table (`--lut CONFIG=FILE`, e.g. bench/lut_accuracy.py's), in one inter
   outside  5 candidates of seed 2 whose every row the table holds (search.lutplans.anchor_sources: what
            an anchor times now);
   judged   `--candidates` candidates of seed 1 (bench/lut_accuracy.py's; rows they lack are left out);
-every model built once and kept, `--rounds` rounds each timing all of them in a shuffled order (bench/
-lut_accuracy.py's round protocol), each model's median of its rounds' medians against the table's
+every model built once and kept, `--rounds` rounds each timing all of them in a shuffled order
+(bench/lut_accuracy.measure_rounds), each model's median of its rounds' medians against the table's
 prediction before any anchor. The anchor that serves the candidates is the set whose measured / predicted
 is nearest theirs. Writes bench/results/anchor_models.{json,md}; run it alone (it measures).
 Usage: python bench/anchor_models.py --lut yolov5s=T5.lut --lut yolov8s=T8.lut [--imgsz 320] [--rounds 6]
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import statistics
 import sys
 import warnings
@@ -29,14 +28,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _search_common import machine, md_table, write  # noqa: E402
-from lut_accuracy import ROUND_PROTOCOL  # noqa: E402
+from lut_accuracy import measure_rounds  # noqa: E402
 from profiles.backends import backend_of  # noqa: E402
-from profiles.backends.base import model_timer  # noqa: E402
 from profiles.lut import LatencyTable, LutError, predict_plan  # noqa: E402
 from search.lutplans import anchor_sources, lut_sources  # noqa: E402
 from search.settings import load_settings  # noqa: E402
 from search.space import build_space  # noqa: E402
-from zoo.builder import build_from_plan  # noqa: E402
 from zoo.config import load_config  # noqa: E402
 
 
@@ -59,16 +56,8 @@ def run_case(config: str, path: str, a: argparse.Namespace) -> dict[str, Any]:
     groups = {"own": own, "outside": outside, "judged": judged}
     plans = own + outside + judged
     predicted = [predict_plan(table, p).total_ms for p in plans]
-    timers = [model_timer(backend, build_from_plan(p), (1, cfg.ch, a.imgsz, a.imgsz)) for p in plans]
-    got: list[list[float]] = [[] for _ in plans]
-    order, rng = list(range(len(plans))), random.Random(0)
-    for r in range(a.rounds):
-        rng.shuffle(order)
-        for k, i in enumerate(order):
-            got[i].append(timers[i](ROUND_PROTOCOL).median_ms)
-            print(f"\r  {config} round {r + 1}/{a.rounds}: {k + 1}/{len(plans)}", end="", file=sys.stderr, flush=True)
-    print(file=sys.stderr)
-    ratios = [statistics.median(g) / p for g, p in zip(got, predicted)]
+    measured, _, _ = measure_rounds(plans, backend, cfg.ch, a.imgsz, a.rounds, [])
+    ratios = [m / p for m, p in zip(measured, predicted)]
     out: dict[str, Any] = {"config": config, "table": path, "rounds": a.rounds}
     start = 0
     for name, members in groups.items():

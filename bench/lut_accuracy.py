@@ -157,9 +157,7 @@ def run_case(config: str, imgsz: int, backend_name: str, a: argparse.Namespace, 
     again = None if again is None else again[:n]
     concurrent = None
     if level_plans:
-        saved, table.anchor = table.anchor, None
-        level_pred = [predict_plan(table, p, measure=True).total_ms for p in level_plans]
-        table.anchor = saved
+        level_pred = [(pred := predict_plan(table, p, measure=True)).total_ms / pred.anchor for p in level_plans]
         factor = statistics.median(m / p for m, p in zip(level_ms, level_pred))
         concurrent = {"factor": factor, "ratios": [m / p for m, p in zip(level_ms, level_pred)],
                       **judged([p * factor for p in predicted], measured)}

@@ -111,6 +111,8 @@ def build_run(args: argparse.Namespace) -> int:
 
 
 def anchor_args(p: argparse.ArgumentParser) -> None:
+    from search.lutplans import ANCHOR_SEED
+
     p.add_argument("configs", nargs="+", metavar="CFG", help="YAML file or built-in name (`zoo configs`)")
     p.add_argument("--lut", required=True, metavar="FILE", help="the table, built on this device")
     add_imgsz(p)
@@ -119,8 +121,8 @@ def anchor_args(p: argparse.ArgumentParser) -> None:
                         "every row in it (default 5); 0: the configs themselves")
     p.add_argument("--space", metavar="FILE", help="search space YAML (keys of the search: block)")
     p.add_argument("--seed", type=int, default=None,
-                   help="seed of the drawn candidates (default 2: not the build's default 0, whose candidates are "
-                        "the table's own)")
+                   help=f"seed of the drawn candidates (default {ANCHOR_SEED}: not the build's default 0, whose "
+                        "candidates are the table's own)")
     p.add_argument("--rounds", type=int, default=None, metavar="R",
                    help="interleaved rounds over the models (default 3; each round times every model with the "
                         "table's model protocol)")

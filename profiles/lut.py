@@ -8,7 +8,7 @@ what it measured and a rerun skips the keys already there:
     {"format": "zoo-lut", "version": 2, "fingerprint": {...}, "protocol": {...}, "model_protocol": {...},
      "form": "train", "timing": "in_context", "estimator": "median", "created": "..."}
     {"kind": "row", "key": "...", "label": "...", "median_ms": ..., "p90_ms": ..., "mean_ms": ..., "cv": ...,
-     "runs": ..., "warmup_runs": ..., "model": "..."}
+     "runs": ..., "warmup_runs": ..., "model": "...", "anchor": ...}
     {"kind": "model", "name": "...", "keys": [...], "row_sum_ms": ..., "median_ms": ..., "p90_ms": ..., "cv": ...}
     {"kind": "fit", "method": "least squares", "a": ..., "b": ..., "models": [...], "row_sums_ms": [...],
      "measured_ms": [...], "residuals_ms": [...]}
@@ -22,7 +22,10 @@ than a row timed in a process that is already warm); `form` says whether rows we
 the milliseconds are not, so a table answers only for its form. A `build` record notes each build
 session (its time and what it added), for `zoo lut show`. An `anchor` record (profiles.lutanchor, `zoo lut
 anchor`) scales every prediction after it by how fast the device ran whole models then against the
-table's predictions of them: the latest one stands.
+table's predictions of them: the latest one stands. A row timed while an anchor stands was timed at that
+level, not the build's: its record keeps what was measured and the factor in force (`anchor`, absent: 1),
+and its entry is the time divided by the factor, at the table's own level like every other, so the
+anchor's scaling does not count the device's change twice.
 
 `timing` says how rows were timed (a header written before it existed reads as "isolated"):
 - "isolated": each row alone at its real inputs (profiles.rowtiming); a key's first entry stands.
@@ -49,7 +52,7 @@ import math
 import os
 import shutil
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Literal, Mapping, Sequence, get_args
 
@@ -523,12 +526,13 @@ class LatencyTable:
         if len(refs) != len(rows_ms):
             raise ValueError(f"{len(refs)} rows but {len(rows_ms)} times")
         lines = []
+        level = self._level()
         for ref, ms in zip(refs, rows_ms):
             e = LutEntry(key=ref.key, median_ms=float(ms), p90_ms=float(ms), mean_ms=float(ms), cv=0.0,
                          runs=stats.runs if stats is not None else 0,
                          warmup_runs=stats.warmup_runs if stats is not None else 0, label=ref.label)
-            lines.append(json.dumps({"kind": "row", **_entry_dict(e), "model": model_name}))
-            self._take_sample(e)
+            lines.append(json.dumps({"kind": "row", **_entry_dict(e), "model": model_name, **level}))
+            self._take_sample(_at_table_level(e, self.anchor_factor))
         self.samples_by_model.add(model_name)
         self._write("a", ("\n" if self._needs_newline else "") + "\n".join(lines) + "\n")
         self._needs_newline = False
@@ -544,9 +548,13 @@ class LatencyTable:
     def _add_entry(self, ref: RowRef, stats: LatencyStats) -> LutEntry:
         entry = LutEntry(key=ref.key, median_ms=stats.median_ms, p90_ms=stats.p90_ms, mean_ms=stats.mean_ms,
                          cv=stats.cv, runs=stats.runs, warmup_runs=stats.warmup_runs, label=ref.label)
-        self._append({"kind": "row", **_entry_dict(entry)})
-        self.entries.setdefault(entry.key, entry)
+        self._append({"kind": "row", **_entry_dict(entry), **self._level()})
+        self.entries.setdefault(entry.key, _at_table_level(entry, self.anchor_factor))
         return self.entries[entry.key]
+
+    def _level(self) -> dict[str, float]:
+        """A row record's `anchor` field: the factor in force while it was timed (none while there is none)."""
+        return {"anchor": self.anchor.factor} if self.anchor is not None else {}
 
     def _row_error(self, ref: RowRef, text: str) -> LutError:
         return LutError(ref.file or str(self.path), f"cannot measure this row for {self.path}: {text}",
@@ -734,6 +742,8 @@ class LatencyTable:
                                  p90_ms=fields.number(record, "p90_ms", at_least=0), mean_ms=fields.number(record, "mean_ms", at_least=0),
                                  cv=fields.number(record, "cv"), runs=fields.count(record, "runs"),
                                  warmup_runs=fields.count(record, "warmup_runs"), label=record.get("label"))
+                entry = _at_table_level(entry, fields.number(record, "anchor", positive=True)
+                                        if "anchor" in record else 1.0)
                 if self.timing == "in_context":
                     self._take_sample(entry)
                     if isinstance(record.get("model"), str):
@@ -870,6 +880,13 @@ def plan_digest(refs: Sequence[RowRef]) -> str:
     """A model's name in a table: a digest of its row keys (the same rows, the same name)."""
     import hashlib
     return "rows #" + hashlib.sha1("\n".join(r.key for r in refs).encode()).hexdigest()[:12]
+
+
+def _at_table_level(e: LutEntry, factor: float) -> LutEntry:
+    """A row timed while an anchor of `factor` stood, brought to the table's own level (module docstring)."""
+    if factor == 1.0:
+        return e
+    return replace(e, median_ms=e.median_ms / factor, p90_ms=e.p90_ms / factor, mean_ms=e.mean_ms / factor)
 
 
 def _entry_dict(e: LutEntry) -> dict[str, Any]:

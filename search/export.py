@@ -27,6 +27,7 @@ from zoo.yamlio import write_config
 
 from .evaluate import (Budget, CandidateError, Measure, Scoring, candidate_costs, make_scoring, plan_candidate,
                        price_plan)
+from .latency import table_anchor
 from .objectives import validity_report
 from .recovery import failed, finished
 from .settings import settings_from_record
@@ -259,6 +260,7 @@ def export_best(study: optuna.Study, *, space: SearchSpace, budget: Budget, meas
     closest = closest_trials(trials, budget)
     timed = budget.latency_ms is not None and measure.latency != "lut"  # a table prices without timing
     notes = unchecked + reliability_warnings(load, run_cv, timed=timed)
+    anchor = table_anchor(measure) if budget.latency_ms is not None else None
     report = {
         "study": study.study_name, "storage": storage,
         "budget_ms": budget.latency_ms, "budgets": budget.as_dict(),
@@ -266,7 +268,8 @@ def export_best(study: optuna.Study, *, space: SearchSpace, budget: Budget, meas
         "train": train_commands("best.yaml", best.imgsz or measure.imgsz) if best is not None else None,
         "threads": measure.threads, "device": measure.device, "deploy": measure.deploy,
         "latency": {"pricing": measure.latency, "backend": measure.backend, "lut": measure.lut,
-                    "final_check": "table" if measure.latency == "lut" else f"measured on {measure.backend}"},
+                    "final_check": "table" if measure.latency == "lut" else f"measured on {measure.backend}",
+                    "anchor": anchor.as_dict() if anchor is not None else None},
         "objective": {**scoring.as_dict(), "validity": validity_report(scoring.objective.name)},
         "scope": space.settings.scope,
         "base": base_c.as_dict() if base_c else None, "best": best.as_dict() if best else None,

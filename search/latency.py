@@ -164,6 +164,15 @@ def reset_pricers() -> None:
     _PRICERS.clear()
 
 
+def table_anchor(measure: Any) -> Any:
+    """The anchor (profiles.lut.Anchor) the search's table prices at, or None: measured pricing, or a table
+    never anchored (report.json says which speed the candidates were priced at)."""
+    if measure.latency == "measure":
+        return None
+    search = pricers(measure)[0]
+    return search.table.anchor if isinstance(search, TableLatency) else None
+
+
 def _make(m: Any) -> tuple[LatencyPricer, LatencyPricer]:
     source = m.lut or "<search>"
     if m.latency == "measure":
@@ -203,4 +212,4 @@ def _backend(m: Any, source: str) -> Any:
 
 
 __all__ = ["LatencyPricer", "MODES", "MeasuredLatency", "PredictedLatency", "PricingError", "SCREEN_FACTOR",
-           "TableLatency", "pricers", "reset_pricers"]
+           "TableLatency", "pricers", "reset_pricers", "table_anchor"]

@@ -7,10 +7,11 @@ rerun draws, so an interrupted build resumes over the same rows.
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
-from profiles.lut import LatencyTable, LutError, plan_refs
+from profiles.lut import LatencyTable, LutError, LutWarning, plan_refs
 from profiles.lutbuild import BuildSource
 from zoo.config import load_config
 from zoo.plan import plan_config
@@ -21,6 +22,13 @@ from .space import build_space
 DEFAULT_CALIBRATE = 24  # sampled candidates per config measured whole (besides the config itself)
 
 
+def source_name(cfg: Any, imgsz: int, sample: int | None = None, seed: int = 0) -> str:
+    """A model's name in a table's records: the config's file stem at the size ("yolov5s@320"); a sampled
+    candidate's adds its index among the space's draws and their seed ("yolov5s@320 sample 7 (seed 2)")."""
+    name = f"{Path(cfg.name).stem}@{imgsz}"
+    return name if sample is None else f"{name} sample {sample} (seed {seed})"
+
+
 def lut_sources(configs: Sequence[Any], *, imgsz: int, samples: int = 0, space_file: str | None = None,
                 seed: int = 0, calibrate: int = DEFAULT_CALIBRATE, scale: str | None = None,
                 nc: int | None = None) -> list[BuildSource]:
@@ -28,13 +36,12 @@ def lut_sources(configs: Sequence[Any], *, imgsz: int, samples: int = 0, space_f
     out: list[BuildSource] = []
     for source in configs:
         cfg = load_config(source, scale=scale, nc=nc)
-        name = f"{Path(cfg.name).stem}@{imgsz}"
-        out.append(BuildSource(name, plan_config(cfg, imgsz=imgsz), calibrate=True))
+        out.append(BuildSource(source_name(cfg, imgsz), plan_config(cfg, imgsz=imgsz), calibrate=True))
         if samples <= 0:
             continue
         space = build_space(cfg, load_settings(cfg, space_file=space_file))
         for i, params in enumerate(space.sample(samples, seed=seed)):
-            out.append(BuildSource(f"{name} sample {i} (seed {seed})", space.plan(params, imgsz=imgsz),
+            out.append(BuildSource(source_name(cfg, imgsz, i, seed), space.plan(params, imgsz=imgsz),
                                    calibrate=i < calibrate))
     return out
 
@@ -59,19 +66,22 @@ def anchor_sources(table: LatencyTable, configs: Sequence[Any], *, imgsz: int, s
     out: list[BuildSource] = []
     for source in configs:
         cfg = load_config(source, scale=scale, nc=nc)
-        name = f"{Path(cfg.name).stem}@{imgsz}"
         if samples <= 0:
-            out.append(BuildSource(name, plan_config(cfg, imgsz=imgsz)))
+            out.append(BuildSource(source_name(cfg, imgsz), plan_config(cfg, imgsz=imgsz)))
             continue
         space = build_space(cfg, load_settings(cfg, space_file=space_file))
         found = 0
         for i, params in enumerate(space.sample(samples * ANCHOR_DRAWS, seed=seed)):
             plan = space.plan(params, imgsz=imgsz)
             if all(r.key in table.entries for r in plan_refs(plan)):
-                out.append(BuildSource(f"{name} sample {i} (seed {seed})", plan))
+                out.append(BuildSource(source_name(cfg, imgsz, i, seed), plan))
                 found += 1
                 if found == samples:
                     break
+        if 0 < found < samples:
+            warnings.warn(LutWarning(f"{table.path}: {source}: only {found} of {samples * ANCHOR_DRAWS} candidates of "
+                                     f"its space at {imgsz} px (seed {seed}) have every row in the table: the anchor "
+                                     f"times {found}, not {samples}"), stacklevel=2)
         if found == 0:
             raise LutError(str(table.path), f"{source}: none of {samples * ANCHOR_DRAWS} candidates of its space at "
                                             f"{imgsz} px (seed {seed}) has every row in the table: build it for this "
@@ -80,4 +90,4 @@ def anchor_sources(table: LatencyTable, configs: Sequence[Any], *, imgsz: int, s
     return out
 
 
-__all__ = ["ANCHOR_DRAWS", "ANCHOR_SEED", "DEFAULT_CALIBRATE", "anchor_sources", "lut_sources"]
+__all__ = ["ANCHOR_DRAWS", "ANCHOR_SEED", "DEFAULT_CALIBRATE", "anchor_sources", "lut_sources", "source_name"]

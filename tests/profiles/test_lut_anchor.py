@@ -156,6 +156,99 @@ def test_anchor_sources_are_candidates_the_table_prices_whole(tmp_path, quick, t
         anchor_sources(table, [tiny], imgsz=96, samples=1)  # the table holds no row at 96 px
 
 
+class SlowingRows(Slowing):
+    """Slowing whose rows, timed alone, run at the device's speed too."""
+
+    def time_row(self, module, inputs, protocol=TimingProtocol()) -> LatencyStats:
+        return _stats(_params(module) * self.speed)
+
+
+def test_a_row_timed_under_an_anchor_is_kept_at_the_tables_level(tmp_path, quick, tiny) -> None:
+    """A row the table lacks, timed while an anchor of x1.25 stands, ran 1.25 x slower than at the build: its
+    record keeps the time and the factor, its entry is the time / 1.25, so the anchored prediction of a model
+    with that row is the device's time now, not 1.25 x too slow (in this process and after a reload)."""
+    device = SlowingRows()
+    path = tmp_path / "t.lut"
+    build_table(path, device, lut_sources([tiny], imgsz=64, samples=2, calibrate=3))
+    table = LatencyTable.open(path, device)
+    source = next(s for s in lut_sources([tiny], imgsz=64, samples=20, seed=7)[1:]  # the point: a row timed
+                  if any(r.key not in table.entries for r in lutbuild.plan_refs(s.plan)))  # after the anchor
+    refs = lutbuild.plan_refs(source.plan)
+    missing = {r.key for r in refs} - set(table.entries)
+    device.speed = 1.25
+    anchor = measure_anchor(table, lut_sources([tiny], imgsz=64, samples=2), rounds=1)
+    assert anchor.factor == pytest.approx(1.25)
+    now = device.time_model(lutbuild._whole(source, "train"), None).median_ms
+    assert predict_plan(table, source.plan, measure=True).total_ms == pytest.approx(now)
+    records = [json.loads(line) for line in path.read_text().splitlines()[1:]]
+    late = [r for r in records if r.get("kind") == "row" and r["key"] in missing]
+    assert late and all(r["anchor"] == pytest.approx(1.25) for r in late)
+    assert all(table.entries[r["key"]].median_ms == pytest.approx(r["median_ms"] / 1.25) for r in late)
+    assert not any("anchor" in r for r in records if r.get("kind") == "row" and r not in late)
+    assert LatencyTable.load(path).predict(refs).total_ms == pytest.approx(now)
+
+
+def test_an_in_context_row_timed_under_an_anchor_is_kept_at_the_tables_level(tmp_path, quick, tiny) -> None:
+    """The in-context path (rows timed in a whole model's passes, one sample per model): the same rule."""
+    from profiles.lut import Anchor, AnchorModel, RowRef
+
+    path = tmp_path / "ic.lut"
+    build_table(path, TorchBackend(), lut_sources([tiny], imgsz=64), protocol=FAST, model_protocol=FAST)
+    table = LatencyTable.open(path, TorchBackend())
+    assert table.timing == "in_context"
+    table.add_anchor(Anchor("2026-12-07T00:00:00+00:00", 0.8, 1, (AnchorModel("m", 10.0, 8.0),)))
+    table.add_in_context("late", [RowRef("new-key", label="late row")], [3.0])
+    assert table.entries["new-key"].median_ms == pytest.approx(3.0 / 0.8)
+    record = json.loads(path.read_text().splitlines()[-1])
+    assert record["median_ms"] == 3.0 and record["anchor"] == 0.8  # what was measured, and under what
+    again = LatencyTable.load(path)
+    assert again.entries["new-key"].median_ms == pytest.approx(3.0 / 0.8)
+    assert again.predict(["new-key"]).row_sum_ms == pytest.approx(3.0 / 0.8)
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, "x", None])
+def test_a_row_records_bad_anchor_is_one_line_naming_the_line(tmp_path, quick, tiny, bad) -> None:
+    path = tmp_path / "t.lut"
+    build_table(path, Slowing(), lut_sources([tiny], imgsz=64))
+    row = next(json.loads(line) for line in path.read_text().splitlines() if '"kind": "row"' in line)
+    n = len(path.read_text().splitlines()) + 1
+    path.write_text(path.read_text() + json.dumps({**row, "key": "other", "anchor": bad}) + "\n")
+    with pytest.raises(LutError, match=f"line {n}: anchor must be"):
+        LatencyTable.load(path)
+
+
+def test_anchor_sources_say_when_fewer_candidates_than_asked_qualify(tmp_path, quick, tiny, monkeypatch) -> None:
+    """When only some of the drawn candidates are priced whole, the anchor times those and a LutWarning says
+    how many of how many asked (the record alone would show it)."""
+    from profiles.lut import LutWarning
+    from search import lutplans
+    from search.settings import load_settings
+    from search.space import build_space
+    from zoo.config import load_config
+
+    path = tmp_path / "t.lut"
+    build_table(path, Slowing(), lut_sources([tiny], imgsz=64, samples=6, calibrate=1))
+    table = LatencyTable.load(path)
+    cfg = load_config(tiny)
+    space = build_space(cfg, load_settings(cfg))
+    whole = {}
+
+    def priced_whole(params: dict) -> bool:
+        key = tuple(sorted(params.items()))
+        if key not in whole:
+            whole[key] = all(r.key in table.entries for r in lutbuild.plan_refs(space.plan(params, imgsz=64)))
+        return whole[key]
+
+    monkeypatch.setattr(lutplans, "ANCHOR_DRAWS", 1)  # `samples` draws: the first s candidates of seed 2
+    counts = {s: sum(map(priced_whole, space.sample(s, seed=ANCHOR_SEED))) for s in range(1, 60)}
+    asked = next(s for s, found in counts.items() if 0 < found < s)
+    with pytest.warns(LutWarning, match=rf"only {counts[asked]} of {asked} candidates of its space at 64 px "
+                                        rf"\(seed 2\) have every row in the table: the anchor times {counts[asked]}, "
+                                        rf"not {asked}"):
+        picked = anchor_sources(table, [tiny], imgsz=64, samples=asked)
+    assert len(picked) == counts[asked]
+
+
 def test_cli_anchor_then_show_and_profile_carry_it(tmp_path, tiny_yaml, quick, capsys) -> None:
     """`zoo lut anchor` on an in-context torch table (the default build): the factor printed, `lut show` and
     `profile --latency lut` report it, and the profile's total is the table's sum times the factor."""

@@ -84,7 +84,8 @@ def test_lut_search_prices_every_candidate_from_the_table_without_a_build(tmp_pa
         assert t.user_attrs["latency_ms"]["source"] == "lut"
         assert t.user_attrs["latency_ms"]["median"] == pytest.approx(pred.total_ms, abs=1e-4)
     report = json.loads((out / "report.json").read_text())
-    assert report["latency"] == {"pricing": "lut", "backend": "torch", "lut": str(table), "final_check": "table"}
+    assert report["latency"] == {"pricing": "lut", "backend": "torch", "lut": str(table), "final_check": "table",
+                                 "anchor": None}  # the table was never anchored
     assert report["best"]["latency_ms"]["source"] == "lut" and report["best"]["meets_budget"]
 
 
@@ -107,6 +108,10 @@ def test_lut_search_on_this_devices_table_anchors_it_first(tmp_path, table, tiny
     lut = LatencyTable.load(table)
     assert lut.anchor is not None and len(lut.anchor.models) == 1 and lut.anchor.rounds == ANCHOR_ROUNDS
     assert f"{table}: anchored x{lut.anchor.factor:.3f} since {lut.anchor.at}" in capsys.readouterr().err
+    plain = json.loads((tmp_path / "plain" / "report.json").read_text())["latency"]
+    assert plain["anchor"] is None
+    recorded = json.loads((tmp_path / "anchored" / "report.json").read_text())["latency"]["anchor"]
+    assert recorded == lut.anchor.as_dict()  # report.json says which speed the candidates were priced at
     space = build_space(load_config(str(tiny_yaml)))
     study = optuna.load_study(study_name="s", storage=open_storage(str(tmp_path / "anchored.log")))
     done = [t for t in study.get_trials() if t.state.name == "COMPLETE" and t.user_attrs.get("latency_ms")]

@@ -37,7 +37,7 @@ settings its fingerprint records); `zoo lut show` prints it.
 
 
 def build_args(p: argparse.ArgumentParser) -> None:
-    from search.lutplans import DEFAULT_CALIBRATE
+    from search.lutplans import BUILD_SEED, DEFAULT_CALIBRATE
 
     p.add_argument("configs", nargs="+", metavar="CFG", help="YAML file or built-in name (`zoo configs`)")
     p.add_argument("-o", "--out", required=True, metavar="FILE", help="the table (created, or resumed)")
@@ -45,7 +45,8 @@ def build_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--samples", type=int, default=0, metavar="N",
                    help="also the rows of N random candidates of each config's search space")
     p.add_argument("--space", metavar="FILE", help="search space YAML (keys of the search: block)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sampled candidates (default 0)")
+    p.add_argument("--seed", type=int, default=BUILD_SEED,
+                   help=f"seed of the sampled candidates (default {BUILD_SEED})")
     p.add_argument("--calibrate", type=int, default=None, metavar="K",
                    help=f"sampled candidates per config measured whole for the fit (an in-context table only checks "
                         f"against them), spread through the build (default {DEFAULT_CALIBRATE}; each config is)")
@@ -111,18 +112,18 @@ def build_run(args: argparse.Namespace) -> int:
 
 
 def anchor_args(p: argparse.ArgumentParser) -> None:
-    from search.lutplans import ANCHOR_SEED
+    from search.lutplans import ANCHOR_SEED, BUILD_SEED
 
     p.add_argument("configs", nargs="+", metavar="CFG", help="YAML file or built-in name (`zoo configs`)")
     p.add_argument("--lut", required=True, metavar="FILE", help="the table, built on this device")
     add_imgsz(p)
     p.add_argument("--samples", type=int, default=5, metavar="N",
                    help="time the first N candidates of each config's search space that the table prices whole, "
-                        "every row in it (default 5); 0: the configs themselves")
+                        "every row in it (default 5); 0: the configs themselves, whose rows the table must hold too")
     p.add_argument("--space", metavar="FILE", help="search space YAML (keys of the search: block)")
     p.add_argument("--seed", type=int, default=None,
-                   help=f"seed of the drawn candidates (default {ANCHOR_SEED}: not the build's default 0, whose "
-                        "candidates are the table's own)")
+                   help=f"seed of the drawn candidates (default {ANCHOR_SEED}: not the build's default "
+                        f"{BUILD_SEED}, whose candidates are the table's own)")
     p.add_argument("--rounds", type=int, default=None, metavar="R",
                    help="interleaved rounds over the models (default 3; each round times every model with the "
                         "table's model protocol)")
@@ -202,7 +203,7 @@ examples:
 
 
 def export_args(p: argparse.ArgumentParser) -> None:
-    from search.lutplans import DEFAULT_CALIBRATE
+    from search.lutplans import BUILD_SEED, DEFAULT_CALIBRATE
 
     p.add_argument("configs", nargs="+", metavar="CFG", help="YAML file or built-in name (`zoo configs`)")
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="the export folder (created; a rerun resumes)")
@@ -210,7 +211,8 @@ def export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--samples", type=int, default=0, metavar="N",
                    help="also the rows of N random candidates of each config's search space")
     p.add_argument("--space", metavar="FILE", help="search space YAML (keys of the search: block)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sampled candidates (default 0)")
+    p.add_argument("--seed", type=int, default=BUILD_SEED,
+                   help=f"seed of the sampled candidates (default {BUILD_SEED})")
     p.add_argument("--calibrate", type=int, default=None, metavar="K",
                    help=f"sampled candidates per config exported whole for the fit (default {DEFAULT_CALIBRATE}; "
                         "each config is)")

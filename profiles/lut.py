@@ -9,7 +9,8 @@ what it measured and a rerun skips the keys already there:
      "form": "train", "timing": "in_context", "estimator": "median", "created": "..."}
     {"kind": "row", "key": "...", "label": "...", "median_ms": ..., "p90_ms": ..., "mean_ms": ..., "cv": ...,
      "runs": ..., "warmup_runs": ..., "model": "...", "anchor": ...}
-    {"kind": "model", "name": "...", "keys": [...], "row_sum_ms": ..., "median_ms": ..., "p90_ms": ..., "cv": ...}
+    {"kind": "model", "name": "...", "keys": [...], "row_sum_ms": ..., "median_ms": ..., "p90_ms": ..., "cv": ...,
+     "anchor": ...}
     {"kind": "fit", "method": "least squares", "a": ..., "b": ..., "models": [...], "row_sums_ms": [...],
      "measured_ms": [...], "residuals_ms": [...]}
     {"kind": "build", "finished": "...", "seconds": ..., "rows": ..., "models": ..., "sources": [...]}
@@ -22,10 +23,10 @@ than a row timed in a process that is already warm); `form` says whether rows we
 the milliseconds are not, so a table answers only for its form. A `build` record notes each build
 session (its time and what it added), for `zoo lut show`. An `anchor` record (profiles.lutanchor, `zoo lut
 anchor`) scales every prediction after it by how fast the device ran whole models then against the
-table's predictions of them: the latest one stands. A row timed while an anchor stands was timed at that
-level, not the build's: its record keeps what was measured and the factor in force (`anchor`, absent: 1),
-and its entry is the time divided by the factor, at the table's own level like every other, so the
-anchor's scaling does not count the device's change twice.
+table's predictions of them: the latest one stands. A row or calibration model timed here while an anchor
+stands was timed at that level, not the build's: its record keeps what was measured and the factor in force
+(`anchor`, absent: 1), and the table holds the time divided by the factor, at its own level like every
+other, so the anchor's scaling does not count the device's change twice (nor a fit fold it in).
 
 `timing` says how rows were timed (a header written before it existed reads as "isolated"):
 - "isolated": each row alone at its real inputs (profiles.rowtiming); a key's first entry stands.
@@ -532,7 +533,7 @@ class LatencyTable:
                          runs=stats.runs if stats is not None else 0,
                          warmup_runs=stats.warmup_runs if stats is not None else 0, label=ref.label)
             lines.append(json.dumps({"kind": "row", **_entry_dict(e), "model": model_name, **level}))
-            self._take_sample(_at_table_level(e, self.anchor_factor))
+            self._take_sample(_at_table_level(e, level.get("anchor", 1.0)))
         self.samples_by_model.add(model_name)
         self._write("a", ("\n" if self._needs_newline else "") + "\n".join(lines) + "\n")
         self._needs_newline = False
@@ -548,13 +549,15 @@ class LatencyTable:
     def _add_entry(self, ref: RowRef, stats: LatencyStats) -> LutEntry:
         entry = LutEntry(key=ref.key, median_ms=stats.median_ms, p90_ms=stats.p90_ms, mean_ms=stats.mean_ms,
                          cv=stats.cv, runs=stats.runs, warmup_runs=stats.warmup_runs, label=ref.label)
-        self._append({"kind": "row", **_entry_dict(entry), **self._level()})
-        self.entries.setdefault(entry.key, _at_table_level(entry, self.anchor_factor))
+        level = self._level()
+        self._append({"kind": "row", **_entry_dict(entry), **level})
+        self.entries.setdefault(entry.key, _at_table_level(entry, level.get("anchor", 1.0)))
         return self.entries[entry.key]
 
     def _level(self) -> dict[str, float]:
-        """A row record's `anchor` field: the factor in force while it was timed (none while there is none)."""
-        return {"anchor": self.anchor.factor} if self.anchor is not None else {}
+        """A row or model record's `anchor` field: the factor in force while it was timed here (none while
+        there is none, and none for imported records: the device timed those at a moment of its own)."""
+        return {"anchor": self.anchor.factor} if self.anchor is not None and not self.importing else {}
 
     def _row_error(self, ref: RowRef, text: str) -> LutError:
         return LutError(ref.file or str(self.path), f"cannot measure this row for {self.path}: {text}",
@@ -565,10 +568,12 @@ class LatencyTable:
         self._check_writable()
         if name in self.models:
             raise LutError(str(self.path), f"calibration model {name!r} is already in the table")
-        record = ModelRecord(name=name, keys=tuple(keys), row_sum_ms=self.row_sum(keys), median_ms=stats.median_ms,
-                             p90_ms=stats.p90_ms, cv=stats.cv)
-        self._append({"kind": "model", "name": name, "keys": list(record.keys), "row_sum_ms": record.row_sum_ms,
-                      "median_ms": record.median_ms, "p90_ms": record.p90_ms, "cv": record.cv})
+        level, row_sum = self._level(), self.row_sum(keys)
+        self._append({"kind": "model", "name": name, "keys": list(keys), "row_sum_ms": row_sum,
+                      "median_ms": stats.median_ms, "p90_ms": stats.p90_ms, "cv": stats.cv, **level})
+        factor = level.get("anchor", 1.0)  # the model at the table's level, beside a row sum that is
+        record = ModelRecord(name=name, keys=tuple(keys), row_sum_ms=row_sum,
+                             median_ms=stats.median_ms / factor, p90_ms=stats.p90_ms / factor, cv=stats.cv)
         self.models[name] = record
         return record
 
@@ -754,9 +759,10 @@ class LatencyTable:
                 keys = record.get("keys")
                 if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
                     raise ValueError("keys must be a list of strings")
+                factor = fields.number(record, "anchor", positive=True) if "anchor" in record else 1.0
                 rec = ModelRecord(name=fields.text(record, "name"), keys=tuple(keys), row_sum_ms=fields.number(record, "row_sum_ms", at_least=0),
-                                  median_ms=fields.number(record, "median_ms", at_least=0), p90_ms=fields.number(record, "p90_ms", at_least=0),
-                                  cv=fields.number(record, "cv"))
+                                  median_ms=fields.number(record, "median_ms", at_least=0) / factor,
+                                  p90_ms=fields.number(record, "p90_ms", at_least=0) / factor, cv=fields.number(record, "cv"))
                 self.models.setdefault(rec.name, rec)
             elif kind == "fit":
                 lists = {k: record.get(k) for k in ("models", "row_sums_ms", "measured_ms", "residuals_ms")}

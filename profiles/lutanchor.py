@@ -25,7 +25,7 @@ from zoo.limits import MAX_ANCHOR_ROUNDS
 from .backends import backend_of
 from .backends.base import model_timer, random_inputs
 from .fingerprint import device_fingerprint, fingerprint_diff
-from .lut import Anchor, AnchorModel, LatencyTable, LutError, _now, predict_plan
+from .lut import Anchor, AnchorModel, LatencyTable, LutError, _now, plan_refs, predict_plan
 from .lutbuild import BuildSource, _whole, warm_up
 
 ANCHOR_ROUNDS = 3  # rounds over the models, interleaved: a slow second falls on all of them a little
@@ -64,15 +64,25 @@ def measure_anchor(table: LatencyTable, sources: Sequence[BuildSource], *, round
                    on_progress: Progress | None = None) -> Anchor:
     """Time each source's whole model on the table's device (the table's model protocol, `rounds`
     interleaved rounds, the median of their medians), beside the table's prediction of it before any
-    anchor (rows it lacks are measured first, as a search on the device does), and append the anchor."""
+    anchor, and append the anchor.
+
+    Every model must be priced whole from the table, checked before anything is timed: a row timed now
+    would be at the level the anchor is about to measure, and the old factor cannot say what that is."""
     backend = table._measuring_backend()
     if not sources:
         raise LutError(str(table.path), "an anchor needs at least one model to time")
     if not 1 <= rounds <= MAX_ANCHOR_ROUNDS:
         raise LutError(str(table.path), f"an anchor's rounds must be 1 to {MAX_ANCHOR_ROUNDS}, got {rounds}")
+    for s in sources:
+        missing = [r for r in plan_refs(s.plan) if r.key not in table.entries]
+        if missing:
+            raise LutError(str(table.path), f"{s.model_name}: {len(missing)} of its rows are not in the table (row "
+                                            f"{missing[0].row}: {missing[0].label}); an anchor times models the table "
+                                            "prices whole: build the table for them first, or anchor on candidates "
+                                            "it holds (`zoo lut anchor --samples N`)")
     names, predicted, timers = [], [], []
     for s in sources:
-        pred = predict_plan(table, s.plan, measure=True)
+        pred = predict_plan(table, s.plan)
         model = _whole(s, table.form)
         shape = (1, s.plan.config.ch, s.plan.imgsz, s.plan.imgsz)
         if not timers:

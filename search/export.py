@@ -208,7 +208,9 @@ def export_best(study: optuna.Study, *, space: SearchSpace, budget: Budget, meas
     """Check the top feasible trials (re-measured under a latency budget) and the base; write the files.
 
     report.json also records the run's load (`load`), the run-to-run variation of the re-measured
-    candidates' latency, and per budget the trial closest to it (the fastest, the smallest)."""
+    candidates' latency, per budget the trial closest to it (the fastest, the smallest), and the anchor
+    the table priced at in this run (`latency.anchor`: a resumed study's earlier trials were priced at
+    the anchor of their own run)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cache = cache or CostCache(form=measure.form)

@@ -20,9 +20,10 @@ from .settings import load_settings
 from .space import build_space
 
 DEFAULT_CALIBRATE = 24  # sampled candidates per config measured whole (besides the config itself)
+BUILD_SEED = 0  # `zoo lut build`'s draws of a space: the table's own candidates
 
 
-def source_name(cfg: Any, imgsz: int, sample: int | None = None, seed: int = 0) -> str:
+def source_name(cfg: Any, imgsz: int, sample: int | None = None, seed: int = BUILD_SEED) -> str:
     """A model's name in a table's records: the config's file stem at the size ("yolov5s@320"); a sampled
     candidate's adds its index among the space's draws and their seed ("yolov5s@320 sample 7 (seed 2)")."""
     name = f"{Path(cfg.name).stem}@{imgsz}"
@@ -30,7 +31,7 @@ def source_name(cfg: Any, imgsz: int, sample: int | None = None, seed: int = 0) 
 
 
 def lut_sources(configs: Sequence[Any], *, imgsz: int, samples: int = 0, space_file: str | None = None,
-                seed: int = 0, calibrate: int = DEFAULT_CALIBRATE, scale: str | None = None,
+                seed: int = BUILD_SEED, calibrate: int = DEFAULT_CALIBRATE, scale: str | None = None,
                 nc: int | None = None) -> list[BuildSource]:
     """One source per config (calibrating) and, with `samples`, that many candidates of its space."""
     out: list[BuildSource] = []
@@ -46,8 +47,7 @@ def lut_sources(configs: Sequence[Any], *, imgsz: int, samples: int = 0, space_f
     return out
 
 
-ANCHOR_SEED = 2  # an anchor's candidates: not the build's default seed 0 (the table's own samples) nor the
-# bench's judged seed 1
+ANCHOR_SEED = 2  # an anchor's candidates: not BUILD_SEED (the table's own samples) nor the bench's judged seed 1
 ANCHOR_DRAWS = 50  # candidates drawn per model an anchor asks for, looking for ones the table prices whole
 
 
@@ -70,8 +70,9 @@ def anchor_sources(table: LatencyTable, configs: Sequence[Any], *, imgsz: int, s
             out.append(BuildSource(source_name(cfg, imgsz), plan_config(cfg, imgsz=imgsz)))
             continue
         space = build_space(cfg, load_settings(cfg, space_file=space_file))
-        found = 0
-        for i, params in enumerate(space.sample(samples * ANCHOR_DRAWS, seed=seed)):
+        found, draws = 0, space.sample(samples * ANCHOR_DRAWS, seed=seed)  # fewer from a small space (repeats)
+        drawn = f"{len(draws)} candidates of its space at {imgsz} px (seed {seed})"
+        for i, params in enumerate(draws):
             plan = space.plan(params, imgsz=imgsz)
             if all(r.key in table.entries for r in plan_refs(plan)):
                 out.append(BuildSource(source_name(cfg, imgsz, i, seed), plan))
@@ -79,15 +80,14 @@ def anchor_sources(table: LatencyTable, configs: Sequence[Any], *, imgsz: int, s
                 if found == samples:
                     break
         if 0 < found < samples:
-            warnings.warn(LutWarning(f"{table.path}: {source}: only {found} of {samples * ANCHOR_DRAWS} candidates of "
-                                     f"its space at {imgsz} px (seed {seed}) have every row in the table: the anchor "
-                                     f"times {found}, not {samples}"), stacklevel=2)
+            warnings.warn(LutWarning(f"{table.path}: {source}: only {found} of {drawn} have every row in the table: "
+                                     f"the anchor times {found}, not {samples}"), stacklevel=2)
         if found == 0:
-            raise LutError(str(table.path), f"{source}: none of {samples * ANCHOR_DRAWS} candidates of its space at "
-                                            f"{imgsz} px (seed {seed}) has every row in the table: build it for this "
+            raise LutError(str(table.path), f"{source}: none of {drawn} has every row in the table: build it for this "
                                             f"space (`zoo lut build {source} --imgsz {imgsz} --samples N`), or anchor "
                                             "on the config itself (--samples 0)")
     return out
 
 
-__all__ = ["ANCHOR_DRAWS", "ANCHOR_SEED", "DEFAULT_CALIBRATE", "anchor_sources", "lut_sources", "source_name"]
+__all__ = ["ANCHOR_DRAWS", "ANCHOR_SEED", "BUILD_SEED", "DEFAULT_CALIBRATE", "anchor_sources", "lut_sources",
+           "source_name"]

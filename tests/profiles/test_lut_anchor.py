@@ -4,6 +4,7 @@ the median of the models' measured / predicted, every later prediction (the tabl
 from __future__ import annotations
 
 import json
+import re
 import statistics
 from dataclasses import replace
 
@@ -152,7 +153,8 @@ def test_anchor_sources_are_candidates_the_table_prices_whole(tmp_path, quick, t
     assert len(whole) < len(drawn)  # some drawn candidates lack a row: those are passed over
     configs = anchor_sources(table, [tiny], imgsz=64, samples=0)
     assert [(s.name, s.plan.rows) for s in configs] == [(c.name, c.plan.rows) for c in lut_sources([tiny], imgsz=64)]
-    with pytest.raises(LutError, match=r"none of 50 candidates of its space at 96 px \(seed 2\) has every row"):
+    n = len(lut_sources([tiny], imgsz=96, samples=ANCHOR_DRAWS, seed=ANCHOR_SEED)) - 1  # 50 draws, repeats once
+    with pytest.raises(LutError, match=rf"none of {n} candidates of its space at 96 px \(seed 2\) has every row"):
         anchor_sources(table, [tiny], imgsz=96, samples=1)  # the table holds no row at 96 px
 
 
@@ -206,14 +208,60 @@ def test_an_in_context_row_timed_under_an_anchor_is_kept_at_the_tables_level(tmp
     assert again.predict(["new-key"]).row_sum_ms == pytest.approx(3.0 / 0.8)
 
 
+def test_calibration_models_timed_under_an_anchor_are_kept_at_the_tables_level(tmp_path, quick, tiny) -> None:
+    """A build resumed on an anchored table (more candidates, more calibration models) times its models at
+    today's level: they are stored divided by the factor, so the fit stays the table's and the prediction of
+    any candidate is still its time now (without this, a refit folds the factor in and the anchor applies it
+    again: 1.25 x 1.25)."""
+    device = SlowingRows()
+    path = tmp_path / "t.lut"
+    build_table(path, device, lut_sources([tiny], imgsz=64, samples=2, calibrate=3))
+    device.speed = 1.25
+    assert measure_anchor(LatencyTable.open(path, device), lut_sources([tiny], imgsz=64, samples=2),
+                          rounds=1).factor == pytest.approx(1.25)
+    before = set(LatencyTable.load(path).models)
+    build_table(path, device, lut_sources([tiny], imgsz=64, samples=8, calibrate=8))  # resumed: 6 more models
+    table = LatencyTable.load(path)
+    late = [json.loads(line) for line in path.read_text().splitlines()[1:]]
+    late = [r for r in late if r.get("kind") == "model" and r["name"] not in before]
+    assert len(late) >= 2 and all(r["anchor"] == pytest.approx(1.25) for r in late)
+    assert all(table.models[r["name"]].median_ms == pytest.approx(r["median_ms"] / 1.25) for r in late)
+    assert table.calibration.a == pytest.approx(device.A) and table.calibration.b == pytest.approx(device.B)
+    other = next(s for s in lut_sources([tiny], imgsz=64, samples=20, seed=7)[1:]
+                 if all(r.key in table.entries for r in lutbuild.plan_refs(s.plan)))
+    now = device.time_model(lutbuild._whole(other, "train"), None).median_ms
+    assert predict_plan(table, other.plan).total_ms == pytest.approx(now)
+
+
+def test_an_anchor_refuses_a_model_the_table_does_not_price_whole(tmp_path, quick, tiny) -> None:
+    """A row timed for an anchor would be at the very level the anchor is measuring: one line naming the model
+    and the row, before anything is timed, and nothing written."""
+    device = Slowing()
+    path = tmp_path / "t.lut"
+    build_table(path, device, lut_sources([tiny], imgsz=64))
+    before = path.read_bytes()
+    source = next(s for s in lut_sources([tiny], imgsz=64, samples=20, seed=7)[1:]
+                  if any(r.key not in LatencyTable.load(path).entries for r in lutbuild.plan_refs(s.plan)))
+    device.timed = 0
+    with pytest.raises(LutError, match=rf"{re.escape(source.model_name)}: \d+ of its rows are not in the table \(row \d+: .*"
+                                       r"an anchor times models the table prices whole"):
+        measure_anchor(LatencyTable.open(path, device), [source])
+    assert device.timed == 0 and path.read_bytes() == before
+
+
 @pytest.mark.parametrize("bad", [0, -1.0, "x", None])
 def test_a_row_records_bad_anchor_is_one_line_naming_the_line(tmp_path, quick, tiny, bad) -> None:
     path = tmp_path / "t.lut"
     build_table(path, Slowing(), lut_sources([tiny], imgsz=64))
-    row = next(json.loads(line) for line in path.read_text().splitlines() if '"kind": "row"' in line)
-    n = len(path.read_text().splitlines()) + 1
-    path.write_text(path.read_text() + json.dumps({**row, "key": "other", "anchor": bad}) + "\n")
+    before = path.read_text()
+    row = next(json.loads(line) for line in before.splitlines() if '"kind": "row"' in line)
+    n = len(before.splitlines()) + 1
+    path.write_text(before + json.dumps({**row, "key": "other", "anchor": bad}) + "\n")
     with pytest.raises(LutError, match=f"line {n}: anchor must be"):
+        LatencyTable.load(path)
+    model = next(json.loads(line) for line in before.splitlines() if '"kind": "model"' in line)
+    path.write_text(before + json.dumps({**model, "name": "other", "anchor": bad}) + "\n")
+    with pytest.raises(LutError, match=f"line {n}: anchor must be"):  # a model record's alike
         LatencyTable.load(path)
 
 
@@ -242,7 +290,8 @@ def test_anchor_sources_say_when_fewer_candidates_than_asked_qualify(tmp_path, q
     monkeypatch.setattr(lutplans, "ANCHOR_DRAWS", 1)  # `samples` draws: the first s candidates of seed 2
     counts = {s: sum(map(priced_whole, space.sample(s, seed=ANCHOR_SEED))) for s in range(1, 60)}
     asked = next(s for s, found in counts.items() if 0 < found < s)
-    with pytest.warns(LutWarning, match=rf"only {counts[asked]} of {asked} candidates of its space at 64 px "
+    drawn = len(space.sample(asked, seed=ANCHOR_SEED))  # a draw repeated is one candidate
+    with pytest.warns(LutWarning, match=rf"only {counts[asked]} of {drawn} candidates of its space at 64 px "
                                         rf"\(seed 2\) have every row in the table: the anchor times {counts[asked]}, "
                                         rf"not {asked}"):
         picked = anchor_sources(table, [tiny], imgsz=64, samples=asked)

@@ -85,7 +85,8 @@ def search_args(p: argparse.ArgumentParser) -> None:
     m.add_argument("--anchor", type=int, default=5, metavar="N",
                    help="--latency lut or hybrid on this device's table: first time N candidates of the space that "
                         "the table prices whole (as `zoo lut anchor --samples N`; default 5, about 45 s for yolov5s "
-                        "at 320 px) and price at the device's speed now, not the build's")
+                        "at 320 px) and price at the device's speed now, not the build's; --latency auto: a resumed "
+                        "study's table is anchored on the config alone")
     m.add_argument("--no-anchor", dest="anchor", action="store_const", const=None,
                    help="price at the table's speed as it stands (its build's, or its latest anchor's)")
     m.add_argument("--force", action="store_true",
@@ -141,7 +142,8 @@ def search_run(args: argparse.Namespace) -> int:
         settings=settings, trials=args.trials, timeout_s=args.timeout,
         sampler=args.sampler or default_sampler(objectives, sizes_searched=searched is not None),
         objectives=objectives, seed=args.seed, workers=args.workers, storage=args.storage,
-        study_name=args.study_name, out=args.out, top_k=args.top_k, plugins=tuple(getattr(args, "plugin", [])))
+        study_name=args.study_name, out=args.out, top_k=args.top_k, plugins=tuple(getattr(args, "plugin", [])),
+        anchor_resumed=args.anchor is not None)
     quiet_optuna()
     tally = Tally()
     with Progress("search", total=args.trials, enabled=not args.no_progress) as bar:
@@ -225,7 +227,7 @@ def anchor_first(args: argparse.Namespace, size: int) -> None:
 
 def print_event(event: Any) -> None:
     """One line for what the search library reports while it runs (search.events)."""
-    from search import Finishing, ScoringChosen, StudyOpened, WorkerLost
+    from search import Finishing, ScoringChosen, StudyOpened, TableAnchored, WorkerLost
 
     from .console import note, warning
 
@@ -243,6 +245,12 @@ def print_event(event: Any) -> None:
     elif isinstance(event, Finishing):
         what = f"re-measuring the top {event.remeasure}" if event.remeasure else "exporting the best so far"
         note(f"finishing: {what}; Ctrl-C again to stop now")
+    elif isinstance(event, TableAnchored):
+        if event.factor is None:
+            note(f"{event.path}: the resumed study's table is not anchored: {event.skipped}")
+        else:
+            note(f"{event.path}: the resumed study's table anchored x{event.factor:.3f} on the config"
+                 + (f"; {event.note}" if event.note else ""))
 
 
 UNITS = {"latency_ms": ("fastest seen", "{:.2f} ms"), "params_m": ("smallest seen", "{:.3f} M params"),

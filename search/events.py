@@ -55,4 +55,16 @@ class Finishing:
     remeasure: int
 
 
-__all__ = ["Finishing", "ScoringChosen", "StudyOpened", "TrialEvent", "WorkerLost"]
+@dataclass(frozen=True)
+class TableAnchored:
+    """A resumed study's own latency table (--latency auto) anchored to the device's speed now on the base
+    config: its rows were timed in earlier runs, at their speed. `skipped` says why it was not (then
+    `factor` is None)."""
+
+    path: str
+    factor: float | None
+    note: str | None = None  # profiles.lut.Anchor.note: how far the device runs off the table
+    skipped: str | None = None
+
+
+__all__ = ["Finishing", "ScoringChosen", "StudyOpened", "TableAnchored", "TrialEvent", "WorkerLost"]

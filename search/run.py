@@ -23,7 +23,7 @@ from zoo.config import Config, load_config
 from zoo.errors import ConfigError
 
 from .evaluate import CandidateError, Measure, Scoring, evaluate, make_scoring
-from .events import Finishing, ScoringChosen, StudyOpened, WorkerLost
+from .events import Finishing, ScoringChosen, StudyOpened, TableAnchored, WorkerLost
 from .latency import pricers, reset_pricers
 from .export import SearchResult, export_best
 from .objectives import get_objective
@@ -111,6 +111,25 @@ def initialise(study: optuna.Study, space: SearchSpace, cfg: Config, options: Se
     study.set_user_attr(INITIALISED, True)
 
 
+def anchor_resumed_table(cfg: Config, measure: Measure) -> TableAnchored:
+    """Anchor a resumed study's own table (--latency auto) on the base config, timed now: rows timed from
+    here on are stored at the table's level (profiles.lut), and every candidate is priced at today's speed,
+    whichever run timed its rows. Trials of earlier runs keep the prices of their day."""
+    from profiles.lutanchor import measure_anchor
+
+    from .lutplans import anchor_sources
+    from .latency import TableLatency
+
+    pricer = pricers(measure)[0]
+    if not isinstance(pricer, TableLatency) or not pricer.table.entries:
+        return TableAnchored(str(measure.lut), None, skipped="the table holds no row yet")
+    try:
+        anchor = measure_anchor(pricer.table, anchor_sources(pricer.table, [cfg], imgsz=measure.imgsz, samples=0))
+    except ConfigError as e:
+        return TableAnchored(str(measure.lut), None, skipped=e.text)
+    return TableAnchored(str(measure.lut), anchor.factor, anchor.note)
+
+
 def run_study(cfg: Config, options: SearchOptions, *, on_trial: Callable[[TrialEvent], None] | None = None,
               on_poll: Callable[[optuna.Study], None] | None = None, on_event: Callable[[Event], None] | None = None,
               optuna_verbosity: int | None = None) -> RunInfo:
@@ -135,7 +154,10 @@ def run_study(cfg: Config, options: SearchOptions, *, on_trial: Callable[[TrialE
     check_storage(storage_path)
     if options.measure.latency == "auto" and options.budget.latency_ms is not None:
         Path(options.measure.lut).parent.mkdir(parents=True, exist_ok=True)
+        kept = Path(options.measure.lut).exists()  # an earlier run's rows, timed at that run's speed
         pricers(options.measure)  # created here, once, before any worker process opens it
+    else:
+        kept = False
     with storage_errors(storage_path):
         storage = open_storage(storage_path)
         direction = get_objective(options.settings.objective).direction
@@ -145,6 +167,8 @@ def run_study(cfg: Config, options: SearchOptions, *, on_trial: Callable[[TrialE
         resumed = bool(study.user_attrs.get(INITIALISED))
         emit(StudyOpened(name, storage_path, resumed, len(finished(study.get_trials(deepcopy=False))),
                          options.trials))
+        if kept and options.anchor_resumed:  # before any worker opens the table
+            emit(anchor_resumed_table(cfg, options.measure))
         cache = CostCache(cache_file(storage_path, name), form=options.measure.form)
         space = build_space(cfg, options.settings, prober=cache)
         check_measure(cfg, options.measure, space.sizes)

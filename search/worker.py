@@ -64,6 +64,7 @@ class SearchOptions:
     remeasure_rounds: int = 3  # interleaved timings of each re-measured candidate (its figure: their median)
     plugins: tuple[str, ...] = ()
     max_uniform: int | None = None  # uniform scalings enqueued (None: up to trials // 4)
+    anchor_resumed: bool = True  # --latency auto: anchor the study's table on the base config when resumed
 
 
 @dataclass(frozen=True)

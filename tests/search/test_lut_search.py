@@ -304,6 +304,33 @@ def test_auto_search_builds_its_table_in_context_and_a_resumed_run_reuses_it(tmp
     assert not first_models & set(new)  # no model of the first run timed again
 
 
+def test_a_resumed_auto_search_anchors_its_table_on_the_config(tmp_path, tiny_yaml, capsys) -> None:
+    """--latency auto, resumed: the study's own table holds an earlier run's rows, so it is anchored on the
+    config first (one model, a note), rows timed after it carry the factor, and --no-anchor skips it."""
+    from search.latency import _PRICERS
+
+    def argv(trials: int, *extra: str) -> list[str]:
+        return ["search", str(tiny_yaml), "--budget-ms", "1000", "--imgsz", "64", "--trials", str(trials), "-o",
+                str(tmp_path / "out"), "--storage", str(tmp_path / "j.log"), "--study-name", "s", *CLI_FAST, *extra]
+
+    lut = tmp_path / "latency.lut"
+    assert cli.main(argv(4)) == 0
+    assert LatencyTable.load(lut).anchor is None  # a new table is timed at today's speed: nothing to anchor
+    assert "anchored" not in capsys.readouterr().err
+    _PRICERS.clear()
+    assert cli.main(argv(8)) == 0
+    table = LatencyTable.load(lut)
+    anchor = table.anchor
+    assert anchor is not None and len(anchor.models) == 1 and anchor.models[0].name.startswith("tiny@64 #")
+    assert f"{lut}: the resumed study's table anchored x{anchor.factor:.3f} on the config" in capsys.readouterr().err
+    records = [json.loads(x) for x in lut.read_text().splitlines()[1:]]
+    at = next(i for i, r in enumerate(records) if r.get("kind") == "anchor")
+    assert all(r["anchor"] == anchor.factor for r in records[at + 1:] if r.get("kind") == "row")
+    _PRICERS.clear()
+    assert cli.main(argv(10, "--no-anchor")) == 0
+    assert LatencyTable.load(lut).anchor == anchor  # not anchored again
+
+
 def test_auto_refuses_a_lut_flag(tmp_path, tiny_yaml, capsys) -> None:
     assert cli.main(["search", str(tiny_yaml), "--budget-ms", "10", "--lut", "x.lut", "--no-progress"]) == 1
     assert "--lut is for --latency lut or hybrid" in capsys.readouterr().err

@@ -4,7 +4,8 @@ hybrid` on one table, anchored first (the default) and not (`--no-anchor`), side
   1. the table (`--lut`, e.g. one of bench/lut_accuracy.py's) is copied twice without its anchor records,
      so both runs start from the build's speed;
   2. `zoo search CONFIG --imgsz N --threads 1 --budget-ms B --latency hybrid --trials T` on each copy,
-     the second with `--no-anchor` (the first anchors: the config and its first 4 candidates, 3 rounds);
+     the second with `--no-anchor` (the first anchors: 5 candidates the table prices whole, search.lutplans.anchor_sources, 3 rounds;
+     records before anchor_search_outside anchored on the config and its first 4 candidates);
   3. per run: the anchor's factor, the top candidates' table prices against their re-measured medians
      (the export's final check), best.yaml's score and measured latency, the wall time.
 A table built while the device ran at another speed prices every candidate off by that gap; unanchored, a

@@ -449,6 +449,10 @@ class LatencyTable:
     def anchor_factor(self) -> float:
         return self.anchor.factor if self.anchor is not None else 1.0
 
+    def missing(self, refs: Iterable[RowRef]) -> list[RowRef]:
+        """The rows, in order, whose key the table lacks: none means it prices them whole."""
+        return [r for r in refs if r.key not in self.entries]
+
     def row_sum(self, keys: Iterable[str]) -> float:
         return math.fsum(self.entry(k).median_ms for k in keys)
 
@@ -849,7 +853,7 @@ def predict_plan(table: LatencyTable, plan: ModelPlan, measure: MakeRow | bool |
     maker = RowMaker(table.form)
     refs = maker.add(plan)
     if table.timing == "in_context":
-        if measure and any(r.key not in table.entries for r in refs):
+        if measure and table.missing(refs):
             measure_plan_in_context(table, plan, refs)
         return table.predict(refs)
     make: MakeRow | None = maker if measure is True else (measure or None)

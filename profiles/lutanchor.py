@@ -74,7 +74,7 @@ def measure_anchor(table: LatencyTable, sources: Sequence[BuildSource], *, round
     if not 1 <= rounds <= MAX_ANCHOR_ROUNDS:
         raise LutError(str(table.path), f"an anchor's rounds must be 1 to {MAX_ANCHOR_ROUNDS}, got {rounds}")
     for s in sources:
-        missing = [r for r in plan_refs(s.plan) if r.key not in table.entries]
+        missing = table.missing(plan_refs(s.plan))
         if missing:
             raise LutError(str(table.path), f"{s.model_name}: {len(missing)} of its rows are not in the table (row "
                                             f"{missing[0].row}: {missing[0].label}); an anchor times models the table "

@@ -27,7 +27,7 @@ from zoo.yamlio import write_config
 
 from .evaluate import (Budget, CandidateError, Measure, Scoring, candidate_costs, make_scoring, plan_candidate,
                        price_plan)
-from .latency import table_anchor
+from .latency import search_table
 from .objectives import validity_report
 from .recovery import failed, finished
 from .settings import settings_from_record
@@ -262,7 +262,8 @@ def export_best(study: optuna.Study, *, space: SearchSpace, budget: Budget, meas
     closest = closest_trials(trials, budget)
     timed = budget.latency_ms is not None and measure.latency != "lut"  # a table prices without timing
     notes = unchecked + reliability_warnings(load, run_cv, timed=timed)
-    anchor = table_anchor(measure) if budget.latency_ms is not None else None
+    table = search_table(measure) if budget.latency_ms is not None else None
+    anchor = table.anchor if table is not None else None  # the speed the candidates were priced at
     report = {
         "study": study.study_name, "storage": storage,
         "budget_ms": budget.latency_ms, "budgets": budget.as_dict(),

@@ -164,13 +164,12 @@ def reset_pricers() -> None:
     _PRICERS.clear()
 
 
-def table_anchor(measure: Any) -> Any:
-    """The anchor (profiles.lut.Anchor) the search's table prices at, or None: measured pricing, or a table
-    never anchored (report.json says which speed the candidates were priced at)."""
+def search_table(measure: Any) -> LatencyTable | None:
+    """The table the search prices from (this process's pricer), or None when it measures each candidate."""
     if measure.latency == "measure":
         return None
     search = pricers(measure)[0]
-    return search.table.anchor if isinstance(search, TableLatency) else None
+    return search.table if isinstance(search, TableLatency) else None
 
 
 def _make(m: Any) -> tuple[LatencyPricer, LatencyPricer]:
@@ -212,4 +211,4 @@ def _backend(m: Any, source: str) -> Any:
 
 
 __all__ = ["LatencyPricer", "MODES", "MeasuredLatency", "PredictedLatency", "PricingError", "SCREEN_FACTOR",
-           "TableLatency", "pricers", "reset_pricers", "table_anchor"]
+           "TableLatency", "pricers", "reset_pricers", "search_table"]

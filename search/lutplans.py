@@ -74,7 +74,7 @@ def anchor_sources(table: LatencyTable, configs: Sequence[Any], *, imgsz: int, s
         drawn = f"{len(draws)} candidates of its space at {imgsz} px (seed {seed})"
         for i, params in enumerate(draws):
             plan = space.plan(params, imgsz=imgsz)
-            if all(r.key in table.entries for r in plan_refs(plan)):
+            if not table.missing(plan_refs(plan)):
                 out.append(BuildSource(source_name(cfg, imgsz, i, seed), plan))
                 found += 1
                 if found == samples:

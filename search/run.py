@@ -24,7 +24,7 @@ from zoo.errors import ConfigError
 
 from .evaluate import CandidateError, Measure, Scoring, evaluate, make_scoring
 from .events import Finishing, ScoringChosen, StudyOpened, TableAnchored, WorkerLost
-from .latency import pricers, reset_pricers
+from .latency import pricers, reset_pricers, search_table
 from .export import SearchResult, export_best
 from .objectives import get_objective
 from .record import check_record, default_study_name, study_record
@@ -118,13 +118,12 @@ def anchor_resumed_table(cfg: Config, measure: Measure) -> TableAnchored:
     from profiles.lutanchor import measure_anchor
 
     from .lutplans import anchor_sources
-    from .latency import TableLatency
 
-    pricer = pricers(measure)[0]
-    if not isinstance(pricer, TableLatency) or not pricer.table.entries:
+    table = search_table(measure)
+    if table is None or not table.entries:
         return TableAnchored(str(measure.lut), None, skipped="the table holds no row yet")
     try:
-        anchor = measure_anchor(pricer.table, anchor_sources(pricer.table, [cfg], imgsz=measure.imgsz, samples=0))
+        anchor = measure_anchor(table, anchor_sources(table, [cfg], imgsz=measure.imgsz, samples=0))
     except ConfigError as e:
         return TableAnchored(str(measure.lut), None, skipped=e.text)
     return TableAnchored(str(measure.lut), anchor.factor, anchor.note)

@@ -40,6 +40,12 @@ far the device's speed moved while they were measured. With interleaved rounds t
 timed in every round beside the candidates, and the table scaled by their measured / predicted of those
 minutes is judged too: not a prediction anyone gets before measuring, but the table's error with the
 device's level taken out (what is left when the level is right).
+The rounds are also split in time (`in_time`): the first half against the second, each a measurement of
+its own stretch of the run (the even and odd rounds share every stretch, so they miss how the ranking moves
+while the machine's speed does), and the prediction against each. `--previous RECORD` judges this run's
+measurements against an earlier record's of the same candidates (checked by their rows' digests where it
+has them; each session's median level divided out): the floor under a table built in one session and
+judged in another (bench/results/lut_accuracy_torch320_yolov8s_sessions.md).
 `--imported FILE` judges a table made by `zoo lut export` -> the runner -> `zoo lut import` in place of a
 build (one config and size: `--configs`, `--sizes`): the candidates are measured here on onnxruntime with
 the table's own settings (threads, provider, exporter), so run it on the machine the runner ran on;
@@ -52,7 +58,7 @@ appended (the flow a search on the device follows), and each config is measured 
 Usage: python bench/lut_accuracy.py [--quick] [--configs yolov5s,yolov8s] [--sizes 320,640]
        [--backends torch,onnxruntime] [--candidates 200] [--samples 2000] [--tables DIR] [--device cpu]
        [--exporter dynamo|torchscript] [--remeasure] [--imported FILE] [--rounds 10]
-       [--reference interleaved|sequential]
+       [--reference interleaved|sequential] [--previous RECORD]
 """
 from __future__ import annotations
 
@@ -93,7 +99,8 @@ QUICK = {"configs": "yolov5s", "sizes": "320", "candidates": 6, "samples": 6, "c
          "backends": "torch", "foreign": "yolo11n", "anchor": 2, "anchor_rounds": 1}
 
 
-MEASURED: dict[tuple[Any, ...], tuple[list[float], list[float], list[float] | None, list[float]]] = {}  # one
+MEASURED: dict[tuple[Any, ...], tuple[list[float], list[float], list[float] | None, list[float],
+                                     list[list[float]] | None]] = {}  # one
 # measurement of the same candidates serves every way of timing rows (the tables differ, the models do not)
 FOREIGN: dict[tuple[Any, ...], tuple[float, ...]] = {}  # another family's config measured twice, once per run
 
@@ -150,10 +157,11 @@ def run_case(config: str, imgsz: int, backend_name: str, a: argparse.Namespace, 
     level_plans = [s.plan for s in anchor_models] if a.rounds > 1 else []
     memo = (config, imgsz, backend_name, a.device, a.exporter if own else None, a.candidates, model_p, a.remeasure,
             a.rounds, len(level_plans))
-    measured, first, again, measure_s = measured_twice(memo, plans + level_plans, backend, cfg.ch, imgsz, model_p,
-                                                       a.remeasure, a.rounds)
+    measured, first, again, measure_s, per_round = measured_twice(memo, plans + level_plans, backend, cfg.ch, imgsz,
+                                                                  model_p, a.remeasure, a.rounds)
     n = len(plans)
     level_ms, measured, first, measure_s = measured[n:], measured[:n], first[:n], measure_s[:n]
+    per_round = None if per_round is None else per_round[:n]
     again = None if again is None else again[:n]
     concurrent = None
     if level_plans:
@@ -181,8 +189,10 @@ def run_case(config: str, imgsz: int, backend_name: str, a: argparse.Namespace, 
                   "rows_added_for_candidates": added, "extend_s": extend_s},
         "predict_s": predict_s, "measure_s": statistics.fmean(measure_s),
         "speedup": statistics.fmean(measure_s) / predict_s if predict_s > 0 else math.inf,
-        "points": [{"predicted_ms": p, "measured_ms": m} for p, m in zip(predicted, measured)],
+        "points": points_of(plans, predicted, measured, per_round),
         "remeasure": floor,
+        "in_time": in_time(anchored or predicted, per_round),
+        "previous": previous_session(a.previous, config, imgsz, backend_name, plans, measured, anchored or predicted),
         "anchor": None if anchor is None else {
             "factor": anchor.factor, "rounds": anchor.rounds, "seconds": anchor_s, "at": anchor.at,
             "factor_after": after.factor if after is not None else None,
@@ -225,8 +235,8 @@ def run_imported_case(config: str, imgsz: int, a: argparse.Namespace) -> dict[st
         pricer.price(plan)
     predict_s = (time.perf_counter() - t0) / len(plans)
     memo = (config, imgsz, fp.backend, fp.device, None, a.candidates, model_p, a.remeasure, a.rounds)
-    measured, first, again, measure_s = measured_twice(memo, plans, backend, cfg.ch, imgsz, model_p, a.remeasure,
-                                                       a.rounds)
+    measured, first, again, measure_s, per_round = measured_twice(memo, plans, backend, cfg.ch, imgsz, model_p,
+                                                                  a.remeasure, a.rounds)
     errors = [(p - m) / m for p, m in zip(predicted, measured)]
     cal = table.calibration
     return {
@@ -242,8 +252,9 @@ def run_imported_case(config: str, imgsz: int, a: argparse.Namespace) -> dict[st
                   "check_error": summarize_table(table).check_error},
         "predict_s": predict_s, "measure_s": statistics.fmean(measure_s),
         "speedup": statistics.fmean(measure_s) / predict_s if predict_s > 0 else math.inf,
-        "points": [{"predicted_ms": p, "measured_ms": m} for p, m in zip(predicted, measured)],
+        "points": points_of(plans, predicted, measured, per_round),
         "remeasure": floor_of(predicted, first, again),
+        "in_time": in_time(predicted, per_round),
         "protocols": {"rows": table.protocol.as_dict(), "models": model_p.as_dict()},
         "fingerprint": fp.as_dict(), "measured_on": device_fingerprint(backend).as_dict(),
     }
@@ -275,21 +286,23 @@ def judge_foreign(name: str, table: LatencyTable, backend: Any, imgsz: int, prot
 
 def measured_twice(memo: tuple[Any, ...], plans: list, backend: Any, ch: int, imgsz: int, protocol: TimingProtocol,
                    remeasure: bool, rounds: int = 0
-                   ) -> tuple[list[float], list[float], list[float] | None, list[float]]:
+                   ) -> tuple[list[float], list[float], list[float] | None, list[float], list[list[float]] | None]:
     """The candidates measured (the figures judged), as two measurements (the first, and with `remeasure`
     the second), and the seconds each took; once per memo: every way of timing rows is judged on the same
     measurements. `rounds` > 1: interleaved (measure_rounds: judged on all rounds; the even rounds and the
     odd ones are the two); else one after another, judged on the first pass, the second after the whole
-    first."""
+    first. The last: each candidate's rounds' medians in the order they were timed (None: sequential)."""
     if memo not in MEASURED:
         seconds: list[float] = []
         if rounds > 1:
-            judged, even, odd = measure_rounds(plans, backend, ch, imgsz, rounds, seconds)
-            MEASURED[memo] = (judged, even, odd if remeasure else None, seconds)
+            got = measure_rounds(plans, backend, ch, imgsz, rounds, seconds)
+            judged, even, odd = ([statistics.median(g[k]) for g in got] for k in (slice(None), slice(0, None, 2),
+                                                                                   slice(1, None, 2)))
+            MEASURED[memo] = (judged, even, odd if remeasure else None, seconds, got)
         else:
             first = measure_all(plans, backend, ch, imgsz, protocol, seconds)
             again = measure_all(plans, backend, ch, imgsz, protocol, []) if remeasure else None
-            MEASURED[memo] = (first, first, again, seconds)
+            MEASURED[memo] = (first, first, again, seconds, None)
     return MEASURED[memo]
 
 
@@ -297,10 +310,11 @@ ROUND_PROTOCOL = TimingProtocol(runs=10, warmup_runs=2, warmup_s=0.1)  # one can
 
 
 def measure_rounds(plans: list, backend: Any, ch: int, imgsz: int, rounds: int,
-                   seconds: list[float]) -> tuple[list[float], list[float], list[float]]:
+                   seconds: list[float]) -> list[list[float]]:
     """Every plan built once and kept; `rounds` rounds, each timing all of them in turn (ROUND_PROTOCOL) in an
-    order shuffled per round (seeded): the medians of each candidate's rounds' medians, of all of them, of
-    the even rounds' and of the odd rounds'. Each is spread over the whole run, so the machine's slow and
+    order shuffled per round (seeded): each candidate's rounds' medians, in the order of the rounds. The
+    median of all of them is the figure judged, those of the even and of the odd rounds the two
+    measurements (measured_twice). Each is spread over the whole run, so the machine's slow and
     fast stretches (bench/results/machine_drift.md) fall on every candidate alike instead of on whichever
     was timed then; the halves are two measurements of equal weight. `seconds` gets each candidate's build
     plus its turns."""
@@ -322,8 +336,7 @@ def measure_rounds(plans: list, backend: Any, ch: int, imgsz: int, rounds: int,
             print(f"\r  round {r + 1}/{rounds}: {k + 1}/{len(plans)}", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     seconds.extend(spent)
-    return ([statistics.median(g) for g in got], [statistics.median(g[0::2]) for g in got],
-            [statistics.median(g[1::2]) for g in got])
+    return got
 
 
 def floor_of(predicted: list[float], first: list[float], again: list[float] | None) -> dict[str, Any] | None:
@@ -335,6 +348,60 @@ def floor_of(predicted: list[float], first: list[float], again: list[float] | No
     return {**agreement(again, first), "first_ms": first, "remeasured_ms": again,
             "predicted_vs_first": agreement(predicted, first),
             "predicted_vs_mean": agreement(predicted, [(m + g) / 2 for m, g in zip(first, again)])}
+
+
+def points_of(plans: list, predicted: list[float], measured: list[float],
+              per_round: list[list[float]] | None) -> list[dict[str, Any]]:
+    """Each candidate's figures, named by its rows' digest (a later run checks it judges the same models)."""
+    from profiles.lut import plan_digest, plan_refs
+
+    return [{"rows": plan_digest(plan_refs(plan)), "predicted_ms": p, "measured_ms": m,
+             **({"rounds_ms": per_round[i]} if per_round else {})}
+            for i, (plan, p, m) in enumerate(zip(plans, predicted, measured))]
+
+
+def in_time(predicted: list[float], per_round: list[list[float]] | None) -> dict[str, Any] | None:
+    """The first half of the rounds against the second (each a measurement of its own stretch of the run,
+    not spread over it as the even and odd rounds are): how far the ranking moves while the machine does,
+    and the prediction (anchored where it was) against each half."""
+    if not per_round or len(per_round[0]) < 2:
+        return None
+    h = len(per_round[0]) // 2
+    early = [statistics.median(g[:h]) for g in per_round]
+    late = [statistics.median(g[h:]) for g in per_round]
+    return {**agreement(late, early), "level": statistics.median(b / a for a, b in zip(early, late)),
+            "predicted_vs_early": agreement(predicted, early), "predicted_vs_late": agreement(predicted, late)}
+
+
+def previous_session(path: str | None, config: str, imgsz: int, backend: str, plans: list, measured: list[float],
+                     predicted: list[float]) -> dict[str, Any] | None:
+    """This run's measurements of the candidates against an earlier run's of the same ones (`--previous`, a
+    record of this bench): two sessions apart, the floor a table built in one session and judged in another
+    stands on. Judged on ranks and on shares within 5%/10% after the two sessions' median level is divided
+    out (the machine's speed between them is not the table's to know)."""
+    if not path:
+        return None
+    from profiles.lut import plan_digest, plan_refs
+
+    record = json.loads(Path(path).read_text())
+    for c in record.get("cases", []):
+        if (c.get("config"), c.get("imgsz"), c.get("backend")) != (config, imgsz, backend):
+            continue
+        pts = c.get("points") or []
+        if len(pts) != len(plans):
+            raise SystemExit(f"--previous {path}: {config} {imgsz} {backend} judged {len(pts)} candidates, this run "
+                             f"{len(plans)}: give the same --candidates")
+        digests = [plan_digest(plan_refs(p)) for p in plans]
+        if any(p.get("rows") not in (None, d) for p, d in zip(pts, digests)):
+            raise SystemExit(f"--previous {path}: its candidates are not this run's (their rows differ)")
+        before = [p["measured_ms"] for p in pts]
+        level = statistics.median(m / b for m, b in zip(measured, before))
+        return {"path": path, "checked_by_rows": all("rows" in p for p in pts), "level": level,
+                "loadavg": [record.get("loadavg_before"), record.get("loadavg_after")],
+                **agreement([b * level for b in before], measured),
+                "predicted_vs_previous": agreement([p / level for p in predicted], before),
+                "predicted_vs_both": agreement(predicted, [math.sqrt(m * b * level) for m, b in zip(measured, before)])}
+    raise SystemExit(f"--previous {path}: no case {config} {imgsz} {backend} in it")
 
 
 def judged(predicted: list[float], measured: list[float]) -> dict[str, float]:
@@ -422,6 +489,9 @@ def main() -> None:
                     help="the onnxruntime rows' exporter (`zoo lut build --exporter`)")
     ap.add_argument("--imported", metavar="FILE",
                     help="judge this imported table (`zoo lut import`) instead of building one: one config, one size")
+    ap.add_argument("--previous", metavar="RECORD",
+                    help="an earlier record of this bench (its .json) on the same candidates: this run's measurements "
+                         "are judged against that session's too (the floor across sessions)")
     ap.add_argument("--tables", help="folder of the tables (kept: a rerun resumes them); default a temporary one")
     ap.add_argument("--results", help="where to write lut_accuracy.{json,md} (default bench/results; "
                                       "--quick: a temporary folder)")
@@ -513,6 +583,28 @@ def main() -> None:
                  + md_table(["config", "px", "backend", "rows timed", "models", "factor",
                              "each model's measured / predicted", "within 5%", "within 10%", "Kendall tau",
                              "mean err", "mean |err|", "worst err", "measured twice: within 5% / 10% / tau"], level))
+    spans = [[c["config"], c["imgsz"], c["backend"], c["timing"], f"x{c['in_time']['level']:.3f}", three(c["in_time"]),
+              three(c["in_time"]["predicted_vs_early"]), three(c["in_time"]["predicted_vs_late"]), twice(c)]
+             for c in cases if c.get("in_time")]
+    if spans:
+        text += ("\n\nThe rounds split in time (the first half against the second: two measurements of their own "
+                 "stretches of the run, where the even and odd rounds share every stretch); the prediction "
+                 f"{'anchored ' if a.anchor > 0 else ''}against each:\n\n"
+                 + md_table(["config", "px", "backend", "rows timed", "second half / first (median)",
+                             "first half vs second: within 5% / 10% / tau", "predicted vs the first half",
+                             "predicted vs the second half", "even vs odd rounds"], spans))
+    earlier = [[c["config"], c["imgsz"], c["backend"], c["timing"], c["previous"]["path"], f"x{c['previous']['level']:.3f}",
+                three(c["previous"]), three(c["previous"]["predicted_vs_previous"]),
+                three(c["previous"]["predicted_vs_both"]), three(c), twice(c)]
+               for c in cases if c.get("previous")]
+    if earlier:
+        text += ("\n\nThe same candidates measured in an earlier session (`--previous`; each session's median level "
+                 "divided out): the floor under a table built in one session and judged in another; the prediction "
+                 f"{'anchored ' if a.anchor > 0 else ''}against that session, and against both (their geometric mean):\n\n"
+                 + md_table(["config", "px", "backend", "rows timed", "earlier record", "this session / that one",
+                             "this session vs that one: within 5% / 10% / tau", "predicted vs that session",
+                             "predicted vs both", "predicted vs this session (unanchored)", "even vs odd rounds"],
+                            earlier))
     foreign = [[c["config"], c["imgsz"], c["backend"], c["timing"], f["config"], len(f["missing_rows"]),
                 "; ".join(f["missing_rows"][:3]) + (" ..." if len(f["missing_rows"]) > 3 else ""),
                 f"{f['predicted_ms']:.2f}" if "predicted_ms" in f else "-",

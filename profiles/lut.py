@@ -531,13 +531,13 @@ class LatencyTable:
         if len(refs) != len(rows_ms):
             raise ValueError(f"{len(refs)} rows but {len(rows_ms)} times")
         lines = []
-        level = self._level()
+        factor, level = self._level()
         for ref, ms in zip(refs, rows_ms):
             e = LutEntry(key=ref.key, median_ms=float(ms), p90_ms=float(ms), mean_ms=float(ms), cv=0.0,
                          runs=stats.runs if stats is not None else 0,
                          warmup_runs=stats.warmup_runs if stats is not None else 0, label=ref.label)
             lines.append(json.dumps({"kind": "row", **_entry_dict(e), "model": model_name, **level}))
-            self._take_sample(_at_table_level(e, level.get("anchor", 1.0)))
+            self._take_sample(_at_table_level(e, factor))
         self.samples_by_model.add(model_name)
         self._write("a", ("\n" if self._needs_newline else "") + "\n".join(lines) + "\n")
         self._needs_newline = False
@@ -553,15 +553,18 @@ class LatencyTable:
     def _add_entry(self, ref: RowRef, stats: LatencyStats) -> LutEntry:
         entry = LutEntry(key=ref.key, median_ms=stats.median_ms, p90_ms=stats.p90_ms, mean_ms=stats.mean_ms,
                          cv=stats.cv, runs=stats.runs, warmup_runs=stats.warmup_runs, label=ref.label)
-        level = self._level()
+        factor, level = self._level()
         self._append({"kind": "row", **_entry_dict(entry), **level})
-        self.entries.setdefault(entry.key, _at_table_level(entry, level.get("anchor", 1.0)))
+        self.entries.setdefault(entry.key, _at_table_level(entry, factor))
         return self.entries[entry.key]
 
-    def _level(self) -> dict[str, float]:
-        """A row or model record's `anchor` field: the factor in force while it was timed here (none while
-        there is none, and none for imported records: the device timed those at a moment of its own)."""
-        return {"anchor": self.anchor.factor} if self.anchor is not None and not self.importing else {}
+    def _level(self) -> tuple[float, dict[str, float]]:
+        """The factor in force while a row or model is timed here, and its record's `anchor` field: none
+        while no anchor stands, and none for imported records (the device timed those at a moment of its
+        own); a record without the field reads as 1."""
+        if self.anchor is None or self.importing:
+            return 1.0, {}
+        return self.anchor.factor, {"anchor": self.anchor.factor}
 
     def _row_error(self, ref: RowRef, text: str) -> LutError:
         return LutError(ref.file or str(self.path), f"cannot measure this row for {self.path}: {text}",
@@ -572,10 +575,10 @@ class LatencyTable:
         self._check_writable()
         if name in self.models:
             raise LutError(str(self.path), f"calibration model {name!r} is already in the table")
-        level, row_sum = self._level(), self.row_sum(keys)
+        (factor, level), row_sum = self._level(), self.row_sum(keys)
         self._append({"kind": "model", "name": name, "keys": list(keys), "row_sum_ms": row_sum,
                       "median_ms": stats.median_ms, "p90_ms": stats.p90_ms, "cv": stats.cv, **level})
-        factor = level.get("anchor", 1.0)  # the model at the table's level, beside a row sum that is
+        # stored at the table's level, as its rows' entries are (the sum it is fitted against)
         record = ModelRecord(name=name, keys=tuple(keys), row_sum_ms=row_sum,
                              median_ms=stats.median_ms / factor, p90_ms=stats.p90_ms / factor, cv=stats.cv)
         self.models[name] = record

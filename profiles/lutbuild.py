@@ -102,7 +102,7 @@ def build_table(path: str | Path, backend: Backend, sources: Sequence[BuildSourc
     for s in sources:
         refs += maker.add(s.plan)
     keys = list(dict.fromkeys(r.key for r in refs))
-    missing_rows = [k for k in keys if k not in table.entries]
+    missing_rows = list(dict.fromkeys(r.key for r in table.missing(refs)))
     calibrating = list({s.model_name: s for s in sources if s.calibrate}.items())
     missing_models = [(name, s) for name, s in calibrating if name not in table.models]
     total = len(missing_rows) + len(missing_models)
@@ -119,7 +119,7 @@ def build_table(path: str | Path, backend: Backend, sources: Sequence[BuildSourc
     if missing_rows:
         warm_up(backend, maker(missing_rows[0]))
     measured: list[str] = []
-    for rows, model in interleave([r for r in refs if r.key not in table.entries], missing_models):
+    for rows, model in interleave(table.missing(refs), missing_models):
         measured += table.measure_missing(rows, maker, on_measured=lambda e, i, n: tick(f"row {e.label or e.key}"))
         if model is None:
             continue

@@ -227,7 +227,7 @@ def anchor_first(args: argparse.Namespace, size: int) -> None:
 
 def print_event(event: Any) -> None:
     """One line for what the search library reports while it runs (search.events)."""
-    from search import Finishing, ScoringChosen, StudyOpened, TableAnchored, WorkerLost
+    from search import Finishing, ScoringChosen, StudyOpened, TableAnchored, TableAnchoring, WorkerLost
 
     from .console import note, warning
 
@@ -245,6 +245,10 @@ def print_event(event: Any) -> None:
     elif isinstance(event, Finishing):
         what = f"re-measuring the top {event.remeasure}" if event.remeasure else "exporting the best so far"
         note(f"finishing: {what}; Ctrl-C again to stop now")
+    elif isinstance(event, TableAnchoring):
+        many = "s" if event.models > 1 else ""
+        note(f"{event.path}: the resumed study's table was timed in an earlier run: anchoring it, timing "
+             f"{event.models} model{many} in {event.rounds} rounds now (--no-anchor skips this)")
     elif isinstance(event, TableAnchored):
         if event.factor is None:
             note(f"{event.path}: the resumed study's table is not anchored: {event.skipped}")

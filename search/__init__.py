@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .evaluate import Budget, CandidateError, Evaluation, Measure, evaluate
-from .events import Finishing, ScoringChosen, StudyOpened, TableAnchored, TrialEvent, WorkerLost
+from .events import Finishing, ScoringChosen, StudyOpened, TableAnchored, TableAnchoring, TrialEvent, WorkerLost
 from .export import (Candidate, ExportedTrial, ExportError, SearchResult, export_best, export_trial, feasible_trials,
                      trial_score)
 from .recovery import counted, failed, finished
@@ -16,7 +16,8 @@ from .worker import SearchOptions
 __all__ = [
     "Budget", "Candidate", "CandidateError", "DEFAULT_STAGE_WEIGHTS", "Evaluation", "ExportError", "ExportedTrial",
     "Finishing", "MAEScore", "Measure", "SearchOptions", "SearchResult", "SearchSettings", "SearchSpace",
-    "StageScore", "StorageError", "ScoringChosen", "StudyOpened", "TableAnchored", "TrialEvent", "WorkerLost",
+    "StageScore", "StorageError", "ScoringChosen", "StudyOpened", "TableAnchored", "TableAnchoring", "TrialEvent",
+    "WorkerLost",
     "build_space", "counted", "evaluate", "export_best", "export_trial", "failed", "feasible_trials", "finished",
     "load_settings",
     "mae_score", "run_search", "score_config", "trial_score", "ConfigScore",

@@ -56,6 +56,16 @@ class Finishing:
 
 
 @dataclass(frozen=True)
+class TableAnchoring:
+    """A resumed study's own latency table is about to be anchored: `models` models are timed whole in
+    `rounds` rounds now (tens of seconds on a CPU), before any trial runs."""
+
+    path: str
+    models: int
+    rounds: int
+
+
+@dataclass(frozen=True)
 class TableAnchored:
     """A resumed study's own latency table (--latency auto) anchored to the device's speed now on the base
     config: its rows were timed in earlier runs, at their speed. `skipped` says why it was not (then
@@ -67,4 +77,5 @@ class TableAnchored:
     skipped: str | None = None
 
 
-__all__ = ["Finishing", "ScoringChosen", "StudyOpened", "TableAnchored", "TrialEvent", "WorkerLost"]
+__all__ = ["Finishing", "ScoringChosen", "StudyOpened", "TableAnchored", "TableAnchoring", "TrialEvent",
+           "WorkerLost"]

@@ -23,7 +23,7 @@ from zoo.config import Config, load_config
 from zoo.errors import ConfigError
 
 from .evaluate import CandidateError, Measure, Scoring, evaluate, make_scoring
-from .events import Finishing, ScoringChosen, StudyOpened, TableAnchored, WorkerLost
+from .events import Finishing, ScoringChosen, StudyOpened, TableAnchored, TableAnchoring, WorkerLost
 from .latency import pricers, reset_pricers, search_table
 from .export import SearchResult, export_best
 from .objectives import get_objective
@@ -111,11 +111,13 @@ def initialise(study: optuna.Study, space: SearchSpace, cfg: Config, options: Se
     study.set_user_attr(INITIALISED, True)
 
 
-def anchor_resumed_table(cfg: Config, measure: Measure) -> TableAnchored:
+def anchor_resumed_table(cfg: Config, measure: Measure,
+                         on_start: Callable[[TableAnchoring], None] | None = None) -> TableAnchored:
     """Anchor a resumed study's own table (--latency auto) on the base config, timed now: rows timed from
     here on are stored at the table's level (profiles.lut), and every candidate is priced at today's speed,
-    whichever run timed its rows. Trials of earlier runs keep the prices of their day."""
-    from profiles.lutanchor import measure_anchor
+    whichever run timed its rows. Trials of earlier runs keep the prices of their day. `on_start` hears
+    what is about to be timed, once it is sure to be."""
+    from profiles.lutanchor import ANCHOR_ROUNDS, measure_anchor
 
     from .lutplans import anchor_sources
 
@@ -123,7 +125,10 @@ def anchor_resumed_table(cfg: Config, measure: Measure) -> TableAnchored:
     if table is None or not table.entries:
         return TableAnchored(str(measure.lut), None, skipped="the table holds no row yet")
     try:
-        anchor = measure_anchor(table, anchor_sources(table, [cfg], imgsz=measure.imgsz, samples=0))
+        sources = anchor_sources(table, [cfg], imgsz=measure.imgsz, samples=0)
+        if on_start is not None:
+            on_start(TableAnchoring(str(measure.lut), len(sources), ANCHOR_ROUNDS))
+        anchor = measure_anchor(table, sources, rounds=ANCHOR_ROUNDS)
     except ConfigError as e:
         return TableAnchored(str(measure.lut), None, skipped=e.text)
     return TableAnchored(str(measure.lut), anchor.factor, anchor.note)
@@ -167,7 +172,7 @@ def run_study(cfg: Config, options: SearchOptions, *, on_trial: Callable[[TrialE
         emit(StudyOpened(name, storage_path, resumed, len(finished(study.get_trials(deepcopy=False))),
                          options.trials))
         if kept and options.anchor_resumed:  # before any worker opens the table
-            emit(anchor_resumed_table(cfg, options.measure))
+            emit(anchor_resumed_table(cfg, options.measure, emit))
         cache = CostCache(cache_file(storage_path, name), form=options.measure.form)
         space = build_space(cfg, options.settings, prober=cache)
         check_measure(cfg, options.measure, space.sizes)

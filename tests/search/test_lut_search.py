@@ -316,19 +316,24 @@ def test_a_resumed_auto_search_anchors_its_table_on_the_config(tmp_path, tiny_ya
     lut = tmp_path / "latency.lut"
     assert cli.main(argv(4)) == 0
     assert LatencyTable.load(lut).anchor is None  # a new table is timed at today's speed: nothing to anchor
-    assert "anchored" not in capsys.readouterr().err
+    assert "anchor" not in capsys.readouterr().err
     _PRICERS.clear()
     assert cli.main(argv(8)) == 0
     table = LatencyTable.load(lut)
     anchor = table.anchor
     assert anchor is not None and len(anchor.models) == 1 and anchor.models[0].name.startswith("tiny@64 #")
-    assert f"{lut}: the resumed study's table anchored x{anchor.factor:.3f} on the config" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    done = err.index(f"{lut}: the resumed study's table anchored x{anchor.factor:.3f} on the config")
+    # said before the timing starts, so the pause has a reason on screen
+    assert 0 <= err.index(f"{lut}: the resumed study's table was timed in an earlier run: anchoring it, timing 1 "
+                          f"model in 3 rounds now (--no-anchor skips this)") < done
     records = [json.loads(x) for x in lut.read_text().splitlines()[1:]]
     at = next(i for i, r in enumerate(records) if r.get("kind") == "anchor")
     assert all(r["anchor"] == anchor.factor for r in records[at + 1:] if r.get("kind") == "row")
     _PRICERS.clear()
     assert cli.main(argv(10, "--no-anchor")) == 0
     assert LatencyTable.load(lut).anchor == anchor  # not anchored again
+    assert "anchoring it" not in capsys.readouterr().err
 
 
 def test_auto_refuses_a_lut_flag(tmp_path, tiny_yaml, capsys) -> None:

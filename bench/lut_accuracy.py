@@ -192,7 +192,9 @@ def run_case(config: str, imgsz: int, backend_name: str, a: argparse.Namespace, 
         "points": points_of(plans, predicted, measured, per_round),
         "remeasure": floor,
         "in_time": in_time(anchored or predicted, per_round),
-        "previous": previous_session(a.previous, config, imgsz, backend_name, plans, measured, anchored or predicted),
+        "previous": previous_session(a.previous_record, a.previous, previous_case(a.previous_record, a.previous, config,
+                                                                                  imgsz, backend_name, timing),
+                                     plans, measured, anchored or predicted),
         "anchor": None if anchor is None else {
             "factor": anchor.factor, "rounds": anchor.rounds, "seconds": anchor_s, "at": anchor.at,
             "factor_after": after.factor if after is not None else None,
@@ -373,35 +375,42 @@ def in_time(predicted: list[float], per_round: list[list[float]] | None) -> dict
             "predicted_vs_early": agreement(predicted, early), "predicted_vs_late": agreement(predicted, late)}
 
 
-def previous_session(path: str | None, config: str, imgsz: int, backend: str, plans: list, measured: list[float],
-                     predicted: list[float]) -> dict[str, Any] | None:
+def previous_case(record: dict[str, Any] | None, path: str | None, config: str, imgsz: int, backend: str,
+                  timing: str) -> dict[str, Any] | None:
+    """The earlier record's case of this config, size, backend and way of timing rows (`--previous`)."""
+    if record is None:
+        return None
+    for c in record.get("cases", []):
+        if (c.get("config"), c.get("imgsz"), c.get("backend")) == (config, imgsz, backend) and \
+                c.get("timing") in (None, timing) and c.get("points"):
+            return c
+    raise SystemExit(f"--previous {path}: no case {config} {imgsz} {backend} {timing} with points in it")
+
+
+def previous_session(record: dict[str, Any] | None, path: str | None, case: dict[str, Any] | None, plans: list,
+                     measured: list[float], predicted: list[float]) -> dict[str, Any] | None:
     """This run's measurements of the candidates against an earlier run's of the same ones (`--previous`, a
     record of this bench): two sessions apart, the floor a table built in one session and judged in another
     stands on. Judged on ranks and on shares within 5%/10% after the two sessions' median level is divided
     out (the machine's speed between them is not the table's to know)."""
-    if not path:
+    if record is None or case is None:
         return None
     from profiles.lut import plan_digest, plan_refs
 
-    record = json.loads(Path(path).read_text())
-    for c in record.get("cases", []):
-        if (c.get("config"), c.get("imgsz"), c.get("backend")) != (config, imgsz, backend):
-            continue
-        pts = c.get("points") or []
-        if len(pts) != len(plans):
-            raise SystemExit(f"--previous {path}: {config} {imgsz} {backend} judged {len(pts)} candidates, this run "
-                             f"{len(plans)}: give the same --candidates")
-        digests = [plan_digest(plan_refs(p)) for p in plans]
-        if any(p.get("rows") not in (None, d) for p, d in zip(pts, digests)):
-            raise SystemExit(f"--previous {path}: its candidates are not this run's (their rows differ)")
-        before = [p["measured_ms"] for p in pts]
-        level = statistics.median(m / b for m, b in zip(measured, before))
-        return {"path": path, "checked_by_rows": all("rows" in p for p in pts), "level": level,
-                "loadavg": [record.get("loadavg_before"), record.get("loadavg_after")],
-                **agreement([b * level for b in before], measured),
-                "predicted_vs_previous": agreement([p / level for p in predicted], before),
-                "predicted_vs_both": agreement(predicted, [math.sqrt(m * b * level) for m, b in zip(measured, before)])}
-    raise SystemExit(f"--previous {path}: no case {config} {imgsz} {backend} in it")
+    pts = case["points"]
+    if len(pts) != len(plans):
+        raise SystemExit(f"--previous {path}: it judged {len(pts)} candidates of {case['config']}, this run "
+                         f"{len(plans)}: give the same --candidates")
+    digests = [plan_digest(plan_refs(p)) for p in plans]
+    if any(p.get("rows") not in (None, d) for p, d in zip(pts, digests)):
+        raise SystemExit(f"--previous {path}: its candidates are not this run's (their rows differ)")
+    before = [p["measured_ms"] for p in pts]
+    level = statistics.median(m / b for m, b in zip(measured, before))
+    return {"path": path, "checked_by_rows": all("rows" in p for p in pts), "level": level,
+            "loadavg": [record.get("loadavg_before"), record.get("loadavg_after")],
+            **agreement([b * level for b in before], measured),
+            "predicted_vs_previous": agreement([p / level for p in predicted], before),
+            "predicted_vs_both": agreement(predicted, [math.sqrt(m * b * level) for m, b in zip(measured, before)])}
 
 
 def judged(predicted: list[float], measured: list[float]) -> dict[str, float]:
@@ -504,6 +513,22 @@ def main() -> None:
         a.rounds = 0
     elif a.rounds < 2:
         raise SystemExit("--rounds: interleaved measurement needs at least 2 rounds (even and odd)")
+    a.previous_record = None
+    if a.previous:
+        if a.imported:
+            raise SystemExit("--previous judges a build's candidates against an earlier session; not with --imported")
+        try:
+            a.previous_record = json.loads(Path(a.previous).read_text())
+        except (OSError, ValueError) as e:
+            raise SystemExit(f"--previous {a.previous}: {e}") from None
+        for backend_name in (b for b in a.backends.split(",") if b):  # all checked before hours of measuring
+            for config in a.configs.split(","):
+                for imgsz in (int(s) for s in a.sizes.split(",")):
+                    for timing in (a.timings.split(",") if backend_name == "torch" else ["isolated"]):
+                        case = previous_case(a.previous_record, a.previous, config, imgsz, backend_name, timing)
+                        if case is not None and len(case["points"]) != a.candidates:
+                            raise SystemExit(f"--previous {a.previous}: it judged {len(case['points'])} candidates "
+                                             f"of {config}, this run {a.candidates}: give the same --candidates")
     warnings.simplefilter("ignore")
     tables = Path(a.tables) if a.tables else Path(tempfile.mkdtemp(prefix="zoo-lut-"))
     tables.mkdir(parents=True, exist_ok=True)
@@ -583,25 +608,27 @@ def main() -> None:
                  + md_table(["config", "px", "backend", "rows timed", "models", "factor",
                              "each model's measured / predicted", "within 5%", "within 10%", "Kendall tau",
                              "mean err", "mean |err|", "worst err", "measured twice: within 5% / 10% / tau"], level))
-    spans = [[c["config"], c["imgsz"], c["backend"], c["timing"], f"x{c['in_time']['level']:.3f}", three(c["in_time"]),
+    spans = [[c["config"], c["imgsz"], c["backend"], c["timing"], "yes" if c.get("anchor") else "no",
+              f"x{c['in_time']['level']:.3f}", three(c["in_time"]),
               three(c["in_time"]["predicted_vs_early"]), three(c["in_time"]["predicted_vs_late"]), twice(c)]
              for c in cases if c.get("in_time")]
     if spans:
         text += ("\n\nThe rounds split in time (the first half against the second: two measurements of their own "
                  "stretches of the run, where the even and odd rounds share every stretch); the prediction "
-                 f"{'anchored ' if a.anchor > 0 else ''}against each:\n\n"
-                 + md_table(["config", "px", "backend", "rows timed", "second half / first (median)",
+                 "(anchored where the case was) against each:\n\n"
+                 + md_table(["config", "px", "backend", "rows timed", "anchored", "second half / first (median)",
                              "first half vs second: within 5% / 10% / tau", "predicted vs the first half",
                              "predicted vs the second half", "even vs odd rounds"], spans))
-    earlier = [[c["config"], c["imgsz"], c["backend"], c["timing"], c["previous"]["path"], f"x{c['previous']['level']:.3f}",
+    earlier = [[c["config"], c["imgsz"], c["backend"], c["timing"], c["previous"]["path"], "yes" if c.get("anchor") else "no",
+                f"x{c['previous']['level']:.3f}",
                 three(c["previous"]), three(c["previous"]["predicted_vs_previous"]),
                 three(c["previous"]["predicted_vs_both"]), three(c), twice(c)]
                for c in cases if c.get("previous")]
     if earlier:
         text += ("\n\nThe same candidates measured in an earlier session (`--previous`; each session's median level "
                  "divided out): the floor under a table built in one session and judged in another; the prediction "
-                 f"{'anchored ' if a.anchor > 0 else ''}against that session, and against both (their geometric mean):\n\n"
-                 + md_table(["config", "px", "backend", "rows timed", "earlier record", "this session / that one",
+                 "(anchored where the case was) against that session, and against both (their geometric mean):\n\n"
+                 + md_table(["config", "px", "backend", "rows timed", "earlier record", "anchored", "this session / that one",
                              "this session vs that one: within 5% / 10% / tau", "predicted vs that session",
                              "predicted vs both", "predicted vs this session (unanchored)", "even vs odd rounds"],
                             earlier))

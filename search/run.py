@@ -35,7 +35,7 @@ from .storage import (RUNS_DIR, check_storage, check_writable, is_url, open_stor
                       storage_errors, storage_failure)
 from .worker import SearchOptions, StudyHandle, TrialEvent, cache_file, run_worker, spawned_worker, table_file
 
-Event = Any  # search.events: StudyOpened | ScoringChosen | WorkerLost | Finishing
+Event = Any  # search.events: StudyOpened | ScoringChosen | TableAnchoring | TableAnchored | WorkerLost | Finishing
 
 INITIALISED = "zoo:initialised"
 MAX_ROUNDS = 100  # rounds of trials in one run: a round after the first only retries a dead worker's trials
@@ -117,6 +117,7 @@ def anchor_resumed_table(cfg: Config, measure: Measure,
     here on are stored at the table's level (profiles.lut), and every candidate is priced at today's speed,
     whichever run timed its rows. Trials of earlier runs keep the prices of their day. `on_start` hears
     what is about to be timed, once it is sure to be."""
+    from profiles.lut import plan_refs
     from profiles.lutanchor import ANCHOR_ROUNDS, measure_anchor
 
     from .lutplans import anchor_sources
@@ -126,7 +127,7 @@ def anchor_resumed_table(cfg: Config, measure: Measure,
         return TableAnchored(str(measure.lut), None, skipped="the table holds no row yet")
     try:
         sources = anchor_sources(table, [cfg], imgsz=measure.imgsz, samples=0)
-        if on_start is not None:
+        if on_start is not None and not any(table.missing(plan_refs(s.plan)) for s in sources):  # else refused
             on_start(TableAnchoring(str(measure.lut), len(sources), ANCHOR_ROUNDS))
         anchor = measure_anchor(table, sources, rounds=ANCHOR_ROUNDS)
     except ConfigError as e:

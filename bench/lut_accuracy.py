@@ -365,7 +365,8 @@ def points_of(plans: list, predicted: list[float], measured: list[float],
 def in_time(predicted: list[float], per_round: list[list[float]] | None) -> dict[str, Any] | None:
     """The first half of the rounds against the second (each a measurement of its own stretch of the run,
     not spread over it as the even and odd rounds are): how far the ranking moves while the machine does,
-    and the prediction (anchored where it was) against each half."""
+    and the prediction (anchored where it was) against each half. The shares within 5%/10% are of the raw
+    halves, so a level that moved between them (`level`) lowers them; tau is untouched by it."""
     if not per_round or len(per_round[0]) < 2:
         return None
     h = len(per_round[0]) // 2
@@ -617,7 +618,7 @@ def main() -> None:
                  "stretches of the run, where the even and odd rounds share every stretch); the prediction "
                  "(anchored where the case was) against each:\n\n"
                  + md_table(["config", "px", "backend", "rows timed", "anchored", "second half / first (median)",
-                             "first half vs second: within 5% / 10% / tau", "predicted vs the first half",
+                             "first half vs second (raw: the level between them left in): within 5% / 10% / tau", "predicted vs the first half",
                              "predicted vs the second half", "even vs odd rounds"], spans))
     earlier = [[c["config"], c["imgsz"], c["backend"], c["timing"], c["previous"]["path"], "yes" if c.get("anchor") else "no",
                 f"x{c['previous']['level']:.3f}",

@@ -85,7 +85,7 @@ from profiles.backends import get_backend  # noqa: E402
 from profiles.backends.base import model_timer  # noqa: E402
 from profiles.fingerprint import device_fingerprint  # noqa: E402
 from profiles.latency import TimingProtocol  # noqa: E402
-from profiles.lut import LatencyTable, LutError, predict_plan, summarize_table  # noqa: E402
+from profiles.lut import LatencyTable, LutError, plan_digest, plan_refs, predict_plan, summarize_table  # noqa: E402
 from profiles.lutanchor import ANCHOR_ROUNDS, measure_anchor  # noqa: E402
 from profiles.lutbuild import IN_CONTEXT_PROTOCOL, MODEL_PROTOCOL, ROW_PROTOCOL, build_table  # noqa: E402
 from search.latency import TableLatency  # noqa: E402
@@ -174,6 +174,7 @@ def run_case(config: str, imgsz: int, backend_name: str, a: argparse.Namespace, 
         after = measure_anchor(table, anchor_models, rounds=a.anchor_rounds)
     errors = [(p - m) / m for p, m in zip(predicted, measured)]
     cal = table.calibration
+    digests = [plan_digest(plan_refs(plan)) for plan in plans]  # names the candidates in the record
     # one measurement against another: what any prediction is judged by
     floor = floor_of(predicted, first, again)
     foreign = [judge_foreign(name, table, backend, imgsz, model_p) for name in a.foreign.split(",") if name]
@@ -189,12 +190,11 @@ def run_case(config: str, imgsz: int, backend_name: str, a: argparse.Namespace, 
                   "rows_added_for_candidates": added, "extend_s": extend_s},
         "predict_s": predict_s, "measure_s": statistics.fmean(measure_s),
         "speedup": statistics.fmean(measure_s) / predict_s if predict_s > 0 else math.inf,
-        "points": points_of(plans, predicted, measured, per_round),
+        "points": points_of(digests, predicted, measured, per_round),
         "remeasure": floor,
         "in_time": in_time(anchored or predicted, per_round),
-        "previous": previous_session(a.previous_record, a.previous, previous_case(a.previous_record, a.previous, config,
-                                                                                  imgsz, backend_name, timing),
-                                     plans, measured, anchored or predicted),
+        "previous": previous_session(a.previous, a.previous_cases.get((config, imgsz, backend_name, timing)), digests,
+                                     measured, anchored or predicted),
         "anchor": None if anchor is None else {
             "factor": anchor.factor, "rounds": anchor.rounds, "seconds": anchor_s, "at": anchor.at,
             "factor_after": after.factor if after is not None else None,
@@ -254,7 +254,7 @@ def run_imported_case(config: str, imgsz: int, a: argparse.Namespace) -> dict[st
                   "check_error": summarize_table(table).check_error},
         "predict_s": predict_s, "measure_s": statistics.fmean(measure_s),
         "speedup": statistics.fmean(measure_s) / predict_s if predict_s > 0 else math.inf,
-        "points": points_of(plans, predicted, measured, per_round),
+        "points": points_of([plan_digest(plan_refs(plan)) for plan in plans], predicted, measured, per_round),
         "remeasure": floor_of(predicted, first, again),
         "in_time": in_time(predicted, per_round),
         "protocols": {"rows": table.protocol.as_dict(), "models": model_p.as_dict()},
@@ -265,7 +265,6 @@ def run_imported_case(config: str, imgsz: int, a: argparse.Namespace) -> dict[st
 def judge_foreign(name: str, table: LatencyTable, backend: Any, imgsz: int, protocol: TimingProtocol) -> dict[str, Any]:
     """Another family's config priced from this table: the rows it lacks (named), then predicted after
     the flow appended them, against its measured median (twice: the floor beside it)."""
-    from profiles.lut import plan_refs
     from zoo.plan import plan_config
 
     try:
@@ -352,14 +351,11 @@ def floor_of(predicted: list[float], first: list[float], again: list[float] | No
             "predicted_vs_mean": agreement(predicted, [(m + g) / 2 for m, g in zip(first, again)])}
 
 
-def points_of(plans: list, predicted: list[float], measured: list[float],
+def points_of(digests: list[str], predicted: list[float], measured: list[float],
               per_round: list[list[float]] | None) -> list[dict[str, Any]]:
     """Each candidate's figures, named by its rows' digest (a later run checks it judges the same models)."""
-    from profiles.lut import plan_digest, plan_refs
-
-    return [{"rows": plan_digest(plan_refs(plan)), "predicted_ms": p, "measured_ms": m,
-             **({"rounds_ms": per_round[i]} if per_round else {})}
-            for i, (plan, p, m) in enumerate(zip(plans, predicted, measured))]
+    return [{"rows": d, "predicted_ms": p, "measured_ms": m, **({"rounds_ms": per_round[i]} if per_round else {})}
+            for i, (d, p, m) in enumerate(zip(digests, predicted, measured))]
 
 
 def in_time(predicted: list[float], per_round: list[list[float]] | None) -> dict[str, Any] | None:
@@ -376,39 +372,43 @@ def in_time(predicted: list[float], per_round: list[list[float]] | None) -> dict
             "predicted_vs_early": agreement(predicted, early), "predicted_vs_late": agreement(predicted, late)}
 
 
-def previous_case(record: dict[str, Any] | None, path: str | None, config: str, imgsz: int, backend: str,
-                  timing: str) -> dict[str, Any] | None:
-    """The earlier record's case of this config, size, backend and way of timing rows (`--previous`)."""
-    if record is None:
-        return None
-    for c in record.get("cases", []):
-        if (c.get("config"), c.get("imgsz"), c.get("backend")) == (config, imgsz, backend) and \
-                c.get("timing") in (None, timing) and c.get("points"):
-            return c
-    raise SystemExit(f"--previous {path}: no case {config} {imgsz} {backend} {timing} with points in it")
+def previous_cases(path: str, keys: list[tuple[str, int, str, str]], candidates: int
+                   ) -> dict[tuple[str, int, str, str], dict[str, Any]]:
+    """`--previous`: the earlier record's case for each (config, size, backend, way of timing rows) this run
+    judges, with the record's load averages; read and checked before anything is timed (a wrong record
+    would otherwise end the run after hours of measuring)."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"--previous {path}: {e}") from None
+    out = {}
+    for key in keys:
+        config, imgsz, backend, timing = key
+        case = next((c for c in record.get("cases", []) if (c.get("config"), c.get("imgsz"), c.get("backend")) ==
+                     (config, imgsz, backend) and c.get("timing") in (None, timing) and c.get("points")), None)
+        if case is None:
+            raise SystemExit(f"--previous {path}: no case {config} {imgsz} {backend} {timing} with points in it")
+        if len(case["points"]) != candidates:
+            raise SystemExit(f"--previous {path}: it judged {len(case['points'])} candidates of {config}, this run "
+                             f"{candidates}: give the same --candidates")
+        out[key] = {**case, "loadavg": [record.get("loadavg_before"), record.get("loadavg_after")]}
+    return out
 
 
-def previous_session(record: dict[str, Any] | None, path: str | None, case: dict[str, Any] | None, plans: list,
-                     measured: list[float], predicted: list[float]) -> dict[str, Any] | None:
+def previous_session(path: str | None, case: dict[str, Any] | None, digests: list[str], measured: list[float],
+                     predicted: list[float]) -> dict[str, Any] | None:
     """This run's measurements of the candidates against an earlier run's of the same ones (`--previous`, a
     record of this bench): two sessions apart, the floor a table built in one session and judged in another
     stands on. Judged on ranks and on shares within 5%/10% after the two sessions' median level is divided
     out (the machine's speed between them is not the table's to know)."""
-    if record is None or case is None:
+    if case is None:
         return None
-    from profiles.lut import plan_digest, plan_refs
-
     pts = case["points"]
-    if len(pts) != len(plans):
-        raise SystemExit(f"--previous {path}: it judged {len(pts)} candidates of {case['config']}, this run "
-                         f"{len(plans)}: give the same --candidates")
-    digests = [plan_digest(plan_refs(p)) for p in plans]
     if any(p.get("rows") not in (None, d) for p, d in zip(pts, digests)):
         raise SystemExit(f"--previous {path}: its candidates are not this run's (their rows differ)")
     before = [p["measured_ms"] for p in pts]
     level = statistics.median(m / b for m, b in zip(measured, before))
-    return {"path": path, "checked_by_rows": all("rows" in p for p in pts), "level": level,
-            "loadavg": [record.get("loadavg_before"), record.get("loadavg_after")],
+    return {"path": path, "checked_by_rows": all("rows" in p for p in pts), "level": level, "loadavg": case["loadavg"],
             **agreement([b * level for b in before], measured),
             "predicted_vs_previous": agreement([p / level for p in predicted], before),
             "predicted_vs_both": agreement(predicted, [math.sqrt(m * b * level) for m, b in zip(measured, before)])}
@@ -459,6 +459,27 @@ def measure_all(plans: list, backend: Any, ch: int, imgsz: int, protocol: Timing
         print(f"\r  measured {i + 1}/{len(plans)}", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     return out
+
+
+def build_cases(a: argparse.Namespace) -> list[tuple[str, int, str, str]]:
+    """The (config, size, backend, way of timing rows) this run builds and judges a table for, in order
+    (ORT times rows alone, and only on a CPU)."""
+    return [(config, imgsz, backend, timing)
+            for backend in (b for b in a.backends.split(",") if b)
+            for config in a.configs.split(",")
+            for imgsz in (int(s) for s in a.sizes.split(","))
+            if not (backend == "onnxruntime" and a.device != "cpu")
+            for timing in (a.timings.split(",") if backend == "torch" else ["isolated"])]
+
+
+def case_of(c: dict[str, Any]) -> list[Any]:
+    """The first columns of every report row: which table judged."""
+    return [c["config"], c["imgsz"], c["backend"], c["timing"]]
+
+
+def section(intro: str, head: list[str], rows: list[list[Any]]) -> str:
+    """A report section: its paragraph and table, or nothing when no case has its figures."""
+    return f"\n\n{intro}:\n\n{md_table(head, rows)}" if rows else ""
 
 
 def main() -> None:
@@ -514,22 +535,9 @@ def main() -> None:
         a.rounds = 0
     elif a.rounds < 2:
         raise SystemExit("--rounds: interleaved measurement needs at least 2 rounds (even and odd)")
-    a.previous_record = None
-    if a.previous:
-        if a.imported:
-            raise SystemExit("--previous judges a build's candidates against an earlier session; not with --imported")
-        try:
-            a.previous_record = json.loads(Path(a.previous).read_text())
-        except (OSError, ValueError) as e:
-            raise SystemExit(f"--previous {a.previous}: {e}") from None
-        for backend_name in (b for b in a.backends.split(",") if b):  # all checked before hours of measuring
-            for config in a.configs.split(","):
-                for imgsz in (int(s) for s in a.sizes.split(",")):
-                    for timing in (a.timings.split(",") if backend_name == "torch" else ["isolated"]):
-                        case = previous_case(a.previous_record, a.previous, config, imgsz, backend_name, timing)
-                        if case is not None and len(case["points"]) != a.candidates:
-                            raise SystemExit(f"--previous {a.previous}: it judged {len(case['points'])} candidates "
-                                             f"of {config}, this run {a.candidates}: give the same --candidates")
+    if a.previous and a.imported:
+        raise SystemExit("--previous judges a build's candidates against an earlier session; not with --imported")
+    a.previous_cases = previous_cases(a.previous, build_cases(a), a.candidates) if a.previous else {}
     warnings.simplefilter("ignore")
     tables = Path(a.tables) if a.tables else Path(tempfile.mkdtemp(prefix="zoo-lut-"))
     tables.mkdir(parents=True, exist_ok=True)
@@ -542,24 +550,19 @@ def main() -> None:
             raise SystemExit("--imported judges one table: give one config (--configs) and one size (--sizes)")
         cases.append(run_imported_case(configs[0], sizes[0], a))
         a.backends = ""
-    for backend_name in (b for b in a.backends.split(",") if b):
-        for config in a.configs.split(","):
-            for imgsz in (int(s) for s in a.sizes.split(",")):
-                if backend_name == "onnxruntime" and a.device != "cpu":
-                    continue
-                for timing in (a.timings.split(",") if backend_name == "torch" else ["isolated"]):
-                    cases.append(run_case(config, imgsz, backend_name, a, tables, timing))
-                    c = cases[-1]
-                    print(f"{config} {imgsz} {backend_name} {timing}: within 5% {c['within_5']:.0%}, 10% "
-                          f"{c['within_10']:.0%}, tau {c['kendall_tau']:.3f}, table {c['table']['rows']} rows in "
-                          f"{c['table']['build_s']:.0f} s"
-                          + (f"; anchored x{c['anchor']['factor']:.3f}: within 10% {c['anchor']['within_10']:.0%}, tau "
-                             f"{c['anchor']['kendall_tau']:.3f}" if c.get("anchor") else ""), file=sys.stderr)
+    for config, imgsz, backend_name, timing in build_cases(a):
+        cases.append(run_case(config, imgsz, backend_name, a, tables, timing))
+        c = cases[-1]
+        print(f"{config} {imgsz} {backend_name} {timing}: within 5% {c['within_5']:.0%}, 10% "
+              f"{c['within_10']:.0%}, tau {c['kendall_tau']:.3f}, table {c['table']['rows']} rows in "
+              f"{c['table']['build_s']:.0f} s"
+              + (f"; anchored x{c['anchor']['factor']:.3f}: within 10% {c['anchor']['within_10']:.0%}, tau "
+                 f"{c['anchor']['kendall_tau']:.3f}" if c.get("anchor") else ""), file=sys.stderr)
     head = ["config", "px", "backend", "rows timed", "candidates", "within 5%", "within 10%", "Kendall tau", "mean |err|",
             "worst err", "fit", "table off its models (median)", "table rows", "build min", "table KB", "predict ms", "measure s", "speedup",
             "measured twice: within 5% / 10% / tau", "predicted vs the first measurement alone: within 5% / 10% / tau",
             "predicted vs the mean of both: within 5% / 10% / tau"]
-    rows = [[c["config"], c["imgsz"], c["backend"], c["timing"], c["candidates"], f"{c['within_5']:.1%}", f"{c['within_10']:.1%}",
+    rows = [[*case_of(c), c["candidates"], f"{c['within_5']:.1%}", f"{c['within_10']:.1%}",
              f"{c['kendall_tau']:.3f}", f"{c['mean_abs_error']:.1%}", f"{c['worst_error']:+.1%}",
              "-" if c["fit"] is None else f"{c['fit']['a']:.3f} x {c['fit']['b']:+.2f} ({c['fit']['method']})",
              "-" if c["table"].get("check_error") is None else f"{c['table']['check_error']:.1%}",
@@ -577,7 +580,7 @@ def main() -> None:
                                    f"one candidate after another, {a.runs} runs each (measured twice: a second "
                                    f"pass after the first)"))
     text = title + "\n\n" + md_table(head, rows)
-    anchored = [[c["config"], c["imgsz"], c["backend"], c["timing"], len(c["anchor"]["models"]), c["anchor"]["rounds"],
+    anchored = [[*case_of(c), len(c["anchor"]["models"]), c["anchor"]["rounds"],
                  f"{c['anchor']['seconds']:.0f}", f"x{c['anchor']['factor']:.3f}",
                  f"x{c['anchor']['factor_after']:.3f}" if c["anchor"].get("factor_after") else "-",
                  " / ".join(f"{m['measured_ms'] / m['predicted_ms']:.3f}" for m in c["anchor"]["models"]),
@@ -595,45 +598,42 @@ def main() -> None:
                              "mean err", "mean |err|", "worst err",
                              "vs the first measurement alone: within 5% / 10% / tau",
                              "measured twice: within 5% / 10% / tau"], anchored))
-    level = [[c["config"], c["imgsz"], c["backend"], c["timing"], len(c["anchor_in_rounds"]["ratios"]),
+    level = [[*case_of(c), len(c["anchor_in_rounds"]["ratios"]),
               f"x{c['anchor_in_rounds']['factor']:.3f}",
               " / ".join(f"{r:.3f}" for r in c["anchor_in_rounds"]["ratios"]),
               f"{c['anchor_in_rounds']['within_5']:.1%}", f"{c['anchor_in_rounds']['within_10']:.1%}",
               f"{c['anchor_in_rounds']['kendall_tau']:.3f}", f"{c['anchor_in_rounds']['mean_error']:+.1%}",
               f"{c['anchor_in_rounds']['mean_abs_error']:.1%}", f"{c['anchor_in_rounds']['worst_error']:+.1%}", twice(c)]
              for c in cases if c.get("anchor_in_rounds")]
-    if level:
-        text += ("\n\nThe same tables scaled by the anchor's models timed inside the candidates' own rounds (the "
-                 "device's level of the same minutes: not a prediction a user gets, which is anchored before; what "
-                 "is left is the table's own error):\n\n"
-                 + md_table(["config", "px", "backend", "rows timed", "models", "factor",
-                             "each model's measured / predicted", "within 5%", "within 10%", "Kendall tau",
-                             "mean err", "mean |err|", "worst err", "measured twice: within 5% / 10% / tau"], level))
-    spans = [[c["config"], c["imgsz"], c["backend"], c["timing"], "yes" if c.get("anchor") else "no",
+    text += section("The same tables scaled by the anchor's models timed inside the candidates' own rounds (the "
+                    "device's level of the same minutes: not a prediction a user gets, which is anchored before; "
+                    "what is left is the table's own error)",
+                    ["config", "px", "backend", "rows timed", "models", "factor", "each model's measured / predicted",
+                     "within 5%", "within 10%", "Kendall tau", "mean err", "mean |err|", "worst err",
+                     "measured twice: within 5% / 10% / tau"], level)
+    spans = [[*case_of(c), "yes" if c.get("anchor") else "no",
               f"x{c['in_time']['level']:.3f}", three(c["in_time"]),
               three(c["in_time"]["predicted_vs_early"]), three(c["in_time"]["predicted_vs_late"]), twice(c)]
              for c in cases if c.get("in_time")]
-    if spans:
-        text += ("\n\nThe rounds split in time (the first half against the second: two measurements of their own "
-                 "stretches of the run, where the even and odd rounds share every stretch); the prediction "
-                 "(anchored where the case was) against each:\n\n"
-                 + md_table(["config", "px", "backend", "rows timed", "anchored", "second half / first (median)",
-                             "first half vs second (raw: the level between them left in): within 5% / 10% / tau", "predicted vs the first half",
-                             "predicted vs the second half", "even vs odd rounds"], spans))
-    earlier = [[c["config"], c["imgsz"], c["backend"], c["timing"], c["previous"]["path"], "yes" if c.get("anchor") else "no",
+    text += section("The rounds split in time (the first half against the second: two measurements of their own "
+                    "stretches of the run, where the even and odd rounds share every stretch); the prediction "
+                    "(anchored where the case was) against each",
+                    ["config", "px", "backend", "rows timed", "anchored", "second half / first (median)",
+                     "first half vs second (raw: the level between them left in): within 5% / 10% / tau",
+                     "predicted vs the first half", "predicted vs the second half", "even vs odd rounds"], spans)
+    earlier = [[*case_of(c), c["previous"]["path"], "yes" if c.get("anchor") else "no",
                 f"x{c['previous']['level']:.3f}",
                 three(c["previous"]), three(c["previous"]["predicted_vs_previous"]),
                 three(c["previous"]["predicted_vs_both"]), three(c), twice(c)]
                for c in cases if c.get("previous")]
-    if earlier:
-        text += ("\n\nThe same candidates measured in an earlier session (`--previous`; each session's median level "
-                 "divided out): the floor under a table built in one session and judged in another; the prediction "
-                 "(anchored where the case was) against that session, and against both (their geometric mean):\n\n"
-                 + md_table(["config", "px", "backend", "rows timed", "earlier record", "anchored", "this session / that one",
-                             "this session vs that one: within 5% / 10% / tau", "predicted vs that session",
-                             "predicted vs both", "predicted vs this session (unanchored)", "even vs odd rounds"],
-                            earlier))
-    foreign = [[c["config"], c["imgsz"], c["backend"], c["timing"], f["config"], len(f["missing_rows"]),
+    text += section("The same candidates measured in an earlier session (`--previous`; each session's median level "
+                    "divided out): the floor under a table built in one session and judged in another; the "
+                    "prediction (anchored where the case was) against that session, and against both (their "
+                    "geometric mean)",
+                    ["config", "px", "backend", "rows timed", "earlier record", "anchored", "this session / that one",
+                     "this session vs that one: within 5% / 10% / tau", "predicted vs that session",
+                     "predicted vs both", "predicted vs this session (unanchored)", "even vs odd rounds"], earlier)
+    foreign = [[*case_of(c), f["config"], len(f["missing_rows"]),
                 "; ".join(f["missing_rows"][:3]) + (" ..." if len(f["missing_rows"]) > 3 else ""),
                 f"{f['predicted_ms']:.2f}" if "predicted_ms" in f else "-",
                 f"{f['measured_ms']:.2f}" if "measured_ms" in f else "-",

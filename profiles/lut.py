@@ -754,8 +754,7 @@ class LatencyTable:
                                  p90_ms=fields.number(record, "p90_ms", at_least=0), mean_ms=fields.number(record, "mean_ms", at_least=0),
                                  cv=fields.number(record, "cv"), runs=fields.count(record, "runs"),
                                  warmup_runs=fields.count(record, "warmup_runs"), label=record.get("label"))
-                entry = _at_table_level(entry, fields.number(record, "anchor", positive=True)
-                                        if "anchor" in record else 1.0)
+                entry = _at_table_level(entry, _timed_at(record))
                 if self.timing == "in_context":
                     self._take_sample(entry)
                     if isinstance(record.get("model"), str):
@@ -766,7 +765,7 @@ class LatencyTable:
                 keys = record.get("keys")
                 if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
                     raise ValueError("keys must be a list of strings")
-                factor = fields.number(record, "anchor", positive=True) if "anchor" in record else 1.0
+                factor = _timed_at(record)
                 rec = ModelRecord(name=fields.text(record, "name"), keys=tuple(keys), row_sum_ms=fields.number(record, "row_sum_ms", at_least=0),
                                   median_ms=fields.number(record, "median_ms", at_least=0) / factor,
                                   p90_ms=fields.number(record, "p90_ms", at_least=0) / factor, cv=fields.number(record, "cv"))
@@ -893,6 +892,12 @@ def plan_digest(refs: Sequence[RowRef]) -> str:
     """A model's name in a table: a digest of its row keys (the same rows, the same name)."""
     import hashlib
     return "rows #" + hashlib.sha1("\n".join(r.key for r in refs).encode()).hexdigest()[:12]
+
+
+def _timed_at(record: Mapping[str, Any]) -> float:
+    """The anchor factor a row or model record was timed under (its `anchor` field; absent: 1), the
+    inverse of LatencyTable._level."""
+    return fields.number(record, "anchor", positive=True) if "anchor" in record else 1.0
 
 
 def _at_table_level(e: LutEntry, factor: float) -> LutEntry:

@@ -64,7 +64,8 @@ def measure_anchor(table: LatencyTable, sources: Sequence[BuildSource], *, round
                    on_progress: Progress | None = None) -> Anchor:
     """Time each source's whole model on the table's device (the table's model protocol, `rounds`
     interleaved rounds, the median of their medians), beside the table's prediction of it before any
-    anchor, and append the anchor.
+    anchor, and append the anchor. `on_progress` hears (0, total, ...) once the checks pass, before any
+    timing, then each model's turn.
 
     Every model must be priced whole from the table, checked before anything is timed: a row timed now
     would be at the level the anchor is about to measure, and the old factor cannot say what that is."""
@@ -80,6 +81,10 @@ def measure_anchor(table: LatencyTable, sources: Sequence[BuildSource], *, round
                                             f"{missing[0].row}: {missing[0].label}); an anchor times models the table "
                                             "prices whole: build the table for them first, or anchor on candidates "
                                             "it holds (`zoo lut anchor --samples N`)")
+    total, done = rounds * len(sources), 0
+    if on_progress is not None:  # checked: from here on it times
+        on_progress(0, total, f"{len(sources)} model{'s' if len(sources) > 1 else ''}, {rounds} round"
+                              f"{'s' if rounds > 1 else ''}")
     names, predicted, timers = [], [], []
     for s in sources:
         pred = predict_plan(table, s.plan)
@@ -91,7 +96,6 @@ def measure_anchor(table: LatencyTable, sources: Sequence[BuildSource], *, round
         predicted.append(pred.total_ms / pred.anchor)
         timers.append(model_timer(backend, model, shape))
     got: list[list[float]] = [[] for _ in sources]
-    total, done = rounds * len(sources), 0
     for r in range(rounds):
         for j in range(len(sources)):
             i = (j + r) % len(sources)  # each round starts one model later: no model always first

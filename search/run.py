@@ -116,8 +116,7 @@ def anchor_resumed_table(cfg: Config, measure: Measure,
     """Anchor a resumed study's own table (--latency auto) on the base config, timed now: rows timed from
     here on are stored at the table's level (profiles.lut), and every candidate is priced at today's speed,
     whichever run timed its rows. Trials of earlier runs keep the prices of their day. `on_start` hears
-    what is about to be timed, once it is sure to be."""
-    from profiles.lut import plan_refs
+    what is about to be timed, once measure_anchor's checks have passed."""
     from profiles.lutanchor import ANCHOR_ROUNDS, measure_anchor
 
     from .lutplans import anchor_sources
@@ -127,9 +126,12 @@ def anchor_resumed_table(cfg: Config, measure: Measure,
         return TableAnchored(str(measure.lut), None, skipped="the table holds no row yet")
     try:
         sources = anchor_sources(table, [cfg], imgsz=measure.imgsz, samples=0)
-        if on_start is not None and not any(table.missing(plan_refs(s.plan)) for s in sources):  # else refused
-            on_start(TableAnchoring(str(measure.lut), len(sources), ANCHOR_ROUNDS))
-        anchor = measure_anchor(table, sources, rounds=ANCHOR_ROUNDS)
+
+        def started(done: int, _total: int, _text: str) -> None:
+            if done == 0 and on_start is not None:
+                on_start(TableAnchoring(str(measure.lut), len(sources), ANCHOR_ROUNDS))
+
+        anchor = measure_anchor(table, sources, rounds=ANCHOR_ROUNDS, on_progress=started)
     except ConfigError as e:
         return TableAnchored(str(measure.lut), None, skipped=e.text)
     return TableAnchored(str(measure.lut), anchor.factor, anchor.note)

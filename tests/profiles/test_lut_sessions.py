@@ -15,7 +15,6 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 @pytest.fixture(scope="module")
 def ls():
-    sys.path.insert(0, str(BENCH))
     spec = importlib.util.spec_from_file_location("zoo_bench_lut_sessions", BENCH / "lut_sessions.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module

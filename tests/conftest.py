@@ -22,21 +22,39 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ.setdefault("OMP_NUM_THREADS", "1")  # and the `zoo` processes a test starts
 
 
-def load_test_module(relpath: str):
-    """Import a helper file of tests/ by path (tests/ is not a package and must not shadow `search`)."""
+def _load_by_path(path: Path, name: str, register: bool = False):
     import importlib.util
+    import sys
 
-    path = Path(__file__).parent / relpath
-    spec = importlib.util.spec_from_file_location(f"zoo_tests_{path.stem}", path)
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
+    if register:
+        sys.modules[name] = module  # dataclasses resolve their module by name
     spec.loader.exec_module(module)
     return module
+
+
+def load_test_module(relpath: str):
+    """Import a helper file of tests/ by path (tests/ is not a package and must not shadow `search`)."""
+    path = Path(__file__).parent / relpath
+    return _load_by_path(path, f"zoo_tests_{path.stem}")
+
+
+def load_bench_script(name: str):
+    """Import bench/NAME.py by path (bench/ is scripts, not a package), to test its metrics."""
+    return _load_by_path(ROOT / "bench" / f"{name}.py", f"zoo_bench_{name}", register=True)
 
 
 @pytest.fixture(scope="session")
 def test_module():
     """`test_module("search/test_study.py")` imports a file of tests/ to reuse its fixtures-as-data."""
     return load_test_module
+
+
+@pytest.fixture(scope="session")
+def bench_script():
+    """`bench_script("yolobench")` imports bench/yolobench.py to test the benchmark's own metrics."""
+    return load_bench_script
 
 
 @pytest.fixture(scope="session")

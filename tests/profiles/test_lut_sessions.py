@@ -1,25 +1,17 @@
 """bench/lut_sessions.py on hand-made records: sessions of the same candidates joined, and refused when not."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import statistics
-import sys
 from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-
 
 @pytest.fixture(scope="module")
-def ls():
-    spec = importlib.util.spec_from_file_location("zoo_bench_lut_sessions", BENCH / "lut_sessions.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+def ls(bench_script):
+    return bench_script("lut_sessions")
 
 
 def record(tmp_path: Path, name: str, measured: list[float], predicted: list[float], rows: list[str] | None = None,

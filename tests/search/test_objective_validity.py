@@ -1,22 +1,12 @@
 """The validity benchmark's metrics (bench/objective_validity.py) on hand-made points."""
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
-
-BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
 @pytest.fixture(scope="module")
-def ov():
-    spec = importlib.util.spec_from_file_location("zoo_bench_objective_validity", BENCH / "objective_validity.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+def ov(bench_script):
+    return bench_script("objective_validity")
 
 
 def pts(ov, *specs, size=320):

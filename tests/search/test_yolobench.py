@@ -1,24 +1,14 @@
 """YOLOBench names as zoo configs (bench/yolobench.py): the README's rule, the layouts, the row checks."""
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
 import zoo
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-
 
 @pytest.fixture(scope="module")
-def yb(shared_dir):
-    spec = importlib.util.spec_from_file_location("zoo_bench_yolobench", BENCH / "yolobench.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve their module by name
-    spec.loader.exec_module(module)
-    return module
+def yb(shared_dir, bench_script):
+    return bench_script("yolobench")
 
 
 def shapes(model, rows: int | None = None) -> dict[str, tuple[int, ...]]:

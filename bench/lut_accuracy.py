@@ -407,11 +407,21 @@ def previous_session(path: str | None, case: dict[str, Any] | None, digests: lis
     if any(p.get("rows") not in (None, d) for p, d in zip(pts, digests)):
         raise SystemExit(f"--previous {path}: its candidates are not this run's (their rows differ)")
     before = [p["measured_ms"] for p in pts]
-    level = statistics.median(m / b for m, b in zip(measured, before))
-    return {"path": path, "checked_by_rows": all("rows" in p for p in pts), "level": level, "loadavg": case["loadavg"],
-            **agreement([b * level for b in before], measured),
+    between = level_free(measured, before)
+    level = between["level"]
+    return {"path": path, "checked_by_rows": all("rows" in p for p in pts), "loadavg": case["loadavg"], **between,
             "predicted_vs_previous": agreement([p / level for p in predicted], before),
             "predicted_vs_both": agreement(predicted, [math.sqrt(m * b * level) for m, b in zip(measured, before)])}
+
+
+def level_free(values: list[float], reference: list[float]) -> dict[str, float]:
+    """`values` against `reference` with the median level between them (values / reference) divided out:
+    agreement(), the level, and the sd of the log ratios in % (the per-candidate disagreement). Two
+    sessions' measurements, or a table against a session, where the device's speed is not what is judged."""
+    logs = [math.log(v / r) for v, r in zip(values, reference)]
+    level = math.exp(statistics.median(logs))
+    return {"level": level, **agreement([v / level for v in values], reference),
+            "sd_pct": 100 * statistics.pstdev(logs)}
 
 
 def judged(predicted: list[float], measured: list[float]) -> dict[str, float]:

@@ -27,7 +27,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _search_common import RESULTS, md_table  # noqa: E402
-from lut_accuracy import agreement  # noqa: E402
+from lut_accuracy import level_free  # noqa: E402
 
 
 def load_case(path: str, key: dict[str, Any]) -> dict[str, Any]:
@@ -46,16 +46,6 @@ def load_case(path: str, key: dict[str, Any]) -> dict[str, Any]:
             "loadavg": [record.get("loadavg_before"), record.get("loadavg_after")], "case": case}
 
 
-def compare(values: list[float], reference: list[float]) -> dict[str, float]:
-    """`values` against `reference` with the median level between them (values / reference) divided out: the
-    shares within 5%/10% and tau (agreement), the level, and the sd of the log ratios in % (the per-candidate
-    disagreement)."""
-    logs = [math.log(v / r) for v, r in zip(values, reference)]
-    level = math.exp(statistics.median(logs))
-    return {"level": level, **agreement([v / level for v in values], reference),
-            "sd_pct": 100 * statistics.pstdev(logs)}
-
-
 def sessions(paths: list[str], key: dict[str, Any]) -> dict[str, Any]:
     """The records joined: pairs of sessions, and the table against each and against all."""
     got = [load_case(p, key) for p in paths]
@@ -70,17 +60,17 @@ def sessions(paths: list[str], key: dict[str, Any]) -> dict[str, Any]:
         if len(got) > 1 else 0.0
     measured = [[p["measured_ms"] for p in g["points"]] for g in got]
     # each session at the first one's level, then each candidate's geometric mean over them
-    levels = [statistics.median(a / b for a, b in zip(m, measured[0])) for m in measured]
+    levels = [level_free(m, measured[0])["level"] for m in measured]
     together = [math.exp(statistics.fmean(math.log(m[i] / lv) for m, lv in zip(measured, levels)))
                 for i in range(len(predicted))]
     return {
         "key": {k: got[0]["case"].get(k) for k in key}, "candidates": len(predicted), "predictions_differ_by": moved,
         "checked_by_rows": all("rows" in p for g in got for p in g["points"]),
         "sessions": [{"path": g["path"], "anchor_at": g["anchor_at"], "loadavg": g["loadavg"]} for g in got],
-        "pairs": [{"a": i, "b": j, **compare(measured[j], measured[i])}
+        "pairs": [{"a": i, "b": j, **level_free(measured[j], measured[i])}
                   for i, j in itertools.combinations(range(len(got)), 2)],
-        "table": [compare(predicted, m) for m in measured],
-        "table_vs_all": compare(predicted, together),
+        "table": [level_free(predicted, m) for m in measured],
+        "table_vs_all": level_free(predicted, together),
     }
 
 

@@ -43,7 +43,8 @@ def load_case(path: str, key: dict[str, Any]) -> dict[str, Any]:
                          "(--config, --imgsz, --backend, --timing)")
     case = cases[0]
     return {"path": path, "points": case["points"], "anchor_at": (case.get("anchor") or {}).get("at"),
-            "loadavg": [record.get("loadavg_before"), record.get("loadavg_after")], "case": case}
+            "loadavg": [record.get("loadavg_before"), record.get("loadavg_after")],
+            "key": {k: case.get(k) for k in key}}
 
 
 def sessions(paths: list[str], key: dict[str, Any]) -> dict[str, Any]:
@@ -64,7 +65,7 @@ def sessions(paths: list[str], key: dict[str, Any]) -> dict[str, Any]:
     together = [math.exp(statistics.fmean(math.log(m[i] / lv) for m, lv in zip(measured, levels)))
                 for i in range(len(predicted))]
     return {
-        "key": {k: got[0]["case"].get(k) for k in key}, "candidates": len(predicted), "predictions_differ_by": moved,
+        "key": got[0]["key"], "candidates": len(predicted), "predictions_differ_by": moved,
         "checked_by_rows": all("rows" in p for g in got for p in g["points"]),
         "sessions": [{"path": g["path"], "anchor_at": g["anchor_at"], "loadavg": g["loadavg"]} for g in got],
         "pairs": [{"a": i, "b": j, **level_free(measured[j], measured[i])}

@@ -60,16 +60,17 @@ def sessions(paths: list[str], key: dict[str, Any]) -> dict[str, Any]:
     moved = max(abs(p["predicted_ms"] / q - 1) for g in got[1:] for p, q in zip(g["points"], predicted)) \
         if len(got) > 1 else 0.0
     measured = [[p["measured_ms"] for p in g["points"]] for g in got]
-    # each session at the first one's level, then each candidate's geometric mean over them
-    levels = [level_free(m, measured[0])["level"] for m in measured]
+    pairs = [{"a": i, "b": j, **level_free(measured[j], measured[i])}
+             for i, j in itertools.combinations(range(len(got)), 2)]
+    # each session at the first one's level (its pair with the first), then each candidate's geometric mean
+    levels = [1.0] + [p["level"] for p in pairs if p["a"] == 0]
     together = [math.exp(statistics.fmean(math.log(m[i] / lv) for m, lv in zip(measured, levels)))
                 for i in range(len(predicted))]
     return {
         "key": got[0]["key"], "candidates": len(predicted), "predictions_differ_by": moved,
         "checked_by_rows": all("rows" in p for g in got for p in g["points"]),
         "sessions": [{"path": g["path"], "anchor_at": g["anchor_at"], "loadavg": g["loadavg"]} for g in got],
-        "pairs": [{"a": i, "b": j, **level_free(measured[j], measured[i])}
-                  for i, j in itertools.combinations(range(len(got)), 2)],
+        "pairs": pairs,
         "table": [level_free(predicted, m) for m in measured],
         "table_vs_all": level_free(predicted, together),
     }

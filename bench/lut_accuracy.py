@@ -172,6 +172,7 @@ def run_case(config: str, imgsz: int, backend_name: str, a: argparse.Namespace, 
     after = None
     if anchor is not None:  # the same models again once the candidates are measured: how far the device moved
         after = measure_anchor(table, anchor_models, rounds=a.anchor_rounds)
+    other_levels = levels_compared(path, plans, measured, anchor_models, anchor) if timing == "in_context" else None
     errors = [(p - m) / m for p, m in zip(predicted, measured)]
     cal = table.calibration
     digests = [plan_digest(plan_refs(plan)) for plan in plans]  # names the candidates in the record
@@ -184,7 +185,7 @@ def run_case(config: str, imgsz: int, backend_name: str, a: argparse.Namespace, 
         "worst_error": max(errors, key=abs),
         "fit": None if cal is None else {"method": cal.method, "a": cal.a, "b": cal.b, "models": len(cal.models),
                                          "residuals": list(cal.relative_residuals)},
-        "table": {"path": str(path), "rows": len(built.entries), "bytes": path.stat().st_size,
+        "table": {"path": str(path), "levels": table.levels, "rows": len(built.entries), "bytes": path.stat().st_size,
                   "build_s": report.seconds, "planning_s": plan_s, "rows_measured_now": report.rows_measured,
                   "check_error": summarize_table(built).check_error,  # off its own models, as `zoo lut show` says
                   "rows_added_for_candidates": added, "extend_s": extend_s},
@@ -203,11 +204,29 @@ def run_case(config: str, imgsz: int, backend_name: str, a: argparse.Namespace, 
             **judged(anchored, measured), "predicted_vs_first": agreement(anchored, first),
             "points": [{"predicted_ms": p, "measured_ms": m} for p, m in zip(anchored, measured)]},
         "anchor_in_rounds": concurrent,
+        "other_levels": other_levels,
         "protocols": {"rows": row_p.as_dict(), "models": model_p.as_dict(),
                       "reference": {"rounds": a.rounds, "round": ROUND_PROTOCOL.as_dict()} if a.rounds > 1 else
                       "sequential"},
         "fingerprint": device_fingerprint(backend).as_dict(),
     }
+
+
+def levels_compared(path: Path, plans: list, measured: list[float], anchor_models: list, anchor: Any
+                    ) -> dict[str, Any]:
+    """The same table's records read with the other `levels` setting (profiles.lutlevels), judged on the same
+    measurements: unanchored, and anchored on the same anchor measurement (its models' measured times over
+    this reading's predictions of them)."""
+    built = LatencyTable.load(path)
+    other = LatencyTable.load(path, levels="none" if built.levels == "per_model" else "per_model")
+    other.anchor = None
+    predicted = [predict_plan(other, plan).total_ms for plan in plans]
+    out: dict[str, Any] = {"levels": other.levels, **judged(predicted, measured)}
+    if anchor is not None:
+        ratios = [m.measured_ms / predict_plan(other, s.plan).total_ms for s, m in zip(anchor_models, anchor.models)]
+        factor = statistics.median(ratios)
+        out["anchored"] = {"factor": factor, **judged([p * factor for p in predicted], measured)}
+    return out
 
 
 def run_imported_case(config: str, imgsz: int, a: argparse.Namespace) -> dict[str, Any]:
@@ -621,6 +640,17 @@ def main() -> None:
                     ["config", "px", "backend", "rows timed", "models", "factor", "each model's measured / predicted",
                      "within 5%", "within 10%", "Kendall tau", "mean err", "mean |err|", "worst err",
                      "measured twice: within 5% / 10% / tau"], level)
+    others = [[*case_of(c), c["table"].get("levels", "none"), three(c),
+               three(c["anchor"]) if c.get("anchor") else "-", c["other_levels"]["levels"], three(c["other_levels"]),
+               f"x{c['other_levels']['anchored']['factor']:.3f}: " + three(c["other_levels"]["anchored"])
+               if c["other_levels"].get("anchored") else "-", twice(c)]
+              for c in cases if c.get("other_levels")]
+    text += section("The same table's records read with the other `levels` setting (per_model: each model's level "
+                    "fitted and divided out, profiles.lutlevels; none: plain estimates over a key's records), judged "
+                    "on the same measurements",
+                    ["config", "px", "backend", "rows timed", "levels (the table's)", "within 5% / 10% / tau",
+                     "anchored: within 5% / 10% / tau", "levels (read instead)", "within 5% / 10% / tau",
+                     "anchored (its own factor)", "even vs odd rounds"], others)
     spans = [[*case_of(c), "yes" if c.get("anchor") else "no",
               f"x{c['in_time']['level']:.3f}", three(c["in_time"]),
               three(c["in_time"]["predicted_vs_early"]), three(c["in_time"]["predicted_vs_late"]), twice(c)]

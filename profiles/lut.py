@@ -6,7 +6,7 @@ The file is JSON lines, appended and flushed as each entry is measured, so an in
 what it measured and a rerun skips the keys already there:
 
     {"format": "zoo-lut", "version": 2, "fingerprint": {...}, "protocol": {...}, "model_protocol": {...},
-     "form": "train", "timing": "in_context", "estimator": "median", "created": "..."}
+     "form": "train", "timing": "in_context", "estimator": "median", "levels": "per_model", "created": "..."}
     {"kind": "row", "key": "...", "label": "...", "median_ms": ..., "p90_ms": ..., "mean_ms": ..., "cv": ...,
      "runs": ..., "warmup_runs": ..., "model": "...", "anchor": ...}
     {"kind": "model", "name": "...", "keys": [...], "row_sum_ms": ..., "median_ms": ..., "p90_ms": ..., "cv": ...,
@@ -33,7 +33,10 @@ other, so the anchor's scaling does not count the device's change twice (nor a f
 - "in_context": each row inside whole models' forward passes (profiles.incontext), so a model's rows add
   up to its total. A row record then carries the model it was timed in, a key seen in several models has
   one record per model, and its entry is `estimator` (profiles.incontext.ESTIMATORS) over them: a row's
-  neighbours change its time a little, and the table keeps what is typical of it. Such a table cannot
+  neighbours change its time a little, and the table keeps what is typical of it. With `levels` "per_model"
+  (the header's; the default for a new table, absent: "none") each model's records are first divided by that
+  model's level, fitted with the entries from all records (profiles.lutlevels): the device's speed moves
+  over a build, and a row timed in a slow minute would otherwise be priced slow. Such a table cannot
   time a row alone: a missing row is priced by timing the whole candidate in context (predict_plan).
 
 Summed standalone rows miss the whole model (per-row ORT sessions by +13% here: session overhead and
@@ -66,6 +69,7 @@ from zoo.plan import ModelPlan, RowProbeError, RowSignature, instantiate_row, sh
 from .backends.base import Backend, BackendError, Inputs, Shape, model_timer, random_inputs, time_each
 from . import fields
 from .incontext import DEFAULT_ESTIMATOR, ESTIMATORS, estimate
+from .lutlevels import Record, fit_levels, level_of
 from .fingerprint import DeviceFingerprint, describe_diff, device_fingerprint, fingerprint_diff
 from .latency import LatencyStats, TimingProtocol
 
@@ -74,6 +78,9 @@ VERSION = 2
 FORMS = ("train", "deploy")
 TIMINGS = ("in_context", "isolated")
 OLD_TABLES_ESTIMATOR = "median"  # a header without "estimator" predates the setting: its entries were medians
+LEVELS = ("per_model", "none")
+DEFAULT_LEVELS = "per_model"  # bench/results/lut_levels.md: ranks better in every recorded session
+OLD_TABLES_LEVELS = "none"  # a header without "levels" predates the setting: read as it was built
 MakeRow = Callable[[str], "tuple[nn.Module, Inputs]"]  # key -> the row's module and its example inputs
 
 
@@ -278,15 +285,21 @@ class LatencyTable:
 
     def __init__(self, path: Path, fingerprint: DeviceFingerprint, protocol: TimingProtocol,
                  created: str | None, *, model_protocol: TimingProtocol | None = None, form: str = "train",
-                 timing: str = "isolated", estimator: str = DEFAULT_ESTIMATOR) -> None:
+                 timing: str = "isolated", estimator: str = DEFAULT_ESTIMATOR, levels: str = DEFAULT_LEVELS) -> None:
         if form not in FORMS:
             raise ValueError(f"form= must be one of {', '.join(FORMS)}, got {form!r}")
         if timing not in TIMINGS:
             raise ValueError(f"timing= must be one of {', '.join(TIMINGS)}, got {timing!r}")
         if estimator not in ESTIMATORS:
             raise ValueError(f"estimator= must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
+        if levels not in LEVELS:
+            raise ValueError(f"levels= must be one of {', '.join(LEVELS)}, got {levels!r}")
         self.timing = timing
         self.estimator = estimator
+        self.levels = levels  # in_context: "per_model" fits each model's level (profiles.lutlevels)
+        self.model_levels: dict[str, float] = {}  # levels per_model: each model's fitted level
+        self._records: list[Record] = []  # levels per_model: every in-context row record as timed
+        self._first: dict[str, LutEntry] = {}  # levels per_model: each key's first record (label, runs)
         self.samples: dict[str, list[LutEntry]] = {}  # in_context: every model's record of a key
         self.samples_by_model: set[str] = set()  # in_context: the models whose rows are recorded
         self.path = path
@@ -308,9 +321,11 @@ class LatencyTable:
 
     # ---- reading -------------------------------------------------------------------------------------
     @classmethod
-    def load(cls, path: str | Path) -> LatencyTable:
-        """Read a table; a torn last line is ignored with a LutWarning (the file is not touched)."""
-        table, torn_at = cls._read(Path(path))
+    def load(cls, path: str | Path, *, levels: str | None = None) -> LatencyTable:
+        """Read a table; a torn last line is ignored with a LutWarning (the file is not touched).
+        `levels` reads its in-context records with that setting instead of the header's (a bench judging
+        one table both ways); such a table is read only."""
+        table, torn_at = cls._read(Path(path), levels=levels)
         if torn_at is not None:
             warnings.warn(LutWarning(f"{path}: the last line is torn (an interrupted build?) and was ignored; "
                                      "resuming the build sets it aside"), stacklevel=2)
@@ -319,9 +334,9 @@ class LatencyTable:
     @classmethod
     def open(cls, path: str | Path, backend: Backend, *, protocol: TimingProtocol | None = None,
              model_protocol: TimingProtocol | None = None, form: str | None = None,
-             timing: str | None = None, force: bool = False) -> LatencyTable:
+             timing: str | None = None, force: bool = False, levels: str | None = None) -> LatencyTable:
         """The table at `path` ready to measure on `backend`, created with `protocol` (rows),
-        `model_protocol` (calibration models), `form` and `timing` when absent.
+        `model_protocol` (calibration models), `form`, `timing` and `levels` when absent.
 
         An existing table must have this device's fingerprint (force=True reads it anyway but refuses
         to add to it) and, for what is given, the protocols and form it was built with.
@@ -330,7 +345,7 @@ class LatencyTable:
         here = device_fingerprint(backend)
         if not path.exists():
             table = cls(path, here, protocol or TimingProtocol(), _now(), model_protocol=model_protocol,
-                        form=form or "train", timing=timing or "isolated")
+                        form=form or "train", timing=timing or "isolated", levels=levels or DEFAULT_LEVELS)
             table._write_header()
             table.backend = backend
             return table
@@ -346,6 +361,8 @@ class LatencyTable:
         if timing is not None and timing != table.timing:
             raise LutError(str(path), f"the table times rows {table.timing.replace('_', ' ')}, not {timing.replace('_', ' ')}"
                                       " (build another table for the other timing)")
+        if levels is not None and levels != table.levels:
+            raise LutError(str(path), f"the table's levels are {table.levels}, not {levels} (build another table)")
         if not fingerprint_diff(table.fingerprint, here):
             table.backend = backend
             if torn_at is not None:
@@ -531,16 +548,45 @@ class LatencyTable:
         if len(refs) != len(rows_ms):
             raise ValueError(f"{len(refs)} rows but {len(rows_ms)} times")
         lines = []
-        factor, level = self._level()
+        expected, level = self._level()
+        factor = expected
+        if self._fits_levels:  # this model's level against the rows the table holds already
+            factor = level_of([(float(ms), self.entries[r.key].median_ms if r.key in self.entries else None)
+                               for r, ms in zip(refs, rows_ms)], expected=expected)
+            self.model_levels[model_name] = factor
         for ref, ms in zip(refs, rows_ms):
             e = LutEntry(key=ref.key, median_ms=float(ms), p90_ms=float(ms), mean_ms=float(ms), cv=0.0,
                          runs=stats.runs if stats is not None else 0,
                          warmup_runs=stats.warmup_runs if stats is not None else 0, label=ref.label)
             lines.append(json.dumps({"kind": "row", **_entry_dict(e), "model": model_name, **level}))
+            if self._fits_levels:
+                self._records.append(Record(model_name, ref.key, float(ms), expected))
+                self._first.setdefault(ref.key, e)
             self._take_sample(_at_table_level(e, factor))
         self.samples_by_model.add(model_name)
         self._write("a", ("\n" if self._needs_newline else "") + "\n".join(lines) + "\n")
         self._needs_newline = False
+
+    @property
+    def _fits_levels(self) -> bool:
+        return self.timing == "in_context" and self.levels == "per_model"
+
+    def refit(self) -> None:
+        """Every in-context key's entry and every model's level from all the records (profiles.lutlevels), as
+        a reload gives them: a model appended since was leveled against the entries of its moment only."""
+        if not self._fits_levels:
+            return
+        fit = fit_levels(self._records, self.estimator)
+        self.model_levels = dict(fit.levels)
+        self.samples = {}
+        for r in self._records:
+            first = self._first[r.key]
+            ms = r.ms / fit.levels[r.model]
+            self.samples.setdefault(r.key, []).append(replace(first, median_ms=ms, p90_ms=ms, mean_ms=ms))
+        for key, ms in fit.entries.items():
+            first = self._first[key]
+            self.entries[key] = LutEntry(key, ms, ms, ms, 0.0, first.runs, first.warmup_runs, first.label)
+        self.revision += 1
 
     def _take_sample(self, e: LutEntry) -> None:
         """An in-context record: kept among its key's, the entry re-estimated over them."""
@@ -660,7 +706,8 @@ class LatencyTable:
     def _write_header(self) -> None:
         header = {"format": FORMAT, "version": VERSION, "fingerprint": self.fingerprint.as_dict(),
                   "protocol": self.protocol.as_dict(), "model_protocol": self.model_protocol.as_dict(),
-                  "form": self.form, "timing": self.timing, "estimator": self.estimator, "created": self.created}
+                  "form": self.form, "timing": self.timing, "estimator": self.estimator, "levels": self.levels,
+                  "created": self.created}
         self._write("x", json.dumps(header) + "\n")
 
     def _append(self, record: Mapping[str, Any]) -> None:
@@ -688,7 +735,7 @@ class LatencyTable:
                                  f"was is kept in {copy} and the torn line dropped"), stacklevel=3)
 
     @classmethod
-    def _read(cls, path: Path) -> tuple[LatencyTable, int | None]:
+    def _read(cls, path: Path, levels: str | None = None) -> tuple[LatencyTable, int | None]:
         """Parse the file; returns the table and the byte offset of a torn last line (None if none)."""
         try:
             data = path.read_bytes()
@@ -700,6 +747,10 @@ class LatencyTable:
         complete_end = len(data) if data.endswith(b"\n") else data.rfind(b"\n") + 1
         tail = data[complete_end:]  # bytes after the last newline: a final line without its newline
         table = cls._from_header(path, lines[0], whole=complete_end > 0)
+        if levels is not None:
+            if levels not in LEVELS:
+                raise ValueError(f"levels= must be one of {', '.join(LEVELS)}, got {levels!r}")
+            table.levels = levels
         table._needs_newline = complete_end == 0  # a header alone, without its newline
         torn_at: int | None = None
         for n, raw in enumerate(lines[1:], 2):
@@ -718,6 +769,8 @@ class LatencyTable:
             table._take(record, n)
             if is_tail:
                 table._needs_newline = True
+        if table._fits_levels:
+            table.refit()
         return table, torn_at
 
     @classmethod
@@ -740,7 +793,8 @@ class LatencyTable:
             model_protocol = TimingProtocol(**header["model_protocol"])
             return cls(path, fp, protocol, header.get("created"), model_protocol=model_protocol,
                        form=header["form"], timing=header.get("timing", "isolated"),
-                       estimator=header.get("estimator", OLD_TABLES_ESTIMATOR))
+                       estimator=header.get("estimator", OLD_TABLES_ESTIMATOR),
+                       levels=header.get("levels", OLD_TABLES_LEVELS))
         except KeyError as e:
             raise bad(f"the header lacks {e}") from None
         except (TypeError, ValueError) as e:
@@ -754,6 +808,13 @@ class LatencyTable:
                                  p90_ms=fields.number(record, "p90_ms", at_least=0), mean_ms=fields.number(record, "mean_ms", at_least=0),
                                  cv=fields.number(record, "cv"), runs=fields.count(record, "runs"),
                                  warmup_runs=fields.count(record, "warmup_runs"), label=record.get("label"))
+                if self._fits_levels:  # fitted once every record is read (_refit)
+                    self._records.append(Record(str(record.get("model", f"line {n}")), entry.key, entry.median_ms,
+                                                _timed_at(record)))
+                    self._first.setdefault(entry.key, entry)
+                    if isinstance(record.get("model"), str):
+                        self.samples_by_model.add(record["model"])
+                    return
                 entry = _at_table_level(entry, _timed_at(record))
                 if self.timing == "in_context":
                     self._take_sample(entry)

@@ -179,6 +179,8 @@ def _build_in_context(path: str | Path, backend: Backend, sources: Sequence[Buil
             models_measured += 1
         if on_progress is not None:
             on_progress(i + 1, len(todo), f"model {s.name}")
+    if todo:
+        table.refit()  # every model's level against all the others' rows, not only the earlier ones'
     if table.models and not table.fit_is_current:
         table.save_fit()
     measured = [k for k in keys if k not in had and k in table.entries]

@@ -283,7 +283,7 @@ def test_a_key_seen_in_several_models_gets_the_estimate_over_them(tmp_path) -> N
     from profiles.lut import RowRef
 
     path = tmp_path / "t.lut"
-    table = LatencyTable.open(path, TorchBackend(), form="train", timing="in_context")
+    table = LatencyTable.open(path, TorchBackend(), form="train", timing="in_context", levels="none")
     for name, ms in (("a", 1.0), ("b", 9.0), ("c", 2.0)):
         table.add_in_context(name, [RowRef("k", label="row k")], [ms])
     assert table.entries["k"].median_ms == 2.0
@@ -295,13 +295,14 @@ def test_a_key_seen_in_several_models_gets_the_estimate_over_them(tmp_path) -> N
 
 
 def test_show_checks_an_in_context_table_against_its_rows_now_and_warns_when_they_disagree(tmp_path, capsys) -> None:
-    """An in-context table's entries move as models are timed after a calibration model: its check (and
+    """An in-context table's entries move as models are timed after a calibration model (levels "none": a
+    slower stretch moves them; test_lut_levels has the per-model levels that take it out): its check (and
     `zoo lut show`) takes the row sums a prediction takes now, not the ones kept at the model's moment, and a
     table off its own models by more than CHECK_WARN says so."""
     from profiles.lut import CHECK_WARN, RowRef, summarize_table
 
     path = tmp_path / "t.lut"
-    table = LatencyTable.open(path, TorchBackend(), form="train", timing="in_context")
+    table = LatencyTable.open(path, TorchBackend(), form="train", timing="in_context", levels="none")
     refs = [RowRef("a", label="row a"), RowRef("b", label="row b")]
     table.add_in_context("m", refs, [4.0, 6.0])
     rec = table.add_model("m", ["a", "b"], _stats(10.0))  # timed whole at the rows' moment: they add up

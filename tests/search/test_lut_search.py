@@ -247,11 +247,12 @@ def test_table_pricer_is_a_lookup_per_row_after_the_first_sight(table) -> None:
 
 def test_table_pricer_follows_entries_that_in_context_rows_move(tmp_path) -> None:
     """An in-context table re-estimates an entry each time a model with that row is timed (a search appends
-    the rows a candidate lacks): the pricer's lookups then answer what the table predicts now."""
+    the rows a candidate lacks): the pricer's lookups then answer what the table predicts now. (Levels "none":
+    models that differ only in their level move no entry of a per-model table.)"""
     from profiles.lut import RowRef, plan_refs
 
     path = tmp_path / "ic.lut"
-    lut = LatencyTable.open(path, get_backend("torch"), form="train", timing="in_context")
+    lut = LatencyTable.open(path, get_backend("torch"), form="train", timing="in_context", levels="none")
     plan = build_space(load_config(TINY)).plan({}, imgsz=64)
     refs = plan_refs(plan)
     lut.add_in_context("first", refs, [1.0] * len(refs))

@@ -47,6 +47,17 @@ def load_case(path: str, key: dict[str, Any]) -> dict[str, Any]:
             "key": {k: case.get(k) for k in key}}
 
 
+def pooled(measured: list[list[float]]) -> tuple[list[dict[str, Any]], list[float]]:
+    """Every pair of sessions (the later against the earlier, level_free), and each candidate's geometric mean
+    over the sessions, each session first brought to the first one's level (its pair with the first)."""
+    pairs = [{"a": i, "b": j, **level_free(measured[j], measured[i])}
+             for i, j in itertools.combinations(range(len(measured)), 2)]
+    levels = [1.0] + [p["level"] for p in pairs if p["a"] == 0]
+    together = [math.exp(statistics.fmean(math.log(m[i] / lv) for m, lv in zip(measured, levels)))
+                for i in range(len(measured[0]))]
+    return pairs, together
+
+
 def sessions(paths: list[str], key: dict[str, Any]) -> dict[str, Any]:
     """The records joined: pairs of sessions, and the table against each and against all."""
     got = [load_case(p, key) for p in paths]
@@ -60,12 +71,7 @@ def sessions(paths: list[str], key: dict[str, Any]) -> dict[str, Any]:
     moved = max(abs(p["predicted_ms"] / q - 1) for g in got[1:] for p, q in zip(g["points"], predicted)) \
         if len(got) > 1 else 0.0
     measured = [[p["measured_ms"] for p in g["points"]] for g in got]
-    pairs = [{"a": i, "b": j, **level_free(measured[j], measured[i])}
-             for i, j in itertools.combinations(range(len(got)), 2)]
-    # each session at the first one's level (its pair with the first), then each candidate's geometric mean
-    levels = [1.0] + [p["level"] for p in pairs if p["a"] == 0]
-    together = [math.exp(statistics.fmean(math.log(m[i] / lv) for m, lv in zip(measured, levels)))
-                for i in range(len(predicted))]
+    pairs, together = pooled(measured)
     return {
         "key": got[0]["key"], "candidates": len(predicted), "predictions_differ_by": moved,
         "checked_by_rows": all("rows" in p for g in got for p in g["points"]),

@@ -51,6 +51,10 @@ def print_summary(s: TableSummary, fmt: str = "table") -> None:
         t.add_row(f"  {k}", ", ".join(map(str, v)) if isinstance(v, list) else str(v))
     t.add_row("form", s.form)
     t.add_row("rows timed", s.timing.replace("_", " "))
+    if s.timing == "in_context":
+        t.add_row("levels", "per model: each model's level fitted and divided out" + (
+            f" (5th-95th percentile {s.level_range[0]:.3f}-{s.level_range[1]:.3f})" if s.level_range else "")
+            if s.levels == "per_model" else "none: entries as timed")
     t.add_row("row protocol", _protocol(s.protocol.as_dict()))
     t.add_row("model protocol", _protocol(s.model_protocol.as_dict()))
     t.add_row("created", str(s.created))

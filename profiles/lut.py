@@ -996,6 +996,8 @@ class ModelCheck:
     predicted_ms: float
     cv: float
     in_fit: bool
+    level: float = 1.0  # the device's level while its rows were timed (levels per_model; else 1): the check
+    # takes the model at its own moment, so it says whether rows add up, not how far the device moved
 
     @property
     def error(self) -> float:
@@ -1029,6 +1031,8 @@ class TableSummary:
     anchor: Anchor | None = None  # the latest; the models' check above is before it (their build-time speed)
     check_error: float | None = None  # the median |error| of `models` (None without any): an isolated table's
     # fit residuals; an in-context table's check (no fit: rows add up)
+    levels: str = "none"
+    level_range: tuple[float, float] | None = None  # levels per_model: the models' 5th and 95th percentile
 
     @property
     def build_seconds(self) -> float:
@@ -1058,11 +1062,13 @@ class TableSummary:
             "calibration": None if cal is None else {"method": cal.method, "a": cal.a, "b": cal.b,
                                                      "models": list(cal.models), "current": self.fit_is_current},
             "models": [{"name": m.name, "rows": m.rows, "row_sum_ms": m.row_sum_ms, "measured_ms": m.measured_ms,
-                        "predicted_ms": m.predicted_ms, "error": m.error, "cv": m.cv, "in_fit": m.in_fit}
+                        "predicted_ms": m.predicted_ms, "error": m.error, "cv": m.cv, "in_fit": m.in_fit,
+                        "level": m.level}
                        for m in self.models],
             "builds": [{"finished": b.finished, "seconds": b.seconds, "rows": b.rows, "models": b.models,
                         "sources": len(b.sources)} for b in self.builds],
             "build_seconds": self.build_seconds, "check_error": self.check_error, "warnings": list(self.warnings),
+            "levels": self.levels, "level_range": None if self.level_range is None else list(self.level_range),
             "anchor": None if self.anchor is None else self.anchor.as_dict(),
         }
 
@@ -1078,7 +1084,10 @@ def summarize_table(table: LatencyTable) -> TableSummary:
     checks = []
     for m in table.models.values():
         row_sum = table.model_row_sum(m)
-        checks.append(ModelCheck(m.name, len(m.keys), row_sum, m.median_ms, cal.predict(row_sum), m.cv, m.name in fitted))
+        level = table.model_levels.get(m.name, 1.0)
+        checks.append(ModelCheck(m.name, len(m.keys), row_sum, m.median_ms, cal.predict(row_sum) * level, m.cv,
+                                 m.name in fitted, level))
+    levels = list(table.model_levels.values())
     models = tuple(checks)
     try:
         size = table.path.stat().st_size
@@ -1089,7 +1098,8 @@ def summarize_table(table: LatencyTable) -> TableSummary:
                         tuple(sorted(by_module.items(), key=lambda kv: (-kv[1], kv[0]))),
                         (ms[0], ms[len(ms) // 2], ms[-1]) if ms else None, models, table.calibration,
                         table.fit_is_current, tuple(table.builds), table.timing, table.anchor,
-                        float(np.median([abs(m.error) for m in models])) if models else None)
+                        float(np.median([abs(m.error) for m in models])) if models else None, table.levels,
+                        (float(np.percentile(levels, 5)), float(np.percentile(levels, 95))) if levels else None)
 
 
 def _key_module(key: str) -> str:

@@ -15,9 +15,12 @@ The expected level of a model is the anchor factor in force when it was timed (1
 the levels are scaled so that their median ratio to it is 1: the table stays at its build's typical speed,
 and models a search appends under an anchor do not move it.
 
-Measured on the tables kept from issue 18's sessions (bench/results/lut_levels.md): the models' levels
-spread by 2.6-5.8% (sd), and the fitted entries rank the recorded candidates better in every one of the
-sessions (Kendall tau +0.003 to +0.035) with within-10% unchanged.
+Measured on the four tables kept from issue 18's sessions (bench/results/lut_levels.md, nothing re-timed): the
+models' levels spread by 2.8-6.1% (sd; 5th-95th percentile as wide as 0.890-1.085), and the fitted entries
+rank the recorded candidates better in 14 of 15 table-session pairs (Kendall tau +0.005 to +0.034, the other
++0.000) and every table against its sessions pooled (+0.011 to +0.028); within 10% stays 99-100% either way. A
+fresh yolov8s table built with them and judged at once: 100% within 10%, tau 0.939, where the same records
+read without them gave 0.913 (bench/results/lut_accuracy_torch320_yolov8s_fresh_levels.md).
 """
 from __future__ import annotations
 

@@ -191,13 +191,16 @@ def test_cli_show_prints_fingerprint_coverage_and_calibration(tmp_path, tiny_yam
     assert data["rows"] == len(table.entries) and sum(data["rows_by_module"].values()) == data["rows"]
     assert set(data["rows_by_module"]) == {"Conv", "C3", "SPPF", "Detect"}
     assert len(data["models"]) == 3 and data["calibration"]["current"] is True
-    for m in data["models"]:
+    assert data["levels"] == "per_model" and len(data["level_range"]) == 2
+    for m in data["models"]:  # each at the level its rows were timed at (profiles.lutlevels)
         cal = table.calibration
-        assert m["predicted_ms"] == pytest.approx(cal.a * m["row_sum_ms"] + cal.b)
+        assert m["level"] == table.model_levels[m["name"]]
+        assert m["predicted_ms"] == pytest.approx((cal.a * m["row_sum_ms"] + cal.b) * m["level"])
         assert m["error"] == pytest.approx((m["predicted_ms"] - m["measured_ms"]) / m["measured_ms"])
     assert cli.main(["lut", "show", str(out)]) == 0
     text = capsys.readouterr().out
     assert "cpu_model" in text and "calibration: total = row sum" in text and "by module" in text
+    assert "per model: each model's level fitted and divided out" in text
     assert "3 models a check, no fit" in " ".join(text.split())  # torch tables time rows in context
 
 

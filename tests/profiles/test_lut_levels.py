@@ -137,7 +137,11 @@ def test_a_slower_stretch_of_a_build_moves_no_entry_of_a_per_model_table(tmp_pat
         {k: e.median_ms for k, e in again.entries.items()})
     none = LatencyTable.load(path, levels="none")  # the same records, plain medians: the slow stretch wins
     assert [none.entries[k].median_ms for k in "abc"] == pytest.approx([4.8, 7.2, 2.4])
-    assert summarize_table(again).models[0].predicted_ms == pytest.approx(14.4)
+    summary = summarize_table(again)  # the check takes the model at its own level: its rows add up
+    assert summary.models[0].level == pytest.approx(1 / 1.2) and summary.models[0].predicted_ms == pytest.approx(12.0)
+    assert summary.check_error == pytest.approx(0.0, abs=1e-12) and not summary.warnings
+    assert summary.levels == "per_model" and summary.level_range == pytest.approx((0.85, 1.0))  # of 1/1.2, 1, 1
+    assert summarize_table(none).check_error == pytest.approx(0.2)  # plain medians: the slow stretch is the error
 
 
 def test_levels_are_fitted_with_the_tables_estimator(tmp_path) -> None:

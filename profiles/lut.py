@@ -81,6 +81,7 @@ OLD_TABLES_ESTIMATOR = "median"  # a header without "estimator" predates the set
 LEVELS = ("per_model", "none")
 DEFAULT_LEVELS = "per_model"  # bench/results/lut_levels.md: ranks better in every recorded session
 OLD_TABLES_LEVELS = "none"  # a header without "levels" predates the setting: read as it was built
+GAUGE_SLACK = 0.002  # how far the models' median level may stray from 1 before a growing table is rescaled
 MakeRow = Callable[[str], "tuple[nn.Module, Inputs]"]  # key -> the row's module and its example inputs
 
 
@@ -300,6 +301,7 @@ class LatencyTable:
         self.model_levels: dict[str, float] = {}  # levels per_model: each model's fitted level
         self._records: list[Record] = []  # levels per_model: every in-context row record as timed
         self._first: dict[str, LutEntry] = {}  # levels per_model: each key's first record (label, runs)
+        self._expected: dict[str, float] = {}  # levels per_model: the anchor each model was timed under
         self.samples: dict[str, list[LutEntry]] = {}  # in_context: every model's record of a key
         self.samples_by_model: set[str] = set()  # in_context: the models whose rows are recorded
         self.path = path
@@ -563,6 +565,9 @@ class LatencyTable:
                 self._records.append(Record(model_name, ref.key, float(ms), expected))
                 self._first.setdefault(ref.key, e)
             self._take_sample(_at_table_level(e, factor))
+        if self._fits_levels:
+            self._expected[model_name] = expected
+            self._keep_gauge()
         self.samples_by_model.add(model_name)
         self._write("a", ("\n" if self._needs_newline else "") + "\n".join(lines) + "\n")
         self._needs_newline = False
@@ -578,6 +583,7 @@ class LatencyTable:
             return
         fit = fit_levels(self._records, self.estimator)
         self.model_levels = dict(fit.levels)
+        self._expected = {r.model: r.expected for r in self._records}
         self.samples = {}
         for r in self._records:
             first = self._first[r.key]
@@ -586,6 +592,22 @@ class LatencyTable:
         for key, ms in fit.entries.items():
             first = self._first[key]
             self.entries[key] = LutEntry(key, ms, ms, ms, 0.0, first.runs, first.warmup_runs, first.label)
+        self.revision += 1
+
+    def _keep_gauge(self) -> None:
+        """Levels per_model: the models' median level (against the anchor each was timed under) kept at 1 as
+        models are appended, as a reload's fit keeps it. Without this a growing table (a search's own, built
+        as it goes) stays at the level of its first few models: a search whose first models ran 10% fast
+        priced every later candidate 10% low, and none it chose met the budget when re-measured."""
+        g = float(np.median([v / self._expected.get(m, 1.0) for m, v in self.model_levels.items()]))
+        if abs(g - 1.0) <= GAUGE_SLACK:
+            return
+        self.model_levels = {m: v / g for m, v in self.model_levels.items()}
+        self.samples = {k: [replace(x, median_ms=x.median_ms * g, p90_ms=x.p90_ms * g, mean_ms=x.mean_ms * g)
+                            for x in same] for k, same in self.samples.items()}
+        for k in self.samples:
+            e = self.entries[k]
+            self.entries[k] = replace(e, median_ms=e.median_ms * g, p90_ms=e.p90_ms * g, mean_ms=e.mean_ms * g)
         self.revision += 1
 
     def _take_sample(self, e: LutEntry) -> None:

@@ -112,36 +112,53 @@ def _stats(ms: float) -> LatencyStats:
                         loadavg=None)
 
 
-def test_a_slower_stretch_of_a_build_moves_no_entry_of_a_per_model_table(tmp_path) -> None:
+def test_a_slower_stretch_of_a_build_leaves_every_entry_at_one_level(tmp_path) -> None:
     """The scenario of test_lut_build's show-check test with the default levels: the device runs 20% slower
-    after the first model; the entries stay at the first moment's, the check finds the table on its model,
-    and the file reloaded (and refitted) says the same."""
+    after the first model, which alone holds row d. Plain medians price a, b, c slow and d fast; per-model
+    levels bring d to the same level (the models' median, where a reload's fit puts it, in memory too), the
+    check finds the table on its model at that model's level, and the file reloaded says the same."""
     assert DEFAULT_LEVELS == "per_model"
     path = tmp_path / "t.lut"
     table = LatencyTable.open(path, TorchBackend(), form="train", timing="in_context")
     refs = [RowRef("a", label="row a"), RowRef("b", label="row b"), RowRef("c", label="row c")]
-    table.add_in_context("m", refs, [4.0, 6.0, 2.0])
-    table.add_model("m", ["a", "b", "c"], _stats(12.0))
+    table.add_in_context("m", [*refs, RowRef("d")], [4.0, 6.0, 2.0, 1.0])
+    table.add_model("m", ["a", "b", "c", "d"], _stats(13.0))
     for name in ("later 1", "later 2"):
         table.add_in_context(name, refs, [4.8, 7.2, 2.4])
-    assert [table.entries[k].median_ms for k in "abc"] == pytest.approx([4.0, 6.0, 2.0])
-    assert table.model_levels["later 1"] == pytest.approx(1.2)
+    assert [table.entries[k].median_ms for k in "abcd"] == pytest.approx([4.8, 7.2, 2.4, 1.2])
+    assert table.model_levels["m"] == pytest.approx(1 / 1.2) and table.model_levels["later 1"] == pytest.approx(1.0)
     again = LatencyTable.load(path)
     assert again.levels == "per_model" and json.loads(path.read_text().splitlines()[0])["levels"] == "per_model"
-    level = again.model_levels["m"]  # the gauge: the median model ran x1.2 of the first
-    assert level == pytest.approx(1 / 1.2) and again.model_levels["later 2"] == pytest.approx(1.0)
-    assert [again.entries[k].median_ms for k in "abc"] == pytest.approx([4.8, 7.2, 2.4])
+    assert again.model_levels == pytest.approx(table.model_levels)
+    assert [again.entries[k].median_ms for k in "abcd"] == pytest.approx([4.8, 7.2, 2.4, 1.2])
     assert again.entries["a"].label == "row a"
     table.refit()
     assert {k: e.median_ms for k, e in table.entries.items()} == pytest.approx(
         {k: e.median_ms for k, e in again.entries.items()})
-    none = LatencyTable.load(path, levels="none")  # the same records, plain medians: the slow stretch wins
-    assert [none.entries[k].median_ms for k in "abc"] == pytest.approx([4.8, 7.2, 2.4])
+    none = LatencyTable.load(path, levels="none")  # the same records, plain medians: d keeps its fast minute
+    assert [none.entries[k].median_ms for k in "abcd"] == pytest.approx([4.8, 7.2, 2.4, 1.0])
     summary = summarize_table(again)  # the check takes the model at its own level: its rows add up
-    assert summary.models[0].level == pytest.approx(1 / 1.2) and summary.models[0].predicted_ms == pytest.approx(12.0)
+    assert summary.models[0].level == pytest.approx(1 / 1.2) and summary.models[0].predicted_ms == pytest.approx(13.0)
     assert summary.check_error == pytest.approx(0.0, abs=1e-12) and not summary.warnings
     assert summary.levels == "per_model" and summary.level_range == pytest.approx((0.85, 1.0))  # of 1/1.2, 1, 1
-    assert summarize_table(none).check_error == pytest.approx(0.2)  # plain medians: the slow stretch is the error
+    assert summarize_table(none).check_error == pytest.approx(15.4 / 13.0 - 1)  # the slow stretch is the error
+
+
+def test_a_growing_table_follows_the_models_median_level_not_its_first_models(tmp_path) -> None:
+    """A search's own table grows one candidate at a time. Its first model ran 10% fast; the next nine at the
+    device's usual speed, each with a row of its own. The entries sit at the usual speed (the models' median),
+    in memory as after a reload, and the first model's own row is brought there too."""
+    path = tmp_path / "t.lut"
+    table = LatencyTable.open(path, TorchBackend(), form="train", timing="in_context")
+    common = [RowRef(k) for k in ("a", "b", "c")]
+    cost = [5.0, 3.0, 2.0]
+    table.add_in_context("first", [*common, RowRef("own 0")], [0.9 * c for c in [*cost, 1.0]])
+    for i in range(1, 10):
+        table.add_in_context(f"m{i}", [*common, RowRef(f"own {i}")], [*cost, 1.0])
+    got = [table.entries[k].median_ms for k in ("a", "b", "c", "own 0", "own 5")]
+    assert got == pytest.approx([*cost, 1.0, 1.0], rel=0.003)
+    again = LatencyTable.load(path)
+    assert [again.entries[k].median_ms for k in ("a", "b", "c", "own 0", "own 5")] == pytest.approx(got, rel=0.003)
 
 
 def test_levels_are_fitted_with_the_tables_estimator(tmp_path) -> None:

@@ -10,10 +10,10 @@ scaling that meets B when measured (the fair comparison: measured, not predicted
 speed by up to ~25% between minutes (bench/results/machine_drift.md), so B is judged twice: as given to
 the search, and as 80% of the config measured in the same rounds as best.yaml (B now), the definition of
 B on the machine as it runs at the check.
-Writes bench/results/auto_search.{json,md}; `--quick` (a few trials, a coarse budget) writes to a
+Writes bench/results/auto_search.{json,md} (`--tag T`: auto_search_T.*); `--quick` (a few trials, a coarse budget) writes to a
 temporary folder. Run it alone on a quiet machine.
 Usage: python bench/auto_search.py [--quick] [--config yolov5s] [--imgsz 320] [--trials 2000] [--share 0.8]
-       [--rounds 3]
+       [--rounds 3] [--tag T]
 """
 from __future__ import annotations
 
@@ -79,6 +79,7 @@ def main() -> None:
     ap.add_argument("--share", type=float, default=0.8, help="B as a share of the config's measured median")
     ap.add_argument("--runs", type=int, default=30, help="timed runs of each whole-model measurement")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the final measurements")
+    ap.add_argument("--tag", default="", help="written as auto_search_TAG.{json,md} (a run kept beside the last)")
     a = ap.parse_args()
     if a.quick:
         a.trials, a.runs, a.rounds = min(a.trials, 30), min(a.runs, 5), min(a.rounds, 2)
@@ -149,15 +150,16 @@ def main() -> None:
             f"as best.yaml and the scalings ({', '.join(f'{x:.2f}' for x in timed[0])} ms). "
             "A model's figure is the median of its rounds.")
     results.mkdir(parents=True, exist_ok=True)
-    (results / "auto_search.json").write_text(json.dumps(
+    name = f"auto_search{'_' + a.tag if a.tag else ''}"
+    (results / f"{name}.json").write_text(json.dumps(
         {"quick": a.quick, "machine": machine(), "command": cmd, "wall_s": wall, "config_ms": base_ms,
          "budget_ms": budget, "config_rounds_ms": base_rounds, "config_now_rounds_ms": timed[0], "budget_now_ms": budget_now, "best": best,
          "best_remeasured_ms": best_ms, "best_rounds_ms": best_rounds, "uniform": scalings,
          "beats": beats(top_uniform), "beats_now": beats(top_now),
          "stderr_tail": done.stderr[-2000:], "report": report}, indent=2, default=str) + "\n")
-    (results / "auto_search.md").write_text(text + "\n")
+    (results / f"{name}.md").write_text(text + "\n")
     print(text)
-    print(f"wrote {results / 'auto_search.json'} and .md")
+    print(f"wrote {results / name}.json and .md")
 
 
 if __name__ == "__main__":

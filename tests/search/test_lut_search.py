@@ -222,6 +222,36 @@ def test_hybrid_goes_down_the_ranking_until_one_truly_meets_the_budget(tmp_path,
     assert order[9:] == [3] * 3
 
 
+def test_none_meeting_the_budget_names_the_nearest_and_how_to_keep_it(tmp_path, table, tiny_yaml, monkeypatch,
+                                                                      capsys) -> None:
+    """Every re-measured candidate over the budget (a machine slower at the check than when the budget was
+    chosen): exit 1, the error names the nearest one against the base timed beside it, and the note's
+    export command writes it."""
+    timed: list = []
+    real = MeasuredLatency.price
+
+    def slow(self, plan, budget_ms, *, full=False, runs_factor=1):
+        stats, screened = real(self, plan, budget_ms, full=full, runs_factor=runs_factor)
+        if not any(seen is plan for seen in timed):
+            timed.append(plan)
+        from dataclasses import replace
+        return replace(stats, median_ms=3000.0 if timed[0] is plan else 6000.0), screened
+
+    monkeypatch.setattr(MeasuredLatency, "price", slow)
+    out, storage = tmp_path / "out", str(tmp_path / "j.log")
+    assert cli.main(["search", str(tiny_yaml), "--budget-ms", "1000", "--latency", "hybrid", "--lut", str(table),
+                     "--trials", "6", "-o", str(out), "--storage", storage, "--study-name", "s", *CLI_FAST]) == 1
+    err = capsys.readouterr().err
+    report = json.loads((out / "report.json").read_text())
+    first = report["remeasured"][0]
+    assert first["latency_ms"]["median"] == 3000.0 and not (out / "best.yaml").exists()
+    assert f"nearest re-measured: trial {first['trial']} at 3000.00 ms, 0.50 of the base timed beside it" in err
+    command = next(line for line in err.splitlines() if "zoo export" in line).split("anyway: ", 1)[1].split()
+    assert command[:2] == ["zoo", "export"] and command[command.index("--trial") + 1] == str(first["trial"])
+    kept = tmp_path / "kept.yaml"
+    assert cli.main([*command[1:-1], str(kept)]) == 0 and kept.exists()
+
+
 def test_measure_options_are_checked() -> None:
     with pytest.raises(OptionError, match="needs a latency table"):
         Measure(latency="lut")

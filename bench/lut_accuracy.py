@@ -316,14 +316,20 @@ def measured_twice(memo: tuple[Any, ...], plans: list, backend: Any, ch: int, im
         seconds: list[float] = []
         if rounds > 1:
             got = measure_rounds(plans, backend, ch, imgsz, rounds, seconds)
-            judged, even, odd = ([statistics.median(g[k]) for g in got] for k in (slice(None), slice(0, None, 2),
-                                                                                   slice(1, None, 2)))
+            judged, even, odd = split_rounds(got)
             MEASURED[memo] = (judged, even, odd if remeasure else None, seconds, got)
         else:
             first = measure_all(plans, backend, ch, imgsz, protocol, seconds)
             again = measure_all(plans, backend, ch, imgsz, protocol, []) if remeasure else None
             MEASURED[memo] = (first, first, again, seconds, None)
     return MEASURED[memo]
+
+
+def split_rounds(got: list[list[float]]) -> tuple[list[float], list[float], list[float]]:
+    """Each model's median over all its rounds (the figure judged), over the even rounds and over the odd
+    ones (the two measurements whose agreement is the floor)."""
+    return tuple([statistics.median(g[k]) for g in got]  # type: ignore[return-value]
+                 for k in (slice(None), slice(0, None, 2), slice(1, None, 2)))
 
 
 ROUND_PROTOCOL = TimingProtocol(runs=10, warmup_runs=2, warmup_s=0.1)  # one candidate's turn in a round

@@ -23,13 +23,12 @@ import os
 import statistics
 import sys
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _search_common import RESULTS, machine, md_table  # noqa: E402
-from lut_accuracy import agreement, judged, measure_rounds  # noqa: E402
+from lut_accuracy import agreement, judged, measure_rounds, split_rounds, three  # noqa: E402
 from profiles.backends import get_backend  # noqa: E402
 from profiles.lut import LatencyTable, plan_refs, predict_plan  # noqa: E402
 from profiles.lutanchor import ANCHOR_ROUNDS, measure_anchor  # noqa: E402
@@ -69,7 +68,6 @@ def main() -> None:
         plans.append(plan)
         missing.append(lacks)
     print(file=sys.stderr)
-    table.anchor = None
     predicted = [(p := predict_plan(table, plan)).total_ms / p.anchor for plan in plans]
     sources = anchor_sources(table, [a.space], imgsz=a.imgsz, samples=a.anchor)
     anchor = measure_anchor(table, sources)
@@ -82,9 +80,7 @@ def main() -> None:
     got = measure_rounds(plans + level_plans, backend, chans.pop(), a.imgsz, a.rounds, seconds)
     after = measure_anchor(table, sources)
     n = len(plans)
-    measured = [statistics.median(g) for g in got[:n]]
-    even = [statistics.median(g[0::2]) for g in got[:n]]
-    odd = [statistics.median(g[1::2]) for g in got[:n]]
+    measured, even, odd = split_rounds(got[:n])
     level_pred = [p.total_ms / p.anchor for p in (predict_plan(table, lp) for lp in level_plans)]
     ratios = [statistics.median(g) / p for g, p in zip(got[n:], level_pred)]
     in_rounds = statistics.median(ratios)
@@ -103,9 +99,6 @@ def main() -> None:
               "floor": agreement(odd, even), "measure_s": sum(seconds), "load": [load0, load1], "machine": machine()}
     name = f"lut_foreign{'_' + a.tag if a.tag else ''}"
     (RESULTS / f"{name}.json").write_text(json.dumps(record, indent=1))
-
-    def three(r: dict[str, Any]) -> str:
-        return f"{r['within_5']:.0%} / {r['within_10']:.0%} / {r['kendall_tau']:.3f}"
 
     rows = [[c["config"], c["missing_rows"], f"{c['predicted_ms']:.2f}", f"{c['measured_ms']:.2f}",
              f"{c['error']:+.1%}", f"{c['anchored_error']:+.1%}", f"{c['in_rounds_error']:+.1%}",

@@ -155,11 +155,11 @@ def search_run(args: argparse.Namespace) -> int:
     if result.interrupted:
         note("interrupted: exported the best so far; run the same command to resume")
     if result.best is None:
+        nearest = nearest_remeasured(result)
         lat = f"{result.base.latency_ms['median']:.2f} ms" if result.base and result.base.latency_ms else "?"
         error(f"no candidate meets the budget {budget_text(budget)} after re-measurement "
               f"({result.n_feasible} feasible in the search, {result.n_trials} trials; base: {lat}"
-              f"{closest_text(result.closest)}{nearest_text(result)}); relax the budget or widen the space")
-        nearest = nearest_remeasured(result)
+              f"{closest_text(result.closest)}{nearest_text(nearest, result.base)}); relax the budget or widen the space")
         if nearest is not None:
             note(f"to keep trial {nearest.trial} anyway: zoo export --storage {result.storage} --study-name "
                  f"{result.study_name} --trial {nearest.trial} -o best.yaml")
@@ -271,15 +271,14 @@ def nearest_remeasured(result: Any) -> Any:
     return min(timed, key=lambda c: c.latency_ms["median"]) if timed else None
 
 
-def nearest_text(result: Any) -> str:
+def nearest_text(c: Any, base_candidate: Any) -> str:
     """`; nearest re-measured: trial 12 at 44.05 ms, 0.69 of the base timed beside it`: on a machine slower
     at the check than when the budget was chosen, the search's picks can miss an absolute budget while
     standing where they should against the base measured in the same rounds."""
-    c = nearest_remeasured(result)
     if c is None:
         return ""
     ms = c.latency_ms["median"]
-    base = result.base.latency_ms["median"] if result.base is not None and result.base.latency_ms else None
+    base = base_candidate.latency_ms["median"] if base_candidate is not None and base_candidate.latency_ms else None
     beside = f", {ms / base:.2f} of the base timed beside it" if base else ""
     return f"; nearest re-measured: trial {c.trial} at {ms:.2f} ms{beside}"
 
